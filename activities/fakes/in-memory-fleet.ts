@@ -1,0 +1,150 @@
+import type { HttpVerification } from '../../spec/rollout';
+import type {
+  ActivityDeps,
+  CommandResult,
+  HostExecutor,
+  ProbeResult,
+  ServerTraffic,
+  TrafficProvider,
+  Verifier,
+} from '../ports';
+
+export type FleetEvent =
+  | { readonly server: string; readonly action: 'detach' | 'attach' | 'drain-check' | 'probe' }
+  | { readonly server: string; readonly action: 'upgrade'; readonly version: string };
+
+export interface InMemoryFleetOptions {
+  /** Requests in flight on a server when it is detached; each drain check sees one fewer. */
+  readonly inFlightOnDetach?: number;
+  /** Versions whose servers answer health checks with 500. */
+  readonly brokenVersions?: readonly string[];
+  /** Upgrades that always fail: server name -> the version its upgrade fails for. */
+  readonly failingUpgrades?: Readonly<Record<string, string>>;
+  /** Simulated duration of each step, for benchmarks. */
+  readonly upgradeMs?: number;
+}
+
+interface FakeServer {
+  version: string;
+  ready: boolean;
+  inFlight: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A fleet and its load balancer in memory, for tests of workflow logic: it records every action per server and
+ * the most servers ever out of rotation at once. Real HAProxy and real processes are tested elsewhere.
+ */
+export class InMemoryFleet {
+  readonly events: FleetEvent[] = [];
+  maxOut = 0;
+  private readonly servers = new Map<string, FakeServer>();
+  private readonly byAddress = new Map<string, string>();
+
+  constructor(
+    names: readonly string[],
+    version: string,
+    private readonly options: InMemoryFleetOptions = {},
+  ) {
+    names.forEach((name, i) => {
+      this.servers.set(name, { version, ready: true, inFlight: 0 });
+      this.byAddress.set(InMemoryFleet.address(i), name);
+    });
+  }
+
+  /** The address of the i-th server, as specs for this fleet should list it. */
+  static address(index: number): string {
+    return `10.0.0.${index + 1}:8080`;
+  }
+
+  version(name: string): string {
+    return this.get(name).version;
+  }
+
+  /** Each server's actions in order, consecutive repeats folded: ['detach', 'drain-check', 'upgrade:v2', ...]. */
+  timeline(name: string): string[] {
+    const steps = this.events
+      .filter((e) => e.server === name)
+      .map((e) => (e.action === 'upgrade' ? `upgrade:${e.version}` : e.action));
+    return steps.filter((step, i) => step !== steps[i - 1]);
+  }
+
+  deps(): ActivityDeps {
+    return { trafficFor: () => this.traffic, hosts: this.hosts, verifier: this.verifier };
+  }
+
+  private get(name: string): FakeServer {
+    const server = this.servers.get(name);
+    if (!server) throw new Error(`no server ${name}`);
+    return server;
+  }
+
+  private countOut(): void {
+    const out = [...this.servers.values()].filter((s) => !s.ready).length;
+    this.maxOut = Math.max(this.maxOut, out);
+  }
+
+  private readonly traffic: TrafficProvider = {
+    listServers: () => Promise.resolve([...this.servers.keys()]),
+    detach: (name) => {
+      const server = this.get(name);
+      if (server.ready) server.inFlight = this.options.inFlightOnDetach ?? 0;
+      server.ready = false;
+      this.events.push({ server: name, action: 'detach' });
+      this.countOut();
+      return Promise.resolve();
+    },
+    attach: (name) => {
+      this.get(name).ready = true;
+      this.events.push({ server: name, action: 'attach' });
+      return Promise.resolve();
+    },
+    traffic: (name): Promise<ServerTraffic> => {
+      const server = this.get(name);
+      this.events.push({ server: name, action: 'drain-check' });
+      const sessions = server.inFlight;
+      server.inFlight = Math.max(0, server.inFlight - 1);
+      return Promise.resolve({
+        status: server.ready ? 'UP' : 'DRAIN',
+        sessions,
+        queued: 0,
+        usedConnections: 0,
+        weight: 1,
+      });
+    },
+    setWeight: () => Promise.resolve(),
+  };
+
+  private readonly hosts: HostExecutor = {
+    run: async (argv): Promise<CommandResult> => {
+      const [, name = '', version = ''] = argv;
+      const server = this.get(name);
+      if (server.ready) throw new Error(`upgrade of ${name} while it still takes traffic`);
+      if (this.options.failingUpgrades?.[name] === version)
+        throw new Error(`upgrade of ${name} failed: disk full`);
+      if (this.options.upgradeMs) await sleep(this.options.upgradeMs);
+      server.version = version;
+      this.events.push({ server: name, action: 'upgrade', version });
+      return { stdout: '', stderr: '' };
+    },
+  };
+
+  private readonly verifier: Verifier = {
+    probe: (url: string, _check: HttpVerification): Promise<ProbeResult> => {
+      const name = this.byAddress.get(new URL(url).host);
+      if (!name) return Promise.resolve({ ok: false, problem: `no server at ${url}` });
+      const server = this.get(name);
+      this.events.push({ server: name, action: 'probe' });
+      if (this.options.brokenVersions?.includes(server.version)) {
+        return Promise.resolve({
+          ok: false,
+          status: 500,
+          version: server.version,
+          problem: `GET ${url} answered 500`,
+        });
+      }
+      return Promise.resolve({ ok: true, status: 200, version: server.version });
+    },
+  };
+}

@@ -1,0 +1,212 @@
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import type {
+  DrainPolicy,
+  FleetServer,
+  HaproxyLoadBalancer,
+  HttpVerification,
+  UpgradeCommand,
+} from '../spec/rollout';
+import { renderArgv } from './hosts/argv-template';
+import type { ActivityDeps, ServerTraffic } from './ports';
+
+/** Failure types the workflow reacts to; retrying them would not help. */
+export const failureTypes = {
+  preflight: 'PreflightFailed',
+  drainTimeout: 'DrainTimeout',
+  verification: 'VerificationFailed',
+  upgrade: 'UpgradeFailed',
+} as const;
+
+export interface ServerRef {
+  readonly loadBalancer: HaproxyLoadBalancer;
+  readonly server: string;
+}
+
+export interface DrainOutcome {
+  /** True when the server reached zero in-flight requests; false when the policy forced it on. */
+  readonly drained: boolean;
+  readonly waitedMs: number;
+  readonly remaining?: ServerTraffic;
+}
+
+export function healthUrl(server: FleetServer, check: HttpVerification): string {
+  return server.healthUrl ?? `http://${server.address}${check.path}`;
+}
+
+const isIdle = (t: ServerTraffic) => t.sessions === 0 && t.queued === 0 && t.usedConnections === 0;
+
+/** Limits concurrent probes of a large fleet. */
+async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const run = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  return results;
+}
+
+/**
+ * The activities of a fleet rollout. Each is a desired state ("web-3 is detached", "web-3 runs v2"), so a retry
+ * after a crash is harmless.
+ */
+export function createFleetActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Checks, before anything changes, that the load balancer answers, knows every server, and that each server
+     * answers its health check; returns the version each server runs now (what a rollback returns it to).
+     */
+    async preflightFleet(input: {
+      loadBalancer: HaproxyLoadBalancer;
+      servers: FleetServer[];
+      verify: HttpVerification;
+    }): Promise<Record<string, string>> {
+      const traffic = deps.trafficFor(input.loadBalancer);
+      let known: string[];
+      try {
+        known = await traffic.listServers();
+      } catch (error) {
+        throw ApplicationFailure.nonRetryable(
+          `load balancer ${input.loadBalancer.socket} (backend ${input.loadBalancer.backend}): ${(error as Error).message}`,
+          failureTypes.preflight,
+        );
+      }
+      const problems: string[] = [];
+      const unknown = input.servers.filter((s) => !known.includes(s.name)).map((s) => s.name);
+      if (unknown.length > 0) {
+        problems.push(
+          `backend ${input.loadBalancer.backend} has no server named ${unknown.join(', ')} (it has ${known.join(', ') || 'none'})`,
+        );
+      }
+      const versions: Record<string, string> = {};
+      const probes = await mapLimited(input.servers, 32, async (server) => ({
+        server,
+        result: await deps.verifier.probe(healthUrl(server, input.verify), input.verify),
+      }));
+      for (const { server, result } of probes) {
+        if (!result.ok || result.version === undefined) {
+          problems.push(`${server.name}: ${result.problem ?? 'reports no version'}`);
+        } else {
+          versions[server.name] = result.version;
+        }
+      }
+      if (problems.length > 0) {
+        throw ApplicationFailure.nonRetryable(
+          `the fleet is not ready for a rollout:\n${problems.join('\n')}`,
+          failureTypes.preflight,
+        );
+      }
+      return versions;
+    },
+
+    async detachServer(ref: ServerRef): Promise<void> {
+      await deps.trafficFor(ref.loadBalancer).detach(ref.server);
+    },
+
+    async attachServer(ref: ServerRef): Promise<void> {
+      await deps.trafficFor(ref.loadBalancer).attach(ref.server);
+    },
+
+    async setServerWeight(ref: ServerRef & { weight: number }): Promise<void> {
+      await deps.trafficFor(ref.loadBalancer).setWeight(ref.server, ref.weight);
+    },
+
+    /**
+     * Waits until a detached server has no request in flight, heartbeating. A retried attempt resumes the clock
+     * of the one before it, so a crash doesn't extend the drain timeout.
+     */
+    async drainServer(ref: ServerRef & { policy: DrainPolicy }): Promise<DrainOutcome> {
+      const ctx = Context.current();
+      const traffic = deps.trafficFor(ref.loadBalancer);
+      const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
+      const startedAt = resumed?.startedAt ?? Date.now();
+      let warned = false;
+      for (;;) {
+        const current = await traffic.traffic(ref.server);
+        const waitedMs = Date.now() - startedAt;
+        ctx.heartbeat({ startedAt, current });
+        if (isIdle(current)) return { drained: true, waitedMs };
+        if (waitedMs >= ref.policy.timeout) {
+          const left = `${current.sessions} sessions, ${current.queued} queued, ${current.usedConnections} connections`;
+          if (ref.policy.onTimeout === 'fail') {
+            throw ApplicationFailure.nonRetryable(
+              `${ref.server} did not drain within ${ref.policy.timeout} ms (${left} left)`,
+              failureTypes.drainTimeout,
+            );
+          }
+          if (ref.policy.onTimeout === 'force') {
+            log.warn('drain timed out; going on as the policy says', { server: ref.server, left });
+            return { drained: false, waitedMs, remaining: current };
+          }
+          if (!warned)
+            log.warn('drain timed out; still waiting as the policy says', { server: ref.server, left });
+          warned = true;
+        }
+        await ctx.sleep(ref.policy.pollInterval);
+      }
+    },
+
+    /** Moves one server to a version by running the inventory's upgrade command for it. */
+    async upgradeServer(input: {
+      server: FleetServer;
+      upgrade: UpgradeCommand;
+      version: string;
+    }): Promise<void> {
+      const ctx = Context.current();
+      const argv = renderArgv(input.upgrade.argv, input.server, input.version);
+      try {
+        await deps.hosts.run(argv, { timeoutMs: input.upgrade.timeout, signal: ctx.cancellationSignal });
+      } catch (error) {
+        // Retryable: a flaky command is retried by the workflow's upgrade profile before the server counts as failed.
+        throw ApplicationFailure.retryable(
+          `upgrade of ${input.server.name} to ${input.version}: ${(error as Error).message}`,
+          failureTypes.upgrade,
+        );
+      }
+    },
+
+    /** Checks the server itself until it passes N times in a row reporting the expected version. */
+    async verifyServer(input: {
+      server: FleetServer;
+      verify: HttpVerification;
+      version: string;
+    }): Promise<{ checks: number }> {
+      const ctx = Context.current();
+      const url = healthUrl(input.server, input.verify);
+      const deadline = Date.now() + input.verify.timeout;
+      let consecutive = 0;
+      let checks = 0;
+      let lastProblem = 'no check ran';
+      for (;;) {
+        const result = await deps.verifier.probe(url, input.verify, ctx.cancellationSignal);
+        checks++;
+        if (result.ok && result.version === input.version) {
+          consecutive++;
+          if (consecutive >= input.verify.passes) return { checks };
+        } else {
+          consecutive = 0;
+          lastProblem = result.ok
+            ? `reports version ${result.version ?? '(none)'}, expected ${input.version}`
+            : (result.problem ?? 'failed');
+        }
+        ctx.heartbeat({ checks, consecutive });
+        if (Date.now() >= deadline) {
+          throw ApplicationFailure.nonRetryable(
+            `${input.server.name} failed verification for ${input.version} after ${checks} checks: ${lastProblem}`,
+            failureTypes.verification,
+          );
+        }
+        await ctx.sleep(input.verify.interval);
+      }
+    },
+  };
+}
+
+export type FleetActivities = ReturnType<typeof createFleetActivities>;

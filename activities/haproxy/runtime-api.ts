@@ -1,0 +1,106 @@
+import { createConnection } from 'node:net';
+
+/** HAProxy answered a Runtime API command with an error (it has no status codes, only text). */
+export class HaproxyCommandError extends Error {
+  override readonly name = 'HaproxyCommandError';
+  constructor(
+    readonly command: string,
+    readonly response: string,
+  ) {
+    super(`HAProxy rejected "${command}": ${response.trim() || '(empty answer)'}`);
+  }
+}
+
+/** The admin socket could not be reached at all. */
+export class HaproxyUnreachableError extends Error {
+  override readonly name = 'HaproxyUnreachableError';
+}
+
+/**
+ * Answers HAProxy gives to a failed command. The Runtime API prints plain text (and, for some commands, nothing
+ * at all on success), so errors are recognised by their wording.
+ */
+const errorPatterns = [
+  /^No such (server|backend|frontend|table)/i,
+  /^Unknown command/i,
+  /^Require /i,
+  /^Permission denied/i,
+  /^Invalid /i,
+  /^.*: expects /i,
+  /^Cannot /i,
+  /^Unable to /i,
+  /^.*not found/i,
+  /^\[\d+\]: /,
+];
+
+export function isErrorAnswer(answer: string): boolean {
+  const first = answer.trim().split('\n')[0] ?? '';
+  return errorPatterns.some((pattern) => pattern.test(first));
+}
+
+/** A client of HAProxy's Runtime API over its unix socket, one command per connection (non-interactive mode). */
+export class HaproxyRuntimeApi {
+  constructor(
+    readonly socketPath: string,
+    private readonly timeoutMs = 5_000,
+  ) {}
+
+  /** Sends one command and returns HAProxy's whole answer. */
+  send(command: string): Promise<string> {
+    if (/[\n;]/.test(command))
+      throw new Error(`refusing a Runtime API command with a newline or ";": ${command}`);
+    return new Promise((resolve, reject) => {
+      const socket = createConnection(this.socketPath);
+      const chunks: Buffer[] = [];
+      socket.setTimeout(this.timeoutMs, () => {
+        socket.destroy(
+          new HaproxyUnreachableError(
+            `HAProxy socket ${this.socketPath} did not answer "${command}" within ${this.timeoutMs} ms`,
+          ),
+        );
+      });
+      socket.on('connect', () => socket.end(`${command}\n`));
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('error', (error: NodeJS.ErrnoException) => {
+        reject(
+          error instanceof HaproxyUnreachableError
+            ? error
+            : new HaproxyUnreachableError(
+                `HAProxy socket ${this.socketPath} is unreachable: ${error.code ?? error.message}`,
+              ),
+        );
+      });
+      socket.on('close', (hadError) => {
+        if (!hadError) resolve(Buffer.concat(chunks).toString('utf8'));
+      });
+    });
+  }
+
+  /** Sends a command that answers nothing (or a notice) on success; throws with HAProxy's words otherwise. */
+  async execute(command: string): Promise<string> {
+    const answer = await this.send(command);
+    if (isErrorAnswer(answer)) throw new HaproxyCommandError(command, answer);
+    return answer;
+  }
+
+  /** `show stat` as rows keyed by column name (pxname, svname, scur, qcur, status, weight, ...). */
+  async showStat(): Promise<Array<Record<string, string>>> {
+    const answer = await this.execute('show stat');
+    return parseStatCsv(answer);
+  }
+}
+
+export function parseStatCsv(csv: string): Array<Record<string, string>> {
+  const lines = csv.split('\n').filter((line) => line.trim() !== '');
+  const header = lines.shift();
+  if (!header?.startsWith('# ')) throw new Error(`unexpected "show stat" answer: ${csv.slice(0, 200)}`);
+  const columns = header.slice(2).split(',');
+  return lines.map((line) => {
+    const cells = line.split(',');
+    const row: Record<string, string> = {};
+    columns.forEach((column, i) => {
+      if (column !== '') row[column] = cells[i] ?? '';
+    });
+    return row;
+  });
+}

@@ -1,0 +1,49 @@
+import type { ServerTraffic, TrafficProvider } from '../ports';
+import { HaproxyRuntimeApi } from './runtime-api';
+
+/** One HAProxy backend as a TrafficProvider. */
+export class HaproxyTrafficProvider implements TrafficProvider {
+  private readonly api: HaproxyRuntimeApi;
+
+  constructor(
+    socketPath: string,
+    private readonly backend: string,
+  ) {
+    this.api = new HaproxyRuntimeApi(socketPath);
+  }
+
+  async listServers(): Promise<string[]> {
+    const rows = await this.api.showStat();
+    const backendRows = rows.filter((row) => row.pxname === this.backend);
+    if (backendRows.length === 0) throw new Error(`HAProxy has no backend "${this.backend}"`);
+    return backendRows
+      .map((row) => row.svname ?? '')
+      .filter((name) => name !== 'BACKEND' && name !== 'FRONTEND');
+  }
+
+  async detach(server: string): Promise<void> {
+    await this.api.execute(`set server ${this.backend}/${server} state drain`);
+  }
+
+  async attach(server: string): Promise<void> {
+    await this.api.execute(`set server ${this.backend}/${server} state ready`);
+  }
+
+  async setWeight(server: string, weight: number): Promise<void> {
+    await this.api.execute(`set server ${this.backend}/${server} weight ${Math.round(weight)}`);
+  }
+
+  async traffic(server: string): Promise<ServerTraffic> {
+    const rows = await this.api.showStat();
+    const row = rows.find((r) => r.pxname === this.backend && r.svname === server);
+    if (!row) throw new Error(`HAProxy backend "${this.backend}" has no server "${server}"`);
+    const num = (column: string) => Number(row[column] || 0);
+    return {
+      status: row.status ?? 'UNKNOWN',
+      sessions: num('scur'),
+      queued: num('qcur'),
+      usedConnections: num('used_conn_cur'),
+      weight: num('weight'),
+    };
+  }
+}

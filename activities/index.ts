@@ -1,0 +1,24 @@
+import { createFleetActivities } from './fleet-activities';
+import { HaproxyTrafficProvider } from './haproxy/traffic-provider';
+import { ExecHostExecutor } from './hosts/exec-host-executor';
+import type { ActivityDeps } from './ports';
+import { HttpVerifier } from './verify/http-verifier';
+
+export type { ActivityDeps } from './ports';
+export { failureTypes } from './fleet-activities';
+
+/** Every activity Baton's workflows call, built from the dependencies the caller wires. */
+export function createActivities(deps: ActivityDeps) {
+  return { ...createFleetActivities(deps) };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+
+/** The production wiring: HAProxy over its admin socket, commands with execFile, checks over HTTP. */
+export function realActivityDeps(): ActivityDeps {
+  return {
+    trafficFor: (lb) => new HaproxyTrafficProvider(lb.socket, lb.backend),
+    hosts: new ExecHostExecutor(),
+    verifier: new HttpVerifier(),
+  };
+}

@@ -1,0 +1,57 @@
+import type { HaproxyLoadBalancer, HttpVerification } from '../spec/rollout';
+
+/** What a load balancer reports about one server's traffic. */
+export interface ServerTraffic {
+  /** HAProxy's administrative/operational state: "UP", "DRAIN", "MAINT", "DOWN", ... */
+  readonly status: string;
+  /** Requests being served right now. */
+  readonly sessions: number;
+  /** Requests waiting in the server's queue. */
+  readonly queued: number;
+  /** Connections to the server carrying a request (idle keep-alive connections don't count). */
+  readonly usedConnections: number;
+  readonly weight: number;
+}
+
+/** A load balancer that routes requests to a fleet's servers (HAProxy's Runtime API in production). */
+export interface TrafficProvider {
+  /** Names of the servers the backend knows. Throws when the load balancer or backend can't be reached. */
+  listServers(): Promise<string[]>;
+  /** Stops sending new requests to the server; requests already on it go on. Idempotent. */
+  detach(server: string): Promise<void>;
+  /** Sends requests to the server again. Idempotent. */
+  attach(server: string): Promise<void>;
+  traffic(server: string): Promise<ServerTraffic>;
+  setWeight(server: string, weight: number): Promise<void>;
+}
+
+export interface CommandResult {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a command on the machine that owns a server (argv only: never through a shell). */
+export interface HostExecutor {
+  run(argv: readonly string[], options: { timeoutMs: number; signal?: AbortSignal }): Promise<CommandResult>;
+}
+
+/** One health check of one server. */
+export interface ProbeResult {
+  readonly ok: boolean;
+  readonly status?: number;
+  readonly version?: string;
+  /** Why the probe failed, in words an operator can act on. */
+  readonly problem?: string;
+}
+
+/** Checks one server directly, bypassing the load balancer. */
+export interface Verifier {
+  probe(url: string, check: HttpVerification, signal?: AbortSignal): Promise<ProbeResult>;
+}
+
+export interface ActivityDeps {
+  /** Opens the traffic provider for one load balancer named in a spec. */
+  trafficFor(loadBalancer: HaproxyLoadBalancer): TrafficProvider;
+  hosts: HostExecutor;
+  verifier: Verifier;
+}

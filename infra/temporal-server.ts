@@ -1,0 +1,128 @@
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { searchAttributes } from '../workflows/messages';
+import { ensureTemporalCli } from './components';
+import { freePort } from './ports';
+import { delay, stopProcess } from './processes';
+
+export interface TemporalDevServer {
+  /** host:port of the frontend gRPC service. */
+  readonly address: string;
+  readonly namespace: string;
+  readonly uiUrl: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+export interface TemporalDevServerOptions {
+  /** SQLite file that keeps workflows across restarts of the server. */
+  readonly dbFile: string;
+  readonly logFile: string;
+  readonly namespace?: string;
+  readonly port?: number;
+  readonly uiPort?: number;
+  /** How long to wait for the server to answer; a cold start on a loaded 2-core machine can take a while. */
+  readonly readyTimeoutMs?: number;
+}
+
+/** Every Baton search attribute, as `--search-attribute Name=Type` pairs for the dev server. */
+function searchAttributeFlags(): string[] {
+  const typeNames: Record<string, string> = {
+    KEYWORD: 'Keyword',
+    TEXT: 'Text',
+    INT: 'Int',
+    DOUBLE: 'Double',
+    BOOL: 'Bool',
+    DATETIME: 'Datetime',
+    KEYWORD_LIST: 'KeywordList',
+  };
+  return Object.values(searchAttributes).flatMap((key) => [
+    '--search-attribute',
+    `${key.name}=${typeNames[key.type] ?? key.type}`,
+  ]);
+}
+
+/**
+ * Starts `temporal server start-dev` (built from the Go module proxy), with Baton's namespace and search
+ * attributes, and waits until the namespace answers. The returned stop() ends the process.
+ */
+export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
+  const temporal = await ensureTemporalCli();
+  const namespace = options.namespace ?? 'default';
+  const port = options.port ?? (await freePort());
+  const uiPort = options.uiPort ?? (await freePort());
+  const address = `127.0.0.1:${port}`;
+  await mkdir(dirname(options.dbFile), { recursive: true });
+  await mkdir(dirname(options.logFile), { recursive: true });
+  const log = createWriteStream(options.logFile, { flags: 'a' });
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--db-filename',
+    options.dbFile,
+    '--namespace',
+    namespace,
+    '--log-format',
+    'json',
+    '--log-level',
+    'warn',
+    ...searchAttributeFlags(),
+  ];
+  const child = spawn(temporal, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 90_000);
+  for (;;) {
+    if (exited) {
+      const tail = (await readFile(options.logFile, 'utf8').catch(() => '')).slice(-3_000);
+      throw new Error(
+        `temporal server start-dev exited before it was ready (log ${options.logFile}):\n${tail}`,
+      );
+    }
+    if (await namespaceAnswers(address, namespace)) break;
+    if (Date.now() > deadline) {
+      await stopProcess(child);
+      throw new Error(
+        `temporal server start-dev did not answer on ${address} within ${options.readyTimeoutMs ?? 90_000} ms (log ${options.logFile})`,
+      );
+    }
+    await delay(250);
+  }
+  return {
+    address,
+    namespace,
+    uiUrl: `http://127.0.0.1:${uiPort}`,
+    pid: child.pid ?? -1,
+    stop: async () => {
+      await stopProcess(child);
+      log.end();
+    },
+  };
+}
+
+async function namespaceAnswers(address: string, namespace: string): Promise<boolean> {
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address, connectTimeout: 1_000 });
+    await connection.workflowService.describeNamespace({ namespace });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await connection?.close().catch(() => undefined);
+  }
+}

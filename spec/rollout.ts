@@ -1,0 +1,209 @@
+import { z } from 'zod';
+import type { Quantity } from '../workflows/plan/quantity';
+import { duration } from './duration';
+
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const versionPattern = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+
+/** A name that becomes part of workflow ids, HAProxy commands and argv: letters, digits, ".", "_" and "-". */
+export const resourceName = z
+  .string({ error: 'expected a name' })
+  .regex(namePattern, 'expected 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+/** A version as it reaches commands and image tags, so it cannot carry spaces, quotes or shell syntax. */
+export const versionString = z
+  .string({ error: 'expected a version such as "v2" or "1.4.0"' })
+  .regex(
+    versionPattern,
+    'expected a version of letters, digits, ".", "_", "+" or "-", such as "v2" or "1.4.0"',
+  );
+
+/** A count (`2`) or a percentage of the total (`"25%"`). */
+export const quantity = z
+  .union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/)], {
+    error: 'expected a whole number such as 2 or a percentage such as "25%"',
+  })
+  .transform((value, ctx): Quantity => {
+    if (typeof value === 'number') return { kind: 'count', value };
+    const pct = Number(value.slice(0, -1));
+    if (pct > 100) {
+      ctx.addIssue({ code: 'custom', message: `expected a percentage from 0% to 100%, got ${value}` });
+      return z.NEVER;
+    }
+    return { kind: 'percent', value: pct };
+  });
+
+/** Placeholders an upgrade argv may use; each is replaced inside one argv element, never through a shell. */
+export const argvPlaceholders = ['name', 'address', 'host', 'port', 'version'] as const;
+const placeholderPattern = /\{([^{}]*)\}/g;
+
+const argvTemplate = z
+  .array(z.string().min(1, 'expected a non-empty argument'), { error: 'expected a list of arguments' })
+  .min(1, 'expected at least the program to run')
+  .superRefine((argv, ctx) => {
+    argv.forEach((arg, index) => {
+      for (const [, key] of arg.matchAll(placeholderPattern)) {
+        if (!(argvPlaceholders as readonly string[]).includes(key ?? '')) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [index],
+            message: `unknown placeholder {${key}}; expected one of ${argvPlaceholders.map((p) => `{${p}}`).join(', ')}`,
+          });
+        }
+      }
+    });
+  });
+
+const address = z
+  .string({ error: 'expected host:port' })
+  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'expected host:port such as 127.0.0.1:8081')
+  .refine((a) => Number(a.split(':')[1]) <= 65535, 'expected a port from 1 to 65535');
+
+export const fleetServer = z.strictObject({
+  /** The server's name, as HAProxy knows it in the backend. */
+  name: resourceName,
+  /** Where the server listens, host:port. */
+  address,
+  /** Health URL verified after an upgrade; defaults to http://<address><verify.http.path>. */
+  healthUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+});
+
+export const haproxyLoadBalancer = z.strictObject({
+  /** Path of the HAProxy Runtime API (admin) unix socket. */
+  socket: z.string({ error: 'expected the path of the admin socket' }).min(1),
+  /** The backend that holds the fleet's servers. */
+  backend: resourceName,
+});
+
+export const fleetTarget = z.strictObject({
+  kind: z.literal('fleet'),
+  /** Names the target; one rollout runs per target at a time (workflow id "rollout/<name>"). */
+  name: resourceName,
+  loadBalancer: z.strictObject({ haproxy: haproxyLoadBalancer }),
+  servers: z.array(fleetServer).min(1, 'expected at least one server'),
+  /** How to move one server to a version in place: an argv template, run without a shell. */
+  upgrade: z.strictObject({
+    argv: argvTemplate,
+    timeout: duration.default(120_000),
+  }),
+});
+
+export const kubernetesTarget = z.strictObject({
+  kind: z.literal('kubernetes'),
+  name: resourceName,
+  namespace: resourceName.default('default'),
+  deployment: resourceName,
+  container: resourceName,
+  /** Image repository; the rollout's version is its tag. */
+  image: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9./:_-]*$/, 'expected an image repository such as registry.local/web'),
+  service: resourceName.optional(),
+});
+
+export const rollingStrategy = z.strictObject({
+  type: z.literal('rolling'),
+  /** Servers moved per batch: a count, or a percentage rounded up. */
+  batchSize: quantity.default({ kind: 'count', value: 1 }),
+  /** At most this many out of rotation at once (rounded down, at least 1); defaults to the batch size. */
+  maxUnavailable: quantity.optional(),
+  /** Wait between batches, e.g. to watch metrics. */
+  pauseBetweenBatches: duration.default(0),
+});
+
+export const strategy = z.discriminatedUnion('type', [rollingStrategy], {
+  error: (issue) => (issue.code === 'invalid_union' ? 'expected strategy type "rolling"' : undefined),
+});
+
+export const drainPolicy = z.strictObject({
+  /** How long to wait for a detached server's sessions, queue and connections to reach zero. */
+  timeout: duration.default(60_000),
+  /** Past the timeout: keep waiting, go on anyway (cutting what is left), or fail the server. */
+  onTimeout: z
+    .enum(['wait', 'force', 'fail'], { error: 'expected "wait", "force" or "fail"' })
+    .default('fail'),
+  pollInterval: duration.default(250),
+});
+
+export const httpVerification = z.strictObject({
+  path: z.string().startsWith('/', 'expected a path starting with "/"').default('/healthz'),
+  expectStatus: z.number().int().min(100).max(599).default(200),
+  /** Where the server reports its version: a response header, or a top-level field of a JSON body. */
+  versionFrom: z
+    .union([z.strictObject({ header: z.string().min(1) }), z.strictObject({ json: z.string().min(1) })], {
+      error: 'expected { header: <name> } or { json: <field> }',
+    })
+    .default({ json: 'version' }),
+  /** Consecutive passing checks before the server counts as verified. */
+  passes: z.number().int().min(1).max(100).default(3),
+  interval: duration.default(500),
+  /** Give up (and fail the server) after this long. */
+  timeout: duration.default(30_000),
+  /** Timeout of one request. */
+  requestTimeout: duration.default(2_000),
+});
+
+export const rolloutSpecSchema = z
+  .strictObject({
+    apiVersion: z.literal('baton.dev/v1', { error: 'expected "baton.dev/v1"' }).default('baton.dev/v1'),
+    kind: z.literal('Rollout', { error: 'expected "Rollout"' }).default('Rollout'),
+    /** What is rolled out: a fleet behind a load balancer, or a Kubernetes Deployment. */
+    target: z.discriminatedUnion('kind', [fleetTarget, kubernetesTarget], {
+      error: (issue) =>
+        issue.code === 'invalid_union' ? 'expected target kind "fleet" or "kubernetes"' : undefined,
+    }),
+    /** The version every server or pod ends on. */
+    version: versionString,
+    strategy: strategy.prefault({ type: 'rolling' }),
+    drain: drainPolicy.prefault({}),
+    verify: z.strictObject({ http: httpVerification.prefault({}) }).prefault({}),
+    /** Failed servers tolerated before everything is rolled back: fails when the failed share exceeds it. */
+    failureBudget: z.strictObject({ maxFailPercent: z.number().min(0).max(100).default(0) }).prefault({}),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.target.kind === 'fleet') {
+      const seenNames = new Map<string, number>();
+      const seenAddresses = new Map<string, number>();
+      spec.target.servers.forEach((server, index) => {
+        const sameName = seenNames.get(server.name);
+        if (sameName !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['target', 'servers', index, 'name'],
+            message: `duplicate server name "${server.name}" (also at servers[${sameName}])`,
+          });
+        }
+        const sameAddress = seenAddresses.get(server.address);
+        if (sameAddress !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['target', 'servers', index, 'address'],
+            message: `duplicate address ${server.address} (also at servers[${sameAddress}])`,
+          });
+        }
+        seenNames.set(server.name, index);
+        seenAddresses.set(server.address, index);
+      });
+    }
+    const maxUnavailable = spec.strategy.maxUnavailable;
+    if (maxUnavailable?.kind === 'count' && maxUnavailable.value === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strategy', 'maxUnavailable'],
+        message: 'expected at least 1: a rolling rollout takes servers out of rotation',
+      });
+    }
+  });
+
+/** A rollout spec as the user writes it (durations as text, quantities as 2 or "25%"). */
+export type RolloutSpecInput = z.input<typeof rolloutSpecSchema>;
+/** A validated rollout spec with every default applied: what workflows receive. */
+export type RolloutSpec = z.output<typeof rolloutSpecSchema>;
+export type FleetTarget = z.output<typeof fleetTarget>;
+export type FleetServer = z.output<typeof fleetServer>;
+export type KubernetesTarget = z.output<typeof kubernetesTarget>;
+export type HaproxyLoadBalancer = z.output<typeof haproxyLoadBalancer>;
+export type DrainPolicy = z.output<typeof drainPolicy>;
+export type HttpVerification = z.output<typeof httpVerification>;
+export type RollingStrategy = z.output<typeof rollingStrategy>;
+export type UpgradeCommand = FleetTarget['upgrade'];

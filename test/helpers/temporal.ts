@@ -1,0 +1,74 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
+import type { TemporalDevServer } from '../../infra/temporal-server';
+import { startTemporalDevServer } from '../../infra/temporal-server';
+import { workflowsPath } from '../../worker/create-worker';
+
+export interface TestTemporal {
+  readonly address: string;
+  readonly namespace: string;
+  readonly client: Client;
+  readonly nativeConnection: NativeConnection;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to the real Temporal dev server the test runner started (BATON_TEST_TEMPORAL_ADDRESS), or starts a
+ * private one when a test file runs alone. Either way the server was built from the Go module proxy.
+ */
+export async function connectTestTemporal(): Promise<TestTemporal> {
+  let server: TemporalDevServer | undefined;
+  let address = process.env.BATON_TEST_TEMPORAL_ADDRESS;
+  let namespace = process.env.BATON_TEST_TEMPORAL_NAMESPACE ?? 'baton-test';
+  if (!address) {
+    const dir = await mkdtemp(join(tmpdir(), 'baton-temporal-'));
+    server = await startTemporalDevServer({
+      dbFile: join(dir, 'temporal.db'),
+      logFile: join(dir, 'temporal.log'),
+      namespace,
+    });
+    address = server.address;
+    namespace = server.namespace;
+  }
+  const connection = await Connection.connect({ address });
+  const nativeConnection = await NativeConnection.connect({ address });
+  return {
+    address,
+    namespace,
+    client: new Client({ connection, namespace }),
+    nativeConnection,
+    close: async () => {
+      await connection.close();
+      await nativeConnection.close();
+      await server?.stop();
+    },
+  };
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** The workflow bundle, built once per test process (webpack takes seconds). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+  return bundle;
+}
+
+const quietBundlerLogger = {
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (message: string) => process.stderr.write(`bundler: ${message}\n`),
+  error: (message: string) => process.stderr.write(`bundler: ${message}\n`),
+  log: () => undefined,
+};
+
+let uniq = 0;
+/** A task queue no other test shares, so workers of concurrent test files never steal each other's tasks. */
+export function uniqueTaskQueue(prefix: string): string {
+  uniq++;
+  return `${prefix}-${process.pid}-${uniq}-${Date.now().toString(36)}`;
+}

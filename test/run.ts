@@ -1,0 +1,92 @@
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { startTemporalDevServer } from '../infra/temporal-server';
+
+/**
+ * `npm test`: typecheck, lint and format check, then every test file under test/ with node's test runner,
+ * against one real Temporal dev server started here and stopped at the end whatever happens.
+ * Arguments filter test files by path: `npm test -- test/unit` or `npm test -- haproxy`.
+ */
+const root = join(__dirname, '..');
+const bin = (name: string) => join(root, 'node_modules', '.bin', name);
+
+function run(label: string, argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  process.stdout.write(`\n▶ ${label}\n`);
+  const [program, ...args] = argv;
+  return new Promise((resolve) => {
+    const child = spawn(program, args, { cwd: root, env, stdio: 'inherit' });
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+function testFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((entry) => {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) return testFiles(path);
+    return entry.endsWith('.test.ts') ? [relative(root, path)] : [];
+  });
+}
+
+async function main(): Promise<number> {
+  const filters = process.argv.slice(2);
+  const files = testFiles(join(root, 'test')).filter(
+    (f) => filters.length === 0 || filters.some((x) => f.includes(x)),
+  );
+  if (files.length === 0) {
+    process.stderr.write(`no test file matches ${filters.join(' ')}\n`);
+    return 2;
+  }
+  if (filters.length === 0) {
+    if ((await run('typecheck', [bin('tsc'), '-p', '.'])) !== 0) return 1;
+    if ((await run('lint', [bin('eslint'), '--max-warnings=0', '.'])) !== 0) return 1;
+    if ((await run('format', [bin('prettier'), '--check', '--log-level=warn', '.'])) !== 0) return 1;
+  }
+
+  const dir = await mkdtemp(join(tmpdir(), 'baton-test-'));
+  process.stdout.write('\n▶ starting a real Temporal dev server\n');
+  const server = await startTemporalDevServer({
+    dbFile: join(dir, 'temporal.db'),
+    logFile: join(dir, 'temporal.log'),
+    namespace: 'baton-test',
+  });
+  process.stdout.write(`  ${server.address} (UI ${server.uiUrl})\n`);
+  const stop = async () => {
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+  const onSignal = () => void stop().then(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await run(
+      `${files.length} test files`,
+      [
+        process.execPath,
+        '--import',
+        'tsx',
+        '--test',
+        '--test-reporter=spec',
+        '--test-concurrency=2',
+        ...files,
+      ],
+      {
+        ...process.env,
+        BATON_TEST_TEMPORAL_ADDRESS: server.address,
+        BATON_TEST_TEMPORAL_NAMESPACE: server.namespace,
+      },
+    );
+  } finally {
+    await stop();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${String((error as Error)?.stack ?? error)}\n`);
+    process.exit(1);
+  },
+);

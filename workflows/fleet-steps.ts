@@ -1,0 +1,149 @@
+import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import type { FleetActivities } from '../activities/fleet-activities';
+import type { FleetServer, FleetTarget, RolloutSpec } from '../spec/rollout';
+import type { ServerStep } from './messages';
+import {
+  drainProfile,
+  loadBalancerProfile,
+  preflightProfile,
+  upgradeProfile,
+  verifyProfile,
+} from './profiles';
+import type { RolloutState } from './state';
+
+export type FleetRolloutSpec = RolloutSpec & { target: FleetTarget };
+
+/** The step a server had started when it stopped: tells a restore what there is to undo. */
+export type ForwardStep = Extract<ServerStep, 'detach' | 'drain' | 'upgrade' | 'verify' | 'attach'>;
+
+export type StepOutcome = { ok: true } | { ok: false; reached: ForwardStep; error: string };
+
+const acts = proxyActivities<FleetActivities>(loadBalancerProfile);
+
+/** The message of the failure that ended an activity, without the SDK's wrapping ("Activity task failed"). */
+export function failureMessage(error: unknown): string {
+  if (error instanceof ActivityFailure && error.cause) return error.cause.message;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/**
+ * The five steps of one fleet server, each one activity carrying a summary for the Temporal UI
+ * ("drain web-3"), plus the inverse that puts a server back on the version it had.
+ */
+export class FleetSteps {
+  private readonly lb;
+
+  constructor(
+    private readonly spec: FleetRolloutSpec,
+    private readonly state: RolloutState,
+  ) {
+    this.lb = spec.target.loadBalancer.haproxy;
+  }
+
+  preflight(): Promise<Record<string, string>> {
+    return acts.preflightFleet.executeWithOptions(
+      { ...preflightProfile, summary: `preflight ${this.spec.target.name}` },
+      [{ loadBalancer: this.lb, servers: this.spec.target.servers, verify: this.spec.verify.http }],
+    );
+  }
+
+  /** Detach, drain, upgrade, verify, attach; stops at the first step that fails and says which. */
+  async moveServer(server: FleetServer, version: string): Promise<StepOutcome> {
+    let reached: ForwardStep = 'detach';
+    const enter = (step: ForwardStep) => {
+      reached = step;
+      this.state.setStep(server.name, step);
+    };
+    try {
+      enter('detach');
+      await this.detach(server);
+      enter('drain');
+      await this.drain(server);
+      enter('upgrade');
+      await this.upgrade(server, version);
+      enter('verify');
+      await this.verify(server, version);
+      enter('attach');
+      await this.attach(server);
+      this.state.update(server.name, { step: 'done' });
+      return { ok: true };
+    } catch (error) {
+      const message = failureMessage(error);
+      this.state.update(server.name, { step: 'failed', error: message });
+      return { ok: false, reached, error: message };
+    }
+  }
+
+  /**
+   * Puts a server back on the version it ran before the rollout, dropping no request: a server that was never
+   * upgraded only needs attaching; one that was goes through the same five steps towards its old version.
+   */
+  async restoreServer(server: FleetServer, reached: ForwardStep): Promise<StepOutcome> {
+    const fromVersion = this.state.server(server.name).fromVersion;
+    this.state.update(server.name, { step: 'restoring' });
+    try {
+      if (reached === 'detach' || reached === 'drain') {
+        await this.attach(server);
+      } else {
+        if (fromVersion === undefined)
+          throw ApplicationFailure.nonRetryable(`no known previous version for ${server.name}`);
+        await this.detach(server);
+        await this.drain(server);
+        await this.upgrade(server, fromVersion);
+        await this.verify(server, fromVersion);
+        await this.attach(server);
+      }
+      this.state.update(server.name, { step: 'restored' });
+      return { ok: true };
+    } catch (error) {
+      const message = failureMessage(error);
+      this.state.update(server.name, { step: 'failed', error: `restore failed: ${message}` });
+      return { ok: false, reached, error: message };
+    }
+  }
+
+  private ref(server: FleetServer) {
+    return { loadBalancer: this.lb, server: server.name };
+  }
+
+  private detach(server: FleetServer): Promise<void> {
+    return acts.detachServer.executeWithOptions(
+      { ...loadBalancerProfile, summary: `detach ${server.name}` },
+      [this.ref(server)],
+    );
+  }
+
+  private attach(server: FleetServer): Promise<void> {
+    return acts.attachServer.executeWithOptions(
+      { ...loadBalancerProfile, summary: `attach ${server.name}` },
+      [this.ref(server)],
+    );
+  }
+
+  private async drain(server: FleetServer): Promise<void> {
+    const outcome = await acts.drainServer.executeWithOptions(
+      { ...drainProfile(this.spec.drain), summary: `drain ${server.name}` },
+      [{ ...this.ref(server), policy: this.spec.drain }],
+    );
+    if (!outcome.drained) this.state.update(server.name, { drainForced: true });
+  }
+
+  private async upgrade(server: FleetServer, version: string): Promise<void> {
+    await acts.upgradeServer.executeWithOptions(
+      {
+        ...upgradeProfile(this.spec.target.upgrade.timeout),
+        summary: `upgrade ${server.name} to ${version}`,
+      },
+      [{ server, upgrade: this.spec.target.upgrade, version }],
+    );
+    this.state.update(server.name, { version });
+  }
+
+  private async verify(server: FleetServer, version: string): Promise<void> {
+    await acts.verifyServer.executeWithOptions(
+      { ...verifyProfile(this.spec.verify.http), summary: `verify ${server.name} runs ${version}` },
+      [{ server, verify: this.spec.verify.http, version }],
+    );
+  }
+}

@@ -1,0 +1,73 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery } from '@temporalio/workflow';
+
+/** The task queue Baton's workers poll unless configured otherwise. */
+export const defaultTaskQueue = 'baton';
+
+/** One live rollout per target: a second start for a busy target is refused by Temporal's id uniqueness. */
+export const rolloutWorkflowId = (target: string): string => `rollout/${target}`;
+
+export type RolloutPhase =
+  | 'starting'
+  | 'progressing'
+  | 'rolling-back'
+  | 'succeeded'
+  | 'rolled-back'
+  | 'failed';
+
+export type ServerStep =
+  | 'pending'
+  | 'detach'
+  | 'drain'
+  | 'upgrade'
+  | 'verify'
+  | 'attach'
+  | 'done'
+  | 'failed'
+  | 'restoring'
+  | 'restored';
+
+export interface ServerStatus {
+  readonly name: string;
+  /** The version the server ran before the rollout (what a rollback restores). */
+  readonly fromVersion?: string;
+  /** The version the server runs now, as far as Baton knows. */
+  readonly version?: string;
+  readonly step: ServerStep;
+  /** Why the server failed, when it did. */
+  readonly error?: string;
+  /** The drain timed out and the policy ("force") sent the server on with requests still in flight. */
+  readonly drainForced?: boolean;
+}
+
+export interface RolloutStatus {
+  readonly target: string;
+  readonly strategy: string;
+  readonly phase: RolloutPhase;
+  readonly toVersion: string;
+  /** 1-based index of the batch in progress, 0 before the first. */
+  readonly batch: number;
+  readonly batches: number;
+  readonly servers: readonly ServerStatus[];
+  readonly failedServers: number;
+  /** Why the rollout rolled back or failed. */
+  readonly reason?: string;
+}
+
+export interface RolloutResult {
+  readonly phase: Extract<RolloutPhase, 'succeeded' | 'rolled-back'>;
+  readonly reason?: string;
+  readonly toVersion: string;
+  readonly servers: readonly ServerStatus[];
+}
+
+export const statusQuery = defineQuery<RolloutStatus>('status');
+
+/** Search attributes, so `baton list` and the Temporal UI can filter rollouts. Registered by infra/temporal. */
+export const searchAttributes = {
+  target: defineSearchAttributeKey('BatonTarget', SearchAttributeType.KEYWORD),
+  strategy: defineSearchAttributeKey('BatonStrategy', SearchAttributeType.KEYWORD),
+  phase: defineSearchAttributeKey('BatonPhase', SearchAttributeType.KEYWORD),
+  fromVersion: defineSearchAttributeKey('BatonFromVersion', SearchAttributeType.KEYWORD),
+  toVersion: defineSearchAttributeKey('BatonToVersion', SearchAttributeType.KEYWORD),
+} as const;

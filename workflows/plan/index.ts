@@ -1,0 +1,4 @@
+export * from './quantity';
+export * from './batches';
+export * from './surge';
+export * from './failure-budget';

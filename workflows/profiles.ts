@@ -1,0 +1,39 @@
+import type { ActivityOptions } from '@temporalio/workflow';
+import type { DrainPolicy, HttpVerification } from '../spec/rollout';
+
+/** Load balancer commands: quick, idempotent, worth retrying through a short outage of the admin socket. */
+export const loadBalancerProfile = {
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 20 },
+} as const satisfies ActivityOptions;
+
+/** One-shot inspection of the fleet before anything changes. */
+export const preflightProfile = {
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: ['PreflightFailed'] },
+} as const satisfies ActivityOptions;
+
+/** Drains heartbeat so a dead worker is noticed in seconds, not at the end of the drain timeout. */
+export function drainProfile(policy: DrainPolicy): ActivityOptions {
+  return {
+    startToCloseTimeout: policy.onTimeout === 'wait' ? '7d' : policy.timeout + 60_000,
+    heartbeatTimeout: '15s',
+    retry: { initialInterval: '1s', maximumInterval: '10s', nonRetryableErrorTypes: ['DrainTimeout'] },
+  };
+}
+
+/** Upgrade commands get three tries: a flaky package mirror should not roll back a fleet. */
+export function upgradeProfile(timeoutMs: number): ActivityOptions {
+  return {
+    startToCloseTimeout: timeoutMs + 10_000,
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumAttempts: 3 },
+  };
+}
+
+export function verifyProfile(check: HttpVerification): ActivityOptions {
+  return {
+    startToCloseTimeout: check.timeout + check.requestTimeout + 30_000,
+    heartbeatTimeout: Math.max(15_000, check.interval + check.requestTimeout + 5_000),
+    retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes: ['VerificationFailed'] },
+  };
+}

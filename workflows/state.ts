@@ -1,0 +1,60 @@
+import { upsertSearchAttributes } from '@temporalio/workflow';
+import type { RolloutPhase, RolloutStatus, ServerStatus, ServerStep } from './messages';
+import { searchAttributes } from './messages';
+
+type MutableServerStatus = { -readonly [K in keyof ServerStatus]: ServerStatus[K] };
+
+/** Everything a rollout knows about itself; the status query reads it, strategies write it. */
+export class RolloutState {
+  phase: RolloutPhase = 'starting';
+  batch = 0;
+  batches = 0;
+  failedServers = 0;
+  reason?: string;
+  private readonly servers = new Map<string, MutableServerStatus>();
+
+  constructor(
+    readonly target: string,
+    readonly strategy: string,
+    readonly toVersion: string,
+    serverNames: readonly string[],
+  ) {
+    for (const name of serverNames) this.servers.set(name, { name, step: 'pending' });
+  }
+
+  setPhase(phase: RolloutPhase, reason?: string): void {
+    this.phase = phase;
+    if (reason !== undefined) this.reason = reason;
+    upsertSearchAttributes([{ key: searchAttributes.phase, value: phase }]);
+  }
+
+  server(name: string): ServerStatus {
+    const server = this.servers.get(name);
+    if (!server) throw new Error(`unknown server ${name}`);
+    return server;
+  }
+
+  update(name: string, patch: Partial<Omit<ServerStatus, 'name'>>): void {
+    const server = this.servers.get(name);
+    if (!server) throw new Error(`unknown server ${name}`);
+    Object.assign(server, patch);
+  }
+
+  setStep(name: string, step: ServerStep): void {
+    this.update(name, { step });
+  }
+
+  status(): RolloutStatus {
+    return {
+      target: this.target,
+      strategy: this.strategy,
+      phase: this.phase,
+      toVersion: this.toVersion,
+      batch: this.batch,
+      batches: this.batches,
+      failedServers: this.failedServers,
+      servers: [...this.servers.values()].map((s) => ({ ...s })),
+      ...(this.reason !== undefined ? { reason: this.reason } : {}),
+    };
+  }
+}

@@ -1,0 +1,94 @@
+import { ApplicationFailure, sleep } from '@temporalio/workflow';
+import type { FleetServer } from '../../spec/rollout';
+import type { ForwardStep, FleetRolloutSpec, FleetSteps } from '../fleet-steps';
+import { failureMessage } from '../fleet-steps';
+import { forEachLimited } from '../limit';
+import type { RolloutResult } from '../messages';
+import { failureBudgetExceeded, maxServersOut, planBatches } from '../plan';
+import type { RolloutState } from '../state';
+
+/**
+ * Rolling update of a fleet: a batch at a time, each server detached, drained, upgraded, verified and attached,
+ * never more than maxUnavailable out of rotation. A failed server is put back on its old version at once; past
+ * the failure budget every server the rollout changed is put back, newest batch first.
+ */
+export async function rollingFleetStrategy(
+  spec: FleetRolloutSpec,
+  state: RolloutState,
+  steps: FleetSteps,
+): Promise<RolloutResult> {
+  const { servers } = spec.target;
+  const { batchSize, maxUnavailable, pauseBetweenBatches } = spec.strategy;
+  const budget = spec.failureBudget.maxFailPercent;
+
+  let versions: Record<string, string>;
+  try {
+    versions = await steps.preflight();
+  } catch (error) {
+    const reason = `rejected before any change: ${failureMessage(error)}`;
+    state.setPhase('failed', reason);
+    throw ApplicationFailure.nonRetryable(reason, 'PreflightFailed');
+  }
+  for (const server of servers)
+    state.update(server.name, { fromVersion: versions[server.name], version: versions[server.name] });
+
+  const batches = planBatches(servers, batchSize);
+  const limit = maxServersOut(servers.length, batchSize, maxUnavailable);
+  state.batches = batches.length;
+  state.setPhase('progressing');
+
+  /** Servers the rollout touched, per batch, with the furthest step each reached: what a rollback undoes. */
+  const touched: Array<Array<{ server: FleetServer; reached: ForwardStep }>> = [];
+  let stopReason: string | undefined;
+
+  for (const [index, batch] of batches.entries()) {
+    state.batch = index + 1;
+    const batchTouched: Array<{ server: FleetServer; reached: ForwardStep }> = [];
+    touched.push(batchTouched);
+    await forEachLimited(batch, limit, async (server) => {
+      // Once stopping, start no new server; the ones already moving finish their step first.
+      if (stopReason !== undefined) return;
+      const entry: { server: FleetServer; reached: ForwardStep } = { server, reached: 'attach' };
+      batchTouched.push(entry);
+      const outcome = await steps.moveServer(server, spec.version);
+      if (outcome.ok) return;
+      entry.reached = outcome.reached;
+      state.failedServers++;
+      if (failureBudgetExceeded(state.failedServers, servers.length, budget)) {
+        stopReason ??= `${state.failedServers} of ${servers.length} servers failed, past the failure budget of ${budget}%; first: ${outcome.error}`;
+        return;
+      }
+      const restored = await steps.restoreServer(server, outcome.reached);
+      if (restored.ok) entry.reached = 'detach';
+      else stopReason ??= `could not put ${server.name} back on its old version: ${restored.error}`;
+    });
+    if (stopReason !== undefined) break;
+    if (pauseBetweenBatches > 0 && index < batches.length - 1) await sleep(pauseBetweenBatches);
+  }
+
+  if (stopReason === undefined) {
+    state.setPhase('succeeded');
+    return { phase: 'succeeded', toVersion: spec.version, servers: state.status().servers };
+  }
+
+  state.setPhase('rolling-back', stopReason);
+  const problems: string[] = [];
+  for (const batch of [...touched].reverse()) {
+    await forEachLimited(batch, limit, async ({ server, reached }) => {
+      if (state.server(server.name).step === 'restored') return;
+      const restored = await steps.restoreServer(server, reached);
+      if (!restored.ok) problems.push(`${server.name}: ${restored.error}`);
+    });
+  }
+  if (problems.length > 0) {
+    state.setPhase('failed', `${stopReason}; the rollback did not complete: ${problems.join('; ')}`);
+    throw ApplicationFailure.nonRetryable(state.reason ?? stopReason, 'RollbackIncomplete');
+  }
+  state.setPhase('rolled-back');
+  return {
+    phase: 'rolled-back',
+    reason: stopReason,
+    toVersion: spec.version,
+    servers: state.status().servers,
+  };
+}
