@@ -84,11 +84,15 @@ export default tseslint.config(
                 '@temporalio/worker',
                 '@temporalio/activity',
                 '@kubernetes/*',
-                '**/activities/**',
               ],
               // Types of activities are fine (proxyActivities needs them); their code would pull I/O into the bundle.
               allowTypeImports: true,
               message: 'Workflows may import only @temporalio/workflow, spec types and workflows/.',
+            },
+            {
+              regex: '(^|/)activities(/|$)',
+              allowTypeImports: true,
+              message: 'Workflows may import only the types of activities: call them through proxyActivities.',
             },
           ],
         },

@@ -1,0 +1,60 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ensureTemporalCli } from '../../infra/components';
+import type { rolloutWorkflow } from '../../workflows';
+import { createBatonWorker } from '../../worker/create-worker';
+import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
+import { replayScenarios } from './scenarios';
+
+/**
+ * `npm run replay:refresh`: runs each replay scenario on a real Temporal server and saves its history. Do this on
+ * purpose only, after a workflow change that is meant to change histories and is guarded by patched() for the
+ * rollouts already running (see README, "Changing workflow code").
+ */
+async function main(): Promise<void> {
+  const temporal = await connectTestTemporal();
+  try {
+    for (const scenario of replayScenarios) {
+      const taskQueue = uniqueTaskQueue(`replay-${scenario.name}`);
+      const worker = await createBatonWorker({
+        connection: temporal.nativeConnection,
+        namespace: temporal.namespace,
+        taskQueue,
+        deps: scenario.fleet().deps(),
+        workflowBundle: await workflowBundle(),
+      });
+      const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+        args: [scenario.spec],
+        taskQueue,
+        workflowId: `replay/${scenario.name}/${Date.now()}`,
+      });
+      await worker.runUntil(handle.result().catch(() => undefined));
+      const path = join(__dirname, 'histories', `${scenario.name}.json`);
+      // The CLI writes the canonical proto JSON that historyFromJSON and every Temporal tool read.
+      const { stdout } = await promisify(execFile)(
+        await ensureTemporalCli(),
+        [
+          'workflow',
+          'show',
+          '--workflow-id',
+          handle.workflowId,
+          '--output',
+          'json',
+          '--address',
+          temporal.address,
+          '--namespace',
+          temporal.namespace,
+        ],
+        { maxBuffer: 64 * 1024 * 1024 },
+      );
+      await writeFile(path, stdout);
+      process.stdout.write(`saved ${path}\n`);
+    }
+  } finally {
+    await temporal.close();
+  }
+}
+
+void main();

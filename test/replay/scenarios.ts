@@ -1,0 +1,28 @@
+import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
+import type { RolloutSpec } from '../../spec';
+import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
+
+/** The rollouts whose histories are saved for replay: one per path through the workflow. */
+export interface ReplayScenario {
+  readonly name: string;
+  fleet(): InMemoryFleet;
+  readonly spec: RolloutSpec;
+}
+
+export const replayScenarios: readonly ReplayScenario[] = [
+  {
+    name: 'rolling-succeeds',
+    fleet: () => new InMemoryFleet(serverNames(5), 'v1', { inFlightOnDetach: 2 }),
+    spec: inMemoryFleetSpec(5, {}, 'replay-ok'),
+  },
+  {
+    name: 'rolling-rolls-back',
+    fleet: () => new InMemoryFleet(serverNames(4), 'v1', { brokenVersions: ['v2'] }),
+    spec: inMemoryFleetSpec(4, {}, 'replay-back'),
+  },
+  {
+    name: 'rolling-within-budget',
+    fleet: () => new InMemoryFleet(serverNames(5), 'v1', { failingUpgrades: { 'web-2': 'v2' } }),
+    spec: inMemoryFleetSpec(5, { failureBudget: { maxFailPercent: 20 } }, 'replay-budget'),
+  },
+];

@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { RolloutSpecInput } from '../../spec';
+import {
+  loadRolloutSpecFile,
+  parseDurationMs,
+  parseRolloutSpec,
+  parseRolloutSpecText,
+  SpecError,
+} from '../../spec';
+import { renderSchema, schemaPath } from '../../spec/write-schema';
+
+const minimal = (): RolloutSpecInput => ({
+  target: {
+    kind: 'fleet',
+    name: 'web',
+    loadBalancer: { haproxy: { socket: '/run/haproxy/admin.sock', backend: 'web' } },
+    servers: [
+      { name: 'web-1', address: '127.0.0.1:8081' },
+      { name: 'web-2', address: '127.0.0.1:8082' },
+    ],
+    upgrade: { argv: ['/usr/local/bin/deploy', '{name}', '{version}'] },
+  },
+  version: 'v2',
+});
+
+/** Asserts the input is rejected with a problem at `path` whose message matches. */
+function assertRejected(input: unknown, path: string, message: RegExp): void {
+  assert.throws(
+    () => parseRolloutSpec(input),
+    (error: unknown) => {
+      assert.ok(error instanceof SpecError, `expected SpecError, got ${String(error)}`);
+      const problem = error.problems.find((p) => p.path === path);
+      assert.ok(problem, `no problem at ${path}; got ${JSON.stringify(error.problems)}`);
+      assert.match(problem.message, message);
+      return true;
+    },
+  );
+}
+
+describe('rollout spec', () => {
+  it('applies every default to a minimal fleet spec', () => {
+    const spec = parseRolloutSpec(minimal());
+    assert.equal(spec.apiVersion, 'baton.dev/v1');
+    assert.deepEqual(spec.strategy, {
+      type: 'rolling',
+      batchSize: { kind: 'count', value: 1 },
+      pauseBetweenBatches: 0,
+    });
+    assert.deepEqual(spec.drain, { timeout: 60_000, onTimeout: 'fail', pollInterval: 250 });
+    assert.equal(spec.verify.http.path, '/healthz');
+    assert.deepEqual(spec.verify.http.versionFrom, { json: 'version' });
+    assert.equal(spec.failureBudget.maxFailPercent, 0);
+    assert.ok(spec.target.kind === 'fleet' && spec.target.upgrade.timeout === 120_000);
+  });
+
+  it('reads batch sizes as counts or percents and durations as text', () => {
+    const spec = parseRolloutSpec({
+      ...minimal(),
+      strategy: { type: 'rolling', batchSize: '25%', maxUnavailable: 1, pauseBetweenBatches: '1.5s' },
+      drain: { timeout: '2m', onTimeout: 'force' },
+    });
+    assert.deepEqual(spec.strategy.batchSize, { kind: 'percent', value: 25 });
+    assert.deepEqual(spec.strategy.maxUnavailable, { kind: 'count', value: 1 });
+    assert.equal(spec.strategy.pauseBetweenBatches, 1_500);
+    assert.equal(spec.drain.timeout, 120_000);
+  });
+
+  it('accepts a Kubernetes target', () => {
+    const spec = parseRolloutSpec({
+      target: {
+        kind: 'kubernetes',
+        name: 'shop',
+        deployment: 'shop',
+        container: 'app',
+        image: 'registry.local/shop',
+      },
+      version: '1.4.0',
+    });
+    assert.ok(spec.target.kind === 'kubernetes' && spec.target.namespace === 'default');
+  });
+
+  it('rejects an unknown field, naming it', () =>
+    assertRejected({ ...minimal(), colour: 'blue' }, '', /colour/));
+  it('rejects an unknown nested field', () => {
+    assertRejected({ ...minimal(), drain: { timeout: '1s', timout: '2s' } }, 'drain', /timout/);
+  });
+  it('rejects a wrong type, saying what was expected', () => {
+    assertRejected(
+      { ...minimal(), failureBudget: { maxFailPercent: 'ten' } },
+      'failureBudget.maxFailPercent',
+      /expected number/,
+    );
+  });
+  it('rejects a duration without a unit', () => {
+    assertRejected({ ...minimal(), drain: { timeout: '30' } }, 'drain.timeout', /duration such as/);
+  });
+  it('rejects a percentage over 100', () => {
+    assertRejected(
+      { ...minimal(), strategy: { type: 'rolling', batchSize: '150%' } },
+      'strategy.batchSize',
+      /0% to 100%/,
+    );
+  });
+  it('rejects an unknown strategy, listing the known ones', () => {
+    assertRejected({ ...minimal(), strategy: { type: 'yolo' } }, 'strategy.type', /rolling/);
+  });
+  it('rejects an unknown target kind', () => {
+    assertRejected({ ...minimal(), target: { kind: 'vm' } }, 'target.kind', /fleet.*kubernetes/);
+  });
+  it('rejects duplicate server names, pointing at the second', () => {
+    const input = minimal();
+    const target = input.target as Extract<RolloutSpecInput['target'], { kind: 'fleet' }>;
+    target.servers.push({ name: 'web-1', address: '127.0.0.1:8083' });
+    assertRejected(input, 'target.servers[2].name', /duplicate server name "web-1" \(also at servers\[0\]\)/);
+  });
+  it('rejects a version that carries shell syntax', () => {
+    assertRejected({ ...minimal(), version: 'v2;touch /tmp/pwned' }, 'version', /expected a version/);
+    assertRejected({ ...minimal(), version: '$(id)' }, 'version', /expected a version/);
+  });
+  it('rejects a server name that carries shell syntax', () => {
+    const input = minimal();
+    (input.target as { servers: Array<{ name: string }> }).servers[0]!.name = 'web-1;touch /tmp/pwned';
+    assertRejected(input, 'target.servers[0].name', /letters, digits/);
+  });
+  it('rejects an unknown placeholder in the upgrade argv', () => {
+    const input = minimal();
+    (input.target as { upgrade: { argv: string[] } }).upgrade.argv = ['deploy', '{hostname}'];
+    assertRejected(input, 'target.upgrade.argv[1]', /unknown placeholder \{hostname\}/);
+  });
+  it('rejects maxUnavailable 0 for a fleet', () => {
+    assertRejected(
+      { ...minimal(), strategy: { type: 'rolling', maxUnavailable: 0 } },
+      'strategy.maxUnavailable',
+      /at least 1/,
+    );
+  });
+  it('reports every problem at once', () => {
+    assert.throws(
+      () => parseRolloutSpec({ ...minimal(), version: '', drain: { timeout: 'soon' } }),
+      (error: SpecError) => error.problems.length === 2,
+    );
+  });
+});
+
+describe('loading spec files', () => {
+  it('loads YAML with the same meaning as JSON', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'baton-spec-'));
+    const yamlPath = join(dir, 'rollout.yaml');
+    await writeFile(
+      yamlPath,
+      [
+        'target:',
+        '  kind: fleet',
+        '  name: web',
+        '  loadBalancer: { haproxy: { socket: /run/haproxy/admin.sock, backend: web } }',
+        '  servers:',
+        '    - { name: web-1, address: "127.0.0.1:8081" }',
+        '    - { name: web-2, address: "127.0.0.1:8082" }',
+        '  upgrade: { argv: [/usr/local/bin/deploy, "{name}", "{version}"] }',
+        'version: v2',
+      ].join('\n'),
+    );
+    assert.deepEqual(await loadRolloutSpecFile(yamlPath), parseRolloutSpec(minimal()));
+  });
+  it('names the file and the problem for a missing file', async () => {
+    await assert.rejects(
+      loadRolloutSpecFile('/nonexistent/rollout.yaml'),
+      /\/nonexistent\/rollout.yaml.*readable file/s,
+    );
+  });
+  it('rejects YAML that does not parse', () => {
+    assert.throws(
+      () => parseRolloutSpecText('target: [unclosed', 'x.yaml'),
+      /x.yaml is not a valid rollout spec.*expected YAML or JSON/s,
+    );
+  });
+  it('rejects duplicate keys', () => {
+    assert.throws(() => parseRolloutSpecText('version: v1\nversion: v2\n'), /expected YAML or JSON/);
+  });
+  it('rejects an oversized text before parsing it', () => {
+    assert.throws(() => parseRolloutSpecText(`# ${'x'.repeat(5 * 1024 * 1024)}`), /at most 4194304 bytes/);
+  });
+});
+
+describe('durations', () => {
+  it('parses each unit', () => {
+    assert.deepEqual(['500ms', '30s', '2m', '1.5h', '30', 's'].map(parseDurationMs), [
+      500,
+      30_000,
+      120_000,
+      5_400_000,
+      undefined,
+      undefined,
+    ]);
+  });
+});
+
+describe('JSON Schema', () => {
+  it('is generated from the zod schema and committed up to date (npm run schema)', () => {
+    assert.equal(readFileSync(schemaPath, 'utf8'), renderSchema());
+  });
+  it('describes the input side: durations are strings, the target a union', () => {
+    const schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as {
+      properties: Record<string, { anyOf?: unknown[]; oneOf?: unknown[] }>;
+    };
+    assert.ok(schema.properties.target?.oneOf ?? schema.properties.target?.anyOf);
+  });
+});
