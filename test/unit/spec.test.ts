@@ -124,7 +124,7 @@ describe('rollout spec', () => {
   });
   it('rejects a server name that carries shell syntax', () => {
     const input = minimal();
-    (input.target as { servers: Array<{ name: string }> }).servers[0]!.name = 'web-1;touch /tmp/pwned';
+    (input.target as { servers: Array<{ name: string }> }).servers[0].name = 'web-1;touch /tmp/pwned';
     assertRejected(input, 'target.servers[0].name', /letters, digits/);
   });
   it('rejects an unknown placeholder in the upgrade argv', () => {
