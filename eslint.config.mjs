@@ -79,12 +79,7 @@ export default tseslint.config(
           ]),
           patterns: [
             {
-              group: [
-                '@temporalio/client',
-                '@temporalio/worker',
-                '@temporalio/activity',
-                '@kubernetes/*',
-              ],
+              group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@kubernetes/*'],
               // Types of activities are fine (proxyActivities needs them); their code would pull I/O into the bundle.
               allowTypeImports: true,
               message: 'Workflows may import only @temporalio/workflow, spec types and workflows/.',
@@ -92,7 +87,8 @@ export default tseslint.config(
             {
               regex: '(^|/)activities(/|$)',
               allowTypeImports: true,
-              message: 'Workflows may import only the types of activities: call them through proxyActivities.',
+              message:
+                'Workflows may import only the types of activities: call them through proxyActivities.',
             },
           ],
         },
