@@ -17,25 +17,15 @@ export class HaproxyUnreachableError extends Error {
 }
 
 /**
- * Answers HAProxy gives to a failed command. The Runtime API prints plain text (and, for some commands, nothing
- * at all on success), so errors are recognised by their wording.
+ * HAProxy's Runtime API has no status codes: a command that changes state answers nothing on success, or one of a
+ * few notices, and prints its error as text otherwise ("No such server.", "Empty weight string ...", "Unknown
+ * command ..."). So any other answer is an error, whatever its wording.
  */
-const errorPatterns = [
-  /^No such (server|backend|frontend|table)/i,
-  /^Unknown command/i,
-  /^Require /i,
-  /^Permission denied/i,
-  /^Invalid /i,
-  /^.*: expects /i,
-  /^Cannot /i,
-  /^Unable to /i,
-  /^.*not found/i,
-  /^\[\d+\]: /,
-];
+const successNotices = [/^New server registered\./, /^Server deleted\./, /^Done\./];
 
 export function isErrorAnswer(answer: string): boolean {
-  const first = answer.trim().split('\n')[0] ?? '';
-  return errorPatterns.some((pattern) => pattern.test(first));
+  const trimmed = answer.trim();
+  return trimmed !== '' && !successNotices.some((notice) => notice.test(trimmed));
 }
 
 /** A client of HAProxy's Runtime API over its unix socket, one command per connection (non-interactive mode). */
@@ -76,7 +66,7 @@ export class HaproxyRuntimeApi {
     });
   }
 
-  /** Sends a command that answers nothing (or a notice) on success; throws with HAProxy's words otherwise. */
+  /** Sends a command that changes state; throws with HAProxy's own words when it answers an error. */
   async execute(command: string): Promise<string> {
     const answer = await this.send(command);
     if (isErrorAnswer(answer)) throw new HaproxyCommandError(command, answer);
@@ -85,7 +75,8 @@ export class HaproxyRuntimeApi {
 
   /** `show stat` as rows keyed by column name (pxname, svname, scur, qcur, status, weight, ...). */
   async showStat(): Promise<Array<Record<string, string>>> {
-    const answer = await this.execute('show stat');
+    const answer = await this.send('show stat');
+    if (!answer.startsWith('# ')) throw new HaproxyCommandError('show stat', answer);
     return parseStatCsv(answer);
   }
 }

@@ -4,12 +4,13 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
 import type { RolloutSpec } from '../../spec';
 import { createBatonWorker } from '../../worker/create-worker';
-import { rolloutWorkflowId, statusQuery } from '../../workflows/messages';
+import { statusQuery } from '../../workflows/messages';
 import type { RolloutResult } from '../../workflows/messages';
 import type { rolloutWorkflow } from '../../workflows';
 import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
 import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
+import { runRollout } from '../helpers/rollout';
 
 let temporal: TestTemporal;
 before(async () => {
@@ -17,26 +18,9 @@ before(async () => {
 });
 after(async () => temporal.close());
 
-let runs = 0;
 /** Runs one rollout on the real Temporal server, with the real activities over an in-memory fleet. */
-async function rollOut(fleet: InMemoryFleet, spec: RolloutSpec): Promise<RolloutResult> {
-  const taskQueue = uniqueTaskQueue('rolling');
-  const worker = await createBatonWorker({
-    connection: temporal.nativeConnection,
-    namespace: temporal.namespace,
-    taskQueue,
-    deps: fleet.deps(),
-    workflowBundle: await workflowBundle(),
-  });
-  runs++;
-  return worker.runUntil(
-    temporal.client.workflow.execute<typeof rolloutWorkflow>('rolloutWorkflow', {
-      args: [spec],
-      taskQueue,
-      workflowId: `${rolloutWorkflowId(spec.target.name)}-${runs}-${Date.now()}`,
-    }),
-  );
-}
+const rollOut = (fleet: InMemoryFleet, spec: RolloutSpec): Promise<RolloutResult> =>
+  runRollout(temporal, fleet.deps(), spec);
 
 describe('rolling rollout of a fleet (real Temporal, in-memory fleet)', () => {
   it('moves all 9 servers to v2, each detached, drained, upgraded, verified and attached in that order', async () => {

@@ -1,0 +1,44 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { say } from './cache';
+import { runCommand } from './run-command';
+
+/** Finds a program in PATH or the usual sbin folders (Debian puts daemons in /usr/sbin, often not in PATH). */
+export function findProgram(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin'];
+  return dirs.map((dir) => `${dir}/${name}`).find((path) => isFile(path));
+}
+
+function isFile(path: string): boolean {
+  return path.startsWith('/') && existsSync(path);
+}
+
+/**
+ * Makes sure a Debian package is installed, installing it with apt-get when it isn't (as root, or through
+ * non-interactive sudo). Debian's packages are the cache here: apt keeps the version the distribution pins.
+ */
+export async function ensureDebianPackage(pkg: string, program: string): Promise<string> {
+  const found = findProgram(program);
+  if (found) return found;
+  const isRoot = process.getuid?.() === 0;
+  const sudo = isRoot ? [] : ['sudo', '-n'];
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  try {
+    await runCommand([...sudo, 'apt-get', 'update', '-qq'], {
+      label: `apt-get update (to install ${pkg})`,
+      env,
+    });
+    await runCommand([...sudo, 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', pkg], {
+      label: `installing ${pkg} from Debian`,
+      env,
+    });
+  } catch (error) {
+    throw new Error(
+      `${program} is not installed and installing Debian's ${pkg} package failed${isRoot ? '' : ' (run: sudo apt-get install ' + pkg + ')'}:\n${(error as Error).message}`,
+    );
+  }
+  const installed = findProgram(program);
+  if (!installed) throw new Error(`installed Debian's ${pkg} but ${program} is still not found`);
+  say(`${pkg} installed: ${execFileSync(installed, ['-v']).toString().split('\n')[0] ?? ''}`);
+  return installed;
+}

@@ -1,0 +1,34 @@
+import { parseArgs } from 'node:util';
+import { startHost, stopHost } from './hosts';
+
+/**
+ * The host supervisor's command line, what a fleet spec's upgrade argv runs:
+ *   hostctl --fleet DIR upgrade NAME VERSION   (stop the running version, start VERSION, wait until it listens)
+ *   hostctl --fleet DIR stop NAME
+ */
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    options: { fleet: { type: 'string' } },
+    allowPositionals: true,
+  });
+  const [command, name, version] = positionals;
+  if (!values.fleet || !command || !name || (command === 'upgrade' && !version)) {
+    process.stderr.write('usage: hostctl --fleet DIR upgrade NAME VERSION | stop NAME\n');
+    process.exit(2);
+  }
+  if (command === 'upgrade' && version) {
+    const outcome = await startHost(values.fleet, name, version);
+    process.stdout.write(`${name}: ${version} ${outcome}\n`);
+  } else if (command === 'stop') {
+    await stopHost(values.fleet, name);
+    process.stdout.write(`${name}: stopped\n`);
+  } else {
+    process.stderr.write(`hostctl: unknown command "${command}"\n`);
+    process.exit(2);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`hostctl: ${(error as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,164 @@
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, closeSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { delay } from '../processes';
+
+/**
+ * The local "hosts" of the demo fleet: each server is a real process of the demo app on its own loopback port,
+ * recorded in a fleet folder. Upgrading a host really stops the old version's process (which finishes its
+ * requests) and starts the new version's at the same address.
+ */
+const versionBehaviour = z.strictObject({
+  latencyMs: z.number().int().min(0).default(0),
+  errorRate: z.number().min(0).max(1).default(0),
+  healthStatus: z.number().int().min(100).max(599).default(200),
+  /** Time from process start to listening, as a real service's boot. */
+  startupMs: z.number().int().min(0).default(0),
+});
+
+export const fleetFile = z.strictObject({
+  servers: z.array(z.strictObject({ name: z.string(), address: z.string() })),
+  /** How each version behaves; a version not listed behaves well with `defaults`. */
+  versions: z.record(z.string(), versionBehaviour).default({}),
+  defaults: versionBehaviour.prefault({}),
+});
+export type FleetFile = z.input<typeof fleetFile>;
+
+const hostState = z.object({ pid: z.number().int(), version: z.string() });
+
+const repoRoot = join(__dirname, '..', '..');
+const appPath = join(repoRoot, 'infra', 'demo-app', 'server.ts');
+
+export const startsLogPath = (fleetDir: string) => join(fleetDir, 'starts.log');
+const statePath = (fleetDir: string, name: string) => join(fleetDir, 'hosts', `${name}.json`);
+
+export async function readFleetFile(fleetDir: string) {
+  return fleetFile.parse(JSON.parse(await readFile(join(fleetDir, 'fleet.json'), 'utf8')));
+}
+
+export async function writeFleetFile(fleetDir: string, fleet: FleetFile): Promise<void> {
+  await mkdir(join(fleetDir, 'hosts'), { recursive: true });
+  await writeFile(join(fleetDir, 'fleet.json'), `${JSON.stringify(fleet, null, 2)}\n`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readHost(fleetDir: string, name: string) {
+  const path = statePath(fleetDir, name);
+  if (!existsSync(path)) return undefined;
+  const state = hostState.parse(JSON.parse(await readFile(path, 'utf8')));
+  return alive(state.pid) ? state : undefined;
+}
+
+function portAccepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Stops a host's process gracefully: SIGTERM, wait for it to finish its requests, SIGKILL past the grace time. */
+export async function stopHost(fleetDir: string, name: string, graceMs = 30_000): Promise<void> {
+  const state = await readHost(fleetDir, name);
+  if (!state) return;
+  process.kill(state.pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (alive(state.pid)) {
+    if (Date.now() > deadline) process.kill(state.pid, 'SIGKILL');
+    await delay(20);
+  }
+}
+
+/** Starts a host on a version, unless it already runs that version (so a retried upgrade is harmless). */
+export async function startHost(
+  fleetDir: string,
+  name: string,
+  version: string,
+): Promise<'started' | 'already running'> {
+  const fleet = await readFleetFile(fleetDir);
+  const server = fleet.servers.find((s) => s.name === name);
+  if (!server) throw new Error(`no host named ${name} in ${fleetDir}/fleet.json`);
+  const current = await readHost(fleetDir, name);
+  if (current?.version === version) return 'already running';
+  if (current) await stopHost(fleetDir, name);
+  const [host = '127.0.0.1', port = ''] = server.address.split(':');
+  const behaviour = fleet.versions[version] ?? fleet.defaults;
+  const log = openSync(join(fleetDir, 'hosts', `${name}.log`), 'a');
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      appPath,
+      '--name',
+      name,
+      '--host',
+      host,
+      '--port',
+      port,
+      '--version',
+      version,
+      '--latency-ms',
+      String(behaviour.latencyMs),
+      '--error-rate',
+      String(behaviour.errorRate),
+      '--health-status',
+      String(behaviour.healthStatus),
+      '--startup-ms',
+      String(behaviour.startupMs),
+      '--starts-log',
+      startsLogPath(fleetDir),
+    ],
+    { cwd: repoRoot, detached: true, stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not start ${name}`);
+  await writeFile(statePath(fleetDir, name), JSON.stringify({ pid, version }));
+  const deadline = Date.now() + 30_000;
+  while (!(await portAccepts(host, Number(port)))) {
+    if (!alive(pid)) throw new Error(`${name} ${version} exited at start; see ${fleetDir}/hosts/${name}.log`);
+    if (Date.now() > deadline)
+      throw new Error(`${name} ${version} did not listen on ${server.address} within 30 s`);
+    await delay(25);
+  }
+  return 'started';
+}
+
+/** The running version of every host, as recorded by this supervisor. */
+export async function hostVersions(fleetDir: string): Promise<Record<string, string | undefined>> {
+  const fleet = await readFleetFile(fleetDir);
+  const entries = await Promise.all(
+    fleet.servers.map(async (s) => [s.name, (await readHost(fleetDir, s.name))?.version] as const),
+  );
+  return Object.fromEntries(entries);
+}
+
+/** How many times each host was started on each version, from the app's own start log. */
+export async function countStarts(fleetDir: string): Promise<Array<{ name: string; version: string }>> {
+  const text = await readFile(startsLogPath(fleetDir), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { name: string; version: string });
+}
+
+export async function stopAllHosts(fleetDir: string): Promise<void> {
+  const fleet = await readFleetFile(fleetDir);
+  await Promise.all(fleet.servers.map((s) => stopHost(fleetDir, s.name, 5_000)));
+}

@@ -1,0 +1,89 @@
+import { join } from 'node:path';
+import type { RolloutSpecInput } from '../../spec';
+import type { LocalHaproxy } from '../haproxy';
+import { startHaproxy } from '../haproxy';
+import { freePort } from '../ports';
+import type { FleetFile } from './hosts';
+import { startHost, stopAllHosts, writeFleetFile } from './hosts';
+
+export interface LocalFleetOptions {
+  /** Folder for the fleet's state: HAProxy's config and socket, each host's pid, log and the start log. */
+  readonly dir: string;
+  readonly servers: number;
+  /** The version every server runs at start. */
+  readonly version: string;
+  /** How particular versions misbehave, e.g. { 'v2-broken': { healthStatus: 500 } }. */
+  readonly versions?: FleetFile['versions'];
+  readonly defaults?: FleetFile['defaults'];
+  readonly backend?: string;
+}
+
+export interface LocalFleet {
+  readonly dir: string;
+  readonly haproxy: LocalHaproxy;
+  readonly servers: ReadonlyArray<{ name: string; address: string }>;
+  /** The upgrade argv of this fleet: the host supervisor, run without a shell. */
+  readonly upgradeArgv: readonly string[];
+  /** A rollout spec for this fleet, with the given fields on top of sensible demo defaults. */
+  spec(
+    overrides: Partial<RolloutSpecInput> & Pick<RolloutSpecInput, 'version'>,
+    targetName?: string,
+  ): RolloutSpecInput;
+  stop(): Promise<void>;
+}
+
+const hostctl = join(__dirname, '..', '..', 'bin', 'hostctl.js');
+
+/** Starts a real fleet on this machine: N demo app processes on loopback ports behind a real HAProxy. */
+export async function startLocalFleet(options: LocalFleetOptions): Promise<LocalFleet> {
+  const backend = options.backend ?? 'web';
+  const servers = await Promise.all(
+    Array.from({ length: options.servers }, async (_, i) => ({
+      name: `web-${i + 1}`,
+      address: `127.0.0.1:${await freePort()}`,
+    })),
+  );
+  await writeFleetFile(options.dir, {
+    servers,
+    versions: options.versions ?? {},
+    ...(options.defaults ? { defaults: options.defaults } : {}),
+  });
+  let haproxy: LocalHaproxy | undefined;
+  try {
+    await Promise.all(servers.map((server) => startHost(options.dir, server.name, options.version)));
+    haproxy = await startHaproxy({
+      dir: join(options.dir, 'haproxy'),
+      frontendPort: await freePort(),
+      backend,
+      servers,
+    });
+  } catch (error) {
+    await stopAllHosts(options.dir);
+    throw error;
+  }
+  const lb = haproxy;
+  const upgradeArgv = [process.execPath, hostctl, '--fleet', options.dir, 'upgrade', '{name}', '{version}'];
+  return {
+    dir: options.dir,
+    haproxy: lb,
+    servers,
+    upgradeArgv,
+    spec: (overrides, targetName = 'demo-web') => ({
+      target: {
+        kind: 'fleet',
+        name: targetName,
+        loadBalancer: { haproxy: { socket: lb.socket, backend } },
+        servers: servers.map((s) => ({ ...s })),
+        upgrade: { argv: [...upgradeArgv], timeout: '60s' },
+      },
+      strategy: { type: 'rolling', batchSize: 2 },
+      drain: { timeout: '30s', pollInterval: '100ms' },
+      verify: { http: { passes: 3, interval: '200ms', timeout: '10s' } },
+      ...overrides,
+    }),
+    stop: async () => {
+      await lb.stop();
+      await stopAllHosts(options.dir);
+    },
+  };
+}

@@ -1,0 +1,117 @@
+import { spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureDebianPackage } from './debian';
+import { delay, stopProcess } from './processes';
+
+/** Debian bookworm's HAProxy line; dynamic servers and the Runtime API commands Baton uses need 2.6 or later. */
+export const minimumHaproxy = [2, 6] as const;
+
+export async function ensureHaproxy(): Promise<string> {
+  const haproxy = await ensureDebianPackage('haproxy', 'haproxy');
+  const banner = execFileSync(haproxy, ['-v']).toString();
+  const match = /version (\d+)\.(\d+)/.exec(banner);
+  const [major, minor] = [Number(match?.[1]), Number(match?.[2])];
+  if (!match || major < minimumHaproxy[0] || (major === minimumHaproxy[0] && minor < minimumHaproxy[1])) {
+    throw new Error(
+      `HAProxy ${minimumHaproxy.join('.')} or later is needed, found: ${banner.split('\n')[0] ?? banner}`,
+    );
+  }
+  return haproxy;
+}
+
+export interface HaproxyBackendServer {
+  readonly name: string;
+  readonly address: string;
+}
+
+export interface LocalHaproxy {
+  /** The admin Runtime API socket (mode 600). */
+  readonly socket: string;
+  readonly backend: string;
+  /** Where users' requests enter, e.g. http://127.0.0.1:18080. */
+  readonly frontendUrl: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The configuration of a typical HAProxy in front of a web fleet: HTTP health checks, keep-alive to the servers,
+ * a dynamic balance algorithm (roundrobin) so servers can be added and weighted at run time.
+ */
+export function haproxyConfig(options: {
+  socket: string;
+  frontendPort: number;
+  backend: string;
+  servers: readonly HaproxyBackendServer[];
+}): string {
+  return [
+    'global',
+    `  stats socket ${options.socket} mode 600 level admin`,
+    '  stats timeout 30s',
+    // No global maxconn: HAProxy sizes it from the file descriptor limit, which varies between machines.
+    '',
+    'defaults',
+    '  mode http',
+    '  option http-keep-alive',
+    '  timeout connect 2s',
+    '  timeout client 30s',
+    '  timeout server 30s',
+    '  timeout http-keep-alive 10s',
+    '  retries 3',
+    '',
+    'frontend public',
+    `  bind 127.0.0.1:${options.frontendPort}`,
+    `  default_backend ${options.backend}`,
+    '',
+    `backend ${options.backend}`,
+    '  balance roundrobin',
+    '  option httpchk GET /healthz',
+    '  http-check expect status 200',
+    '  default-server check inter 1s fall 2 rise 2',
+    ...options.servers.map((s) => `  server ${s.name} ${s.address}`),
+    '',
+  ].join('\n');
+}
+
+/** Starts HAProxy unprivileged in the foreground (-db), its config and socket in `dir`. */
+export async function startHaproxy(options: {
+  dir: string;
+  frontendPort: number;
+  backend: string;
+  servers: readonly HaproxyBackendServer[];
+}): Promise<LocalHaproxy> {
+  const haproxy = await ensureHaproxy();
+  await mkdir(options.dir, { recursive: true });
+  const socket = join(options.dir, 'admin.sock');
+  const configPath = join(options.dir, 'haproxy.cfg');
+  const logPath = join(options.dir, 'haproxy.log');
+  await writeFile(configPath, haproxyConfig({ ...options, socket }));
+  const log = createWriteStream(logPath, { flags: 'a' });
+  const child = spawn(haproxy, ['-db', '-f', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(socket)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stopProcess(child);
+      throw new Error(
+        `HAProxy did not start (log ${logPath}):\n${await readFile(logPath, 'utf8').catch(() => '')}`,
+      );
+    }
+    await delay(50);
+  }
+  return {
+    socket,
+    backend: options.backend,
+    frontendUrl: `http://127.0.0.1:${options.frontendPort}`,
+    pid: child.pid ?? -1,
+    stop: async () => {
+      await stopProcess(child, 5_000);
+      log.end();
+    },
+  };
+}
