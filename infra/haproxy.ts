@@ -92,6 +92,8 @@ export async function startHaproxy(options: {
   await writeFile(configPath, haproxyConfig({ ...options, socket }));
   const log = createWriteStream(logPath, { flags: 'a' });
   const child = spawn(haproxy, ['-db', '-f', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Recorded so a sweep can end it even if the process that started it died.
+  await writeFile(join(options.dir, 'haproxy.pid'), String(child.pid));
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   const deadline = Date.now() + 10_000;

@@ -3,6 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { sweepFleets } from '../infra/fleet/local-fleet';
 import { startTemporalDevServer } from '../infra/temporal-server';
 
 /**
@@ -53,7 +54,10 @@ async function main(): Promise<number> {
     namespace: 'baton-test',
   });
   process.stdout.write(`  ${server.address} (UI ${server.uiUrl})\n`);
+  const fleetsDir = join(dir, 'fleets');
   const stop = async () => {
+    const swept = await sweepFleets(fleetsDir);
+    if (swept > 0) process.stdout.write(`  swept ${swept} test fleets\n`);
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   };

@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RolloutSpecInput } from '../../spec';
 import type { LocalHaproxy } from '../haproxy';
@@ -86,4 +87,28 @@ export async function startLocalFleet(options: LocalFleetOptions): Promise<Local
       await stopAllHosts(options.dir);
     },
   };
+}
+
+/**
+ * Ends every fleet under a folder: each host's process and each HAProxy, by the pids they recorded. The test
+ * runner calls it last, so a test that crashed or was killed leaves no process behind.
+ */
+export async function sweepFleets(root: string): Promise<number> {
+  if (!existsSync(root)) return 0;
+  let swept = 0;
+  for (const entry of readdirSync(root)) {
+    const dir = join(root, entry);
+    if (!existsSync(join(dir, 'fleet.json'))) continue;
+    await stopAllHosts(dir);
+    const pidFile = join(dir, 'haproxy', 'haproxy.pid');
+    if (existsSync(pidFile)) {
+      try {
+        process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    swept++;
+  }
+  return swept;
 }

@@ -1,0 +1,244 @@
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { realActivityDeps } from '../../activities';
+import { createFleetActivities } from '../../activities/fleet-activities';
+import { HaproxyCommandError, HaproxyRuntimeApi } from '../../activities/haproxy/runtime-api';
+import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
+import { ExecHostExecutor } from '../../activities/hosts/exec-host-executor';
+import type { DrainOutcome } from '../../activities/fleet-activities';
+import type { LocalFleet } from '../../infra/fleet/local-fleet';
+import { parseRolloutSpec } from '../../spec';
+import type { DrainPolicy, FleetTarget, RolloutSpec } from '../../spec';
+import { startTestFleet } from '../helpers/fleet';
+
+let fleet: LocalFleet;
+let spec: RolloutSpec;
+let target: FleetTarget;
+before(async () => {
+  fleet = await startTestFleet({ servers: 2, version: 'v1' });
+  spec = parseRolloutSpec(
+    fleet.spec({ version: 'v2', verify: { http: { passes: 2, interval: '50ms', timeout: '600ms' } } }),
+  );
+  target = spec.target as FleetTarget;
+});
+after(async () => fleet.stop());
+
+const activities = () => createFleetActivities(realActivityDeps());
+const lb = () => target.loadBalancer.haproxy;
+
+describe('HAProxy Runtime API client (real HAProxy)', () => {
+  it('keeps the admin socket private to its owner (mode 600)', () => {
+    assert.equal(statSync(fleet.haproxy.socket).mode & 0o777, 0o600);
+  });
+
+  it('lists the servers of the backend', async () => {
+    assert.deepEqual(await new HaproxyTrafficProvider(fleet.haproxy.socket, 'web').listServers(), [
+      'web-1',
+      'web-2',
+    ]);
+  });
+
+  it('detaches to DRAIN and attaches back, idempotently', async () => {
+    const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
+    await traffic.detach('web-1');
+    await traffic.detach('web-1');
+    assert.equal((await traffic.traffic('web-1')).status, 'DRAIN');
+    await traffic.attach('web-1');
+    await traffic.attach('web-1');
+    assert.notEqual((await traffic.traffic('web-1')).status, 'DRAIN');
+  });
+
+  it("fails with HAProxy's own words for an unknown server or backend", async () => {
+    await assert.rejects(
+      new HaproxyTrafficProvider(fleet.haproxy.socket, 'web').detach('web-9'),
+      (error: unknown) => {
+        assert.ok(error instanceof HaproxyCommandError);
+        assert.match(error.message, /set server web\/web-9 state drain.*No such server/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      new HaproxyTrafficProvider(fleet.haproxy.socket, 'nope').detach('web-1'),
+      /No such backend/,
+    );
+    await assert.rejects(
+      new HaproxyRuntimeApi(fleet.haproxy.socket).execute('set server web/web-1 weight abc'),
+      /Empty weight string/,
+    );
+  });
+
+  it('sets a server weight', async () => {
+    const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
+    await traffic.setWeight('web-2', 50);
+    assert.equal((await traffic.traffic('web-2')).weight, 50);
+    await traffic.setWeight('web-2', 1);
+  });
+
+  it('refuses to send a second command smuggled into one', () => {
+    assert.throws(
+      () => new HaproxyRuntimeApi(fleet.haproxy.socket).send('show stat; shutdown sessions server web/web-1'),
+      /refusing/,
+    );
+  });
+});
+
+describe('drainServer (real HAProxy, real requests)', () => {
+  const policy = (overrides: Partial<DrainPolicy>): DrainPolicy => ({
+    timeout: 10_000,
+    onTimeout: 'fail',
+    pollInterval: 50,
+    ...overrides,
+  });
+
+  /**
+   * Sends a slow request through HAProxy until one lands on the given server; returns while it is in flight
+   * (wrapped, since an async function returning a bare promise would wait for it).
+   */
+  async function slowRequestOn(server: string, ms: number): Promise<{ status: Promise<number> }> {
+    const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const response = fetch(`${fleet.haproxy.frontendUrl}/?delay=${ms}`).then((r) => r.status);
+      await new Promise((r) => setTimeout(r, 100));
+      if ((await traffic.traffic(server)).sessions > 0) return { status: response };
+      await response;
+    }
+    throw new Error(`no request landed on ${server}: is it still detached?`);
+  }
+
+  it('waits for the request in flight, heartbeating, then reports drained', async () => {
+    const { status: inFlight } = await slowRequestOn('web-1', 1_500);
+    const env = new MockActivityEnvironment();
+    const heartbeats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => heartbeats.push(d));
+    await activities().detachServer({ loadBalancer: lb(), server: 'web-1' });
+    const started = Date.now();
+    const outcome: DrainOutcome = await env.run(activities().drainServer, {
+      loadBalancer: lb(),
+      server: 'web-1',
+      policy: policy({}),
+    });
+    assert.equal(outcome.drained, true);
+    assert.ok(Date.now() - started >= 900, `waited ${Date.now() - started} ms for the request`);
+    assert.equal(await inFlight, 200);
+    assert.ok(heartbeats.length >= 5, `heartbeats: ${heartbeats.length}`);
+    await activities().attachServer({ loadBalancer: lb(), server: 'web-1' });
+  });
+
+  it('fails past the timeout when the policy says fail, naming what is left', async () => {
+    const { status: inFlight } = await slowRequestOn('web-2', 1_500);
+    await activities().detachServer({ loadBalancer: lb(), server: 'web-2' });
+    await assert.rejects(
+      new MockActivityEnvironment().run(activities().drainServer, {
+        loadBalancer: lb(),
+        server: 'web-2',
+        policy: policy({ timeout: 200 }),
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof ApplicationFailure);
+        assert.equal(error.type, 'DrainTimeout');
+        assert.equal(error.nonRetryable, true);
+        assert.match(error.message, /web-2 did not drain within 200 ms \(1 sessions/);
+        return true;
+      },
+    );
+    assert.equal(await inFlight, 200);
+    await activities().attachServer({ loadBalancer: lb(), server: 'web-2' });
+  });
+
+  it('goes on past the timeout when the policy says force, and says so', async () => {
+    const { status: inFlight } = await slowRequestOn('web-2', 1_500);
+    await activities().detachServer({ loadBalancer: lb(), server: 'web-2' });
+    const outcome: DrainOutcome = await new MockActivityEnvironment().run(activities().drainServer, {
+      loadBalancer: lb(),
+      server: 'web-2',
+      policy: policy({ timeout: 200, onTimeout: 'force' }),
+    });
+    assert.equal(outcome.drained, false);
+    assert.equal(outcome.remaining?.sessions, 1);
+    await inFlight;
+    await activities().attachServer({ loadBalancer: lb(), server: 'web-2' });
+  });
+
+  it('stops waiting when the activity is cancelled', async () => {
+    const { status: inFlight } = await slowRequestOn('web-1', 2_000);
+    await activities().detachServer({ loadBalancer: lb(), server: 'web-1' });
+    const env = new MockActivityEnvironment();
+    const draining = env.run(activities().drainServer, {
+      loadBalancer: lb(),
+      server: 'web-1',
+      policy: policy({ onTimeout: 'wait' }),
+    });
+    setTimeout(() => env.cancel(), 300);
+    await assert.rejects(draining, /cancel/i);
+    await inFlight;
+    await activities().attachServer({ loadBalancer: lb(), server: 'web-1' });
+  });
+});
+
+describe('upgradeServer and verifyServer (real processes, real HTTP)', () => {
+  it('verifies a server that reports the expected version N times in a row', async () => {
+    const result: { checks: number } = await new MockActivityEnvironment().run(activities().verifyServer, {
+      server: target.servers[0]!,
+      verify: spec.verify.http,
+      version: 'v1',
+    });
+    assert.equal(result.checks, 2);
+  });
+
+  it('fails verification, saying what the server reported, when the version is wrong', async () => {
+    await assert.rejects(
+      new MockActivityEnvironment().run(activities().verifyServer, {
+        server: target.servers[0]!,
+        verify: spec.verify.http,
+        version: 'v9',
+      }),
+      /web-1 failed verification for v9 after \d+ checks: reports version v1, expected v9/,
+    );
+  });
+
+  it('runs the upgrade argv and puts the failing command and its output in the error', async () => {
+    const upgrade = {
+      argv: [process.execPath, '-e', 'console.error("no space left on device"); process.exit(3)'],
+      timeout: 5_000,
+    };
+    await assert.rejects(
+      new MockActivityEnvironment().run(activities().upgradeServer, {
+        server: target.servers[0]!,
+        upgrade,
+        version: 'v2',
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof ApplicationFailure);
+        assert.match(
+          error.message,
+          /upgrade of web-1 to v2: .* exited with code 3:\nno space left on device/s,
+        );
+        return true;
+      },
+    );
+  });
+
+  it('kills an upgrade command past its timeout', async () => {
+    const upgrade = { argv: [process.execPath, '-e', 'setTimeout(() => {}, 10000)'], timeout: 300 };
+    await assert.rejects(
+      new MockActivityEnvironment().run(activities().upgradeServer, {
+        server: target.servers[0]!,
+        upgrade,
+        version: 'v2',
+      }),
+      /timed out after 300 ms/,
+    );
+  });
+
+  it('passes hostile-looking values to the program as plain arguments, never to a shell', async () => {
+    const marker = `/tmp/baton-pwned-${process.pid}`;
+    const result = await new ExecHostExecutor().run(['/bin/echo', `web-1;touch ${marker}`, '$(id)', '`id`'], {
+      timeoutMs: 5_000,
+    });
+    assert.equal(result.stdout, `web-1;touch ${marker} $(id) \`id\`\n`);
+    assert.throws(() => statSync(marker), /ENOENT/);
+  });
+});
