@@ -63,11 +63,11 @@ export function createFleetActivities(deps: ActivityDeps) {
      * Checks, before anything changes, that the load balancer answers, knows every server, and that each server
      * answers its health check; returns the version each server runs now (what a rollback returns it to).
      */
-    async preflightFleet(input: {
+    preflightFleet: async (input: {
       loadBalancer: HaproxyLoadBalancer;
       servers: FleetServer[];
       verify: HttpVerification;
-    }): Promise<Record<string, string>> {
+    }): Promise<Record<string, string>> => {
       const traffic = deps.trafficFor(input.loadBalancer);
       let known: string[];
       try {
@@ -106,15 +106,15 @@ export function createFleetActivities(deps: ActivityDeps) {
       return versions;
     },
 
-    async detachServer(ref: ServerRef): Promise<void> {
+    detachServer: async (ref: ServerRef): Promise<void> => {
       await deps.trafficFor(ref.loadBalancer).detach(ref.server);
     },
 
-    async attachServer(ref: ServerRef): Promise<void> {
+    attachServer: async (ref: ServerRef): Promise<void> => {
       await deps.trafficFor(ref.loadBalancer).attach(ref.server);
     },
 
-    async setServerWeight(ref: ServerRef & { weight: number }): Promise<void> {
+    setServerWeight: async (ref: ServerRef & { weight: number }): Promise<void> => {
       await deps.trafficFor(ref.loadBalancer).setWeight(ref.server, ref.weight);
     },
 
@@ -122,7 +122,7 @@ export function createFleetActivities(deps: ActivityDeps) {
      * Waits until a detached server has no request in flight, heartbeating. A retried attempt resumes the clock
      * of the one before it, so a crash doesn't extend the drain timeout.
      */
-    async drainServer(ref: ServerRef & { policy: DrainPolicy }): Promise<DrainOutcome> {
+    drainServer: async (ref: ServerRef & { policy: DrainPolicy }): Promise<DrainOutcome> => {
       const ctx = Context.current();
       const traffic = deps.trafficFor(ref.loadBalancer);
       const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
@@ -154,11 +154,11 @@ export function createFleetActivities(deps: ActivityDeps) {
     },
 
     /** Moves one server to a version by running the inventory's upgrade command for it. */
-    async upgradeServer(input: {
+    upgradeServer: async (input: {
       server: FleetServer;
       upgrade: UpgradeCommand;
       version: string;
-    }): Promise<void> {
+    }): Promise<void> => {
       const ctx = Context.current();
       const argv = renderArgv(input.upgrade.argv, input.server, input.version);
       try {
@@ -173,11 +173,11 @@ export function createFleetActivities(deps: ActivityDeps) {
     },
 
     /** Checks the server itself until it passes N times in a row reporting the expected version. */
-    async verifyServer(input: {
+    verifyServer: async (input: {
       server: FleetServer;
       verify: HttpVerification;
       version: string;
-    }): Promise<{ checks: number }> {
+    }): Promise<{ checks: number }> => {
       const ctx = Context.current();
       const url = healthUrl(input.server, input.verify);
       const deadline = Date.now() + input.verify.timeout;

@@ -181,7 +181,7 @@ describe('drainServer (real HAProxy, real requests)', () => {
 describe('upgradeServer and verifyServer (real processes, real HTTP)', () => {
   it('verifies a server that reports the expected version N times in a row', async () => {
     const result: { checks: number } = await new MockActivityEnvironment().run(activities().verifyServer, {
-      server: target.servers[0]!,
+      server: target.servers[0],
       verify: spec.verify.http,
       version: 'v1',
     });
@@ -191,7 +191,7 @@ describe('upgradeServer and verifyServer (real processes, real HTTP)', () => {
   it('fails verification, saying what the server reported, when the version is wrong', async () => {
     await assert.rejects(
       new MockActivityEnvironment().run(activities().verifyServer, {
-        server: target.servers[0]!,
+        server: target.servers[0],
         verify: spec.verify.http,
         version: 'v9',
       }),
@@ -206,7 +206,7 @@ describe('upgradeServer and verifyServer (real processes, real HTTP)', () => {
     };
     await assert.rejects(
       new MockActivityEnvironment().run(activities().upgradeServer, {
-        server: target.servers[0]!,
+        server: target.servers[0],
         upgrade,
         version: 'v2',
       }),
@@ -225,7 +225,7 @@ describe('upgradeServer and verifyServer (real processes, real HTTP)', () => {
     const upgrade = { argv: [process.execPath, '-e', 'setTimeout(() => {}, 10000)'], timeout: 300 };
     await assert.rejects(
       new MockActivityEnvironment().run(activities().upgradeServer, {
-        server: target.servers[0]!,
+        server: target.servers[0],
         upgrade,
         version: 'v2',
       }),
