@@ -1,0 +1,104 @@
+import type { RolloutStatus, ServerStatus } from '../workflows/messages';
+
+const colours = {
+  reset: '\x1b[0m',
+  dim: '\x1b[2m',
+  green: '\x1b[32m',
+  yellow: '\x1b[33m',
+  red: '\x1b[31m',
+  cyan: '\x1b[36m',
+} as const;
+
+/** Colour only on a terminal, and never when NO_COLOR is set (no-color.org). */
+export function useColour(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(stream.isTTY) && !('NO_COLOR' in env && env.NO_COLOR !== '');
+}
+
+function stepColour(server: ServerStatus): keyof typeof colours {
+  switch (server.step) {
+    case 'done':
+      return 'green';
+    case 'failed':
+      return 'red';
+    case 'pending':
+    case 'restored':
+      return 'dim';
+    case 'restoring':
+      return 'yellow';
+    default:
+      return 'cyan';
+  }
+}
+
+/** The rollout as lines of text: a header, then one line per server with its version and current step. */
+export function renderStatus(
+  status: RolloutStatus,
+  options: { colour: boolean; elapsedS?: number },
+): string[] {
+  const paint = (colour: keyof typeof colours, text: string) =>
+    options.colour ? `${colours[colour]}${text}${colours.reset}` : text;
+  const phaseColour =
+    status.phase === 'succeeded'
+      ? 'green'
+      : status.phase === 'rolled-back' || status.phase === 'failed'
+        ? 'red'
+        : 'yellow';
+  const elapsed = options.elapsedS === undefined ? '' : `  ${options.elapsedS.toFixed(1)}s`;
+  const width = Math.max(...status.servers.map((s) => s.name.length), 4);
+  return [
+    `${status.target}  ${status.strategy}  → ${status.toVersion}  batch ${status.batch}/${status.batches}  ${paint(phaseColour, status.phase)}${elapsed}`,
+    ...status.servers.map((server) => {
+      const version = server.version ?? '?';
+      const note = server.error
+        ? `  ${paint('red', server.error.split('\n')[0] ?? '')}`
+        : server.drainForced
+          ? '  (drain forced)'
+          : '';
+      return `  ${server.name.padEnd(width)}  ${version.padEnd(8)}  ${paint(stepColour(server), server.step)}${note}`;
+    }),
+    ...(status.reason ? [`  reason: ${status.reason}`] : []),
+  ];
+}
+
+/**
+ * Shows a rollout's progress: redrawn in place on a terminal, one line per change otherwise (for logs and CI),
+ * so a piped `baton start` reads as a history of steps.
+ */
+export class ProgressView {
+  private drawnLines = 0;
+  private readonly lastSteps = new Map<string, string>();
+  private lastPhase = '';
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    private readonly colour = useColour(stream),
+  ) {}
+
+  update(status: RolloutStatus): void {
+    if (this.stream.isTTY) {
+      const lines = renderStatus(status, {
+        colour: this.colour,
+        elapsedS: (Date.now() - this.started) / 1000,
+      });
+      const up = this.drawnLines > 0 ? `\x1b[${this.drawnLines}A` : '';
+      this.stream.write(`${up}${lines.map((l) => `\x1b[2K${l}`).join('\n')}\n`);
+      this.drawnLines = lines.length;
+      return;
+    }
+    if (status.phase !== this.lastPhase) {
+      this.stream.write(`${status.target}: ${status.phase}${status.reason ? ` (${status.reason})` : ''}\n`);
+      this.lastPhase = status.phase;
+    }
+    for (const server of status.servers) {
+      const key = `${server.step}/${server.version ?? ''}`;
+      if (this.lastSteps.get(server.name) !== key) {
+        this.lastSteps.set(server.name, key);
+        if (server.step !== 'pending')
+          this.stream.write(
+            `  ${server.name}: ${server.step}${server.version ? ` (${server.version})` : ''}\n`,
+          );
+      }
+    }
+  }
+}

@@ -1,0 +1,198 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { realActivityDeps } from '../../activities';
+import { connectBaton } from '../../client/connection';
+import { exitCodes } from '../../client/exit-codes';
+import { ProgressView } from '../../client/progress';
+import { followRollout, startRollout } from '../../client/rollouts';
+import { parseRolloutSpec, SpecError } from '../../spec';
+import { createBatonWorker } from '../../worker/create-worker';
+import { cacheRoot } from '../cache';
+import { hostVersions } from '../fleet/hosts';
+import type { LocalFleet } from '../fleet/local-fleet';
+import { startLocalFleet } from '../fleet/local-fleet';
+import { startLoad } from '../load';
+import { portInUse } from '../ports';
+import type { TemporalDevServer } from '../temporal-server';
+import { startTemporalDevServer } from '../temporal-server';
+
+interface DemoOptions {
+  servers: number;
+  batch: number;
+  rate: number;
+  from: string;
+  to: string;
+  strategy: string;
+  keep: boolean;
+  json: boolean;
+}
+
+const positiveInt = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError(`${name}: expected a whole number of at least 1`);
+  return n;
+};
+
+function parseOptions(argv: string[]): DemoOptions {
+  const program = new Command('npm run demo --')
+    .description(
+      'Roll a fleet of real servers behind HAProxy from v1 to v2 under steady load, on a local Temporal.',
+    )
+    .addOption(
+      new Option('--servers <n>', 'servers in the fleet').default(9).argParser(positiveInt('--servers')),
+    )
+    .addOption(
+      new Option('--batch <n>', 'servers upgraded at a time').default(2).argParser(positiveInt('--batch')),
+    )
+    .addOption(
+      new Option('--rate <n>', 'requests per second sent through HAProxy')
+        .default(100)
+        .argParser(positiveInt('--rate')),
+    )
+    .option('--from <version>', 'version the fleet starts on', 'v1')
+    .option('--to <version>', 'version to roll out', 'v2')
+    .addOption(new Option('--strategy <name>', 'rollout strategy').choices(['rolling']).default('rolling'))
+    .option('--keep', 'leave everything running afterwards, for exploring (Ctrl-C stops it)', false)
+    .option('--json', 'print the summary as one JSON object on the last line of stdout', false)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  npm run demo\n  npm run demo -- --servers 5 --batch 1 --rate 300 --json',
+    )
+    .exitOverride()
+    .parse(argv, { from: 'user' });
+  return program.opts<DemoOptions>();
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  // Stdout carries the summary (its last line is the JSON with --json); the worker's notices go to stderr.
+  Runtime.install({
+    logger: new DefaultLogger('WARN', ({ level, message }) =>
+      process.stderr.write(`worker ${level}: ${message}\n`),
+    ),
+  });
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  process.once('SIGTERM', () => void cleanup().then(() => process.exit(143)));
+
+  try {
+    // Temporal: the user's, or a local dev server whose SQLite file keeps the demo's history between runs.
+    let server: TemporalDevServer | undefined;
+    if (!process.env.TEMPORAL_ADDRESS) {
+      log('starting a local Temporal server…');
+      const dir = join(cacheRoot(), 'demo');
+      const defaultPorts = !(await portInUse(7233)) && !(await portInUse(8233));
+      server = await startTemporalDevServer({
+        dbFile: join(dir, 'temporal.db'),
+        logFile: join(dir, 'temporal.log'),
+        namespace: 'default',
+        ...(defaultPorts ? { port: 7233, uiPort: 8233 } : {}),
+      });
+      const started = server;
+      cleanups.push(() => started.stop());
+      process.env.TEMPORAL_ADDRESS = server.address;
+    }
+    const baton = await connectBaton();
+    cleanups.push(() => baton.close());
+    const uiBase = server?.uiUrl ?? process.env.BATON_TEMPORAL_UI ?? 'http://localhost:8233';
+
+    log(`starting HAProxy and ${options.servers} servers on ${options.from}…`);
+    const fleetDir = await mkdtemp(join(tmpdir(), 'baton-demo-'));
+    const fleet: LocalFleet = await startLocalFleet({
+      dir: fleetDir,
+      servers: options.servers,
+      version: options.from,
+      // Real services take a moment to boot and to answer; so does the demo app.
+      defaults: { latencyMs: 20, startupMs: 1_000 },
+    });
+    cleanups.push(async () => {
+      await fleet.stop();
+      await rm(fleetDir, { recursive: true, force: true });
+    });
+
+    const taskQueue = `baton-demo-${process.pid}`;
+    const workerConnection = await NativeConnection.connect({ address: baton.address });
+    const worker = await createBatonWorker({
+      connection: workerConnection,
+      namespace: baton.namespace,
+      taskQueue,
+      deps: realActivityDeps(),
+    });
+    const workerRun = worker.run();
+    cleanups.push(async () => {
+      worker.shutdown();
+      await workerRun;
+      await workerConnection.close();
+    });
+
+    const spec = parseRolloutSpec(
+      fleet.spec(
+        { version: options.to, strategy: { type: 'rolling', batchSize: options.batch } },
+        'demo-web',
+      ),
+      'demo spec',
+    );
+    log(`sending ${options.rate} requests/s through HAProxy at ${fleet.haproxy.frontendUrl}`);
+    const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: options.rate });
+    await new Promise((r) => setTimeout(r, 1_000));
+    const started = Date.now();
+    const handle = await startRollout(baton.client, spec, { taskQueue });
+    const uiUrl = `${uiBase}/namespaces/${baton.namespace}/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`;
+    log(`rolling ${options.from} → ${options.to}, ${options.batch} at a time (${uiUrl})\n`);
+    const view = new ProgressView(process.stderr);
+    const outcome = await followRollout(handle, (status) => view.update(status));
+    const durationS = (Date.now() - started) / 1000;
+    await new Promise((r) => setTimeout(r, 500));
+    const stats = await load.stop();
+    const versions = await hostVersions(fleet.dir);
+    const summary = {
+      strategy: options.strategy,
+      servers: options.servers,
+      onNewVersion: Object.values(versions).filter((v) => v === options.to).length,
+      sent: stats.sent,
+      failed: stats.failed,
+      durationS: Math.round(durationS * 10) / 10,
+      uiUrl,
+      phase: outcome.kind === 'result' ? outcome.result.phase : 'failed',
+    };
+    const lines = [
+      '',
+      `rollout ${summary.phase}: ${summary.onNewVersion} of ${summary.servers} servers on ${options.to} in ${summary.durationS} s`,
+      `requests: ${summary.sent} sent, ${summary.failed} failed${stats.failed > 0 ? ` ${JSON.stringify(stats.errors)}` : ''}`,
+      `history in the Temporal UI: ${uiUrl}`,
+    ];
+    process.stdout.write(
+      options.json ? `${lines.join('\n')}\n${JSON.stringify(summary)}\n` : `${lines.join('\n')}\n`,
+    );
+
+    if (options.keep) {
+      log(
+        `\nkept running: HAProxy ${fleet.haproxy.frontendUrl}, admin socket ${fleet.haproxy.socket}, Temporal ${baton.address}, UI ${uiBase}. Ctrl-C stops everything.`,
+      );
+      await new Promise(() => undefined);
+    }
+    return summary.phase === 'succeeded' && summary.failed === 0 ? exitCodes.ok : exitCodes.failed;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : exitCodes.badInput);
+    process.stderr.write(
+      `demo: ${error instanceof SpecError ? error.message : ((error as Error)?.stack ?? String(error))}\n`,
+    );
+    process.exit(error instanceof SpecError ? exitCodes.badInput : exitCodes.failed);
+  },
+);
