@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { stringify } from 'yaml';
+import { realActivityDeps } from '../../activities';
+import { hostVersions } from '../../infra/fleet/hosts';
+import type { LocalFleet } from '../../infra/fleet/local-fleet';
+import { createBatonWorker } from '../../worker/create-worker';
+import { startTestFleet } from '../helpers/fleet';
+import type { TestTemporal } from '../helpers/temporal';
+import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
+
+const root = join(__dirname, '..', '..');
+let temporal: TestTemporal;
+let fleet: LocalFleet;
+let worker: Worker;
+let workerRun: Promise<void>;
+let dir: string;
+const taskQueue = uniqueTaskQueue('cli');
+
+before(async () => {
+  temporal = await connectTestTemporal();
+  fleet = await startTestFleet({ servers: 3, version: 'v1' });
+  dir = await mkdtemp(join(tmpdir(), 'baton-cli-'));
+  worker = await createBatonWorker({
+    connection: temporal.nativeConnection,
+    namespace: temporal.namespace,
+    taskQueue,
+    deps: realActivityDeps(),
+    workflowBundle: await workflowBundle(),
+  });
+  workerRun = worker.run();
+});
+after(async () => {
+  worker.shutdown();
+  await workerRun;
+  await fleet.stop();
+  await temporal.close();
+});
+
+/** Runs the real `baton` bin, as a user would, against the test Temporal server. */
+function baton(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(root, 'bin', 'baton.js'), ...args], {
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: temporal.address,
+        TEMPORAL_NAMESPACE: temporal.namespace,
+        BATON_TASK_QUEUE: taskQueue,
+        NO_COLOR: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function specFile(name: string, spec: unknown): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, stringify(spec));
+  return path;
+}
+
+describe('baton CLI (real Temporal, real fleet)', () => {
+  it('baton start -f rolls the fleet, follows it with progress, and exits 0', async () => {
+    const file = await specFile('rollout.yaml', fleet.spec({ version: 'v2' }, 'cli-web'));
+    const { code, stdout, stderr } = await baton(['start', '-f', file]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /cli-web: succeeded, 3 servers on v2/);
+    assert.match(stderr, /web-3: verify \(v2\)/, 'progress was shown');
+    assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v2', 'v2', 'v2']);
+  });
+
+  it('baton status shows the finished rollout as JSON', async () => {
+    const { code, stdout } = await baton(['status', 'cli-web', '-o', 'json']);
+    assert.equal(code, 0);
+    const status = JSON.parse(stdout) as { phase: string; servers: Array<{ step: string }> };
+    assert.equal(status.phase, 'succeeded');
+    assert.equal(status.servers.length, 3);
+  });
+
+  it('baton status of an unknown target exits 3', async () => {
+    const { code, stderr } = await baton(['status', 'no-such-target']);
+    assert.equal(code, 3);
+    assert.match(stderr, /no rollout of no-such-target/);
+  });
+
+  it('a bad spec exits 2, names the field, and starts nothing', async () => {
+    const input = fleet.spec({ version: 'v3;reboot' }, 'cli-bad');
+    const file = await specFile('bad.yaml', { ...input, strategy: { type: 'rolling', batchSize: '250%' } });
+    const { code, stderr } = await baton(['start', '-f', file]);
+    assert.equal(code, 2);
+    assert.match(stderr, /version: expected a version/);
+    assert.match(stderr, /strategy.batchSize: expected a percentage from 0% to 100%/);
+    await assert.rejects(
+      temporal.client.workflow.getHandle('rollout/cli-bad').describe(),
+      WorkflowNotFoundError,
+    );
+  });
+
+  it('a duplicate server name exits 2 before anything changes', async () => {
+    const input = fleet.spec({ version: 'v3' }, 'cli-dup');
+    const target = input.target as { servers: Array<{ name: string; address: string }> };
+    target.servers.push({ name: 'web-1', address: '127.0.0.1:9' });
+    const { code, stderr } = await baton(['start', '-f', await specFile('dup.yaml', input)]);
+    assert.equal(code, 2);
+    assert.match(stderr, /target.servers\[3\].name: duplicate server name "web-1"/);
+  });
+
+  it('a second rollout of a busy target exits 3, naming the running one', async () => {
+    const file = await specFile(
+      'busy.yaml',
+      fleet.spec(
+        { version: 'v3', strategy: { type: 'rolling', batchSize: 1, pauseBetweenBatches: '3s' } },
+        'cli-busy',
+      ),
+    );
+    const first = await baton(['start', '-f', file, '--detach', '-o', 'json']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal((JSON.parse(first.stdout) as { workflowId: string }).workflowId, 'rollout/cli-busy');
+    const second = await baton(['start', '-f', file, '--detach']);
+    assert.equal(second.code, 3);
+    assert.match(second.stderr, /a rollout of cli-busy is already running \(workflow rollout\/cli-busy\)/);
+    await temporal.client.workflow.getHandle('rollout/cli-busy').result();
+  });
+
+  it('unknown flags exit 2 with usage', async () => {
+    const { code, stderr } = await baton(['start', '-f', 'x.yaml', '--fiel']);
+    assert.equal(code, 2);
+    assert.match(stderr, /unknown option '--fiel'\n\(Did you mean --file\?\)/);
+  });
+});

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+const root = join(__dirname, '..', '..');
+
+describe('npm run demo', () => {
+  it('starts Temporal, HAProxy and the fleet, rolls v1 to v2 under load, fails nothing, and cleans up', async () => {
+    // Run it as a new user does, with no Temporal address: the demo starts its own dev server.
+    const env = { ...process.env };
+    delete env.TEMPORAL_ADDRESS;
+    const child = spawn(
+      'npm',
+      ['run', '--silent', 'demo', '--', '--servers', '4', '--batch', '2', '--rate', '80', '--json'],
+      {
+        cwd: root,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, stderr.slice(-3_000));
+    const last = stdout.trim().split('\n').at(-1) ?? '';
+    const summary = JSON.parse(last) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(summary).slice(0, 7), [
+      'strategy',
+      'servers',
+      'onNewVersion',
+      'sent',
+      'failed',
+      'durationS',
+      'uiUrl',
+    ]);
+    assert.equal(summary.servers, 4);
+    assert.equal(summary.onNewVersion, 4);
+    assert.equal(summary.failed, 0);
+    assert.ok((summary.sent as number) > 100);
+    assert.match(
+      summary.uiUrl as string,
+      /^http:\/\/127\.0\.0\.1:\d+\/namespaces\/default\/workflows\/rollout%2Fdemo-web\/[0-9a-f-]+\/history$/,
+    );
+    assert.match(stderr, /demo-web: succeeded/);
+  });
+
+  it('rejects a bad option with exit code 2 and starts nothing', async () => {
+    const child = spawn('npm', ['run', '--silent', 'demo', '--', '--servers', 'many'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 2);
+    assert.match(stderr, /--servers: expected a whole number of at least 1/);
+  });
+});
