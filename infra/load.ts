@@ -26,7 +26,9 @@ export function startLoad(options: {
   ratePerSecond: number;
   timeoutMs?: number;
 }): LoadGenerator {
-  const agent = new Agent({ keepAlive: true, maxSockets: 512 });
+  // Idle connections close after 4 s, before HAProxy's `timeout http-keep-alive` (10 s) does: a client that keeps
+  // them longer than the server races it, sending a request on a connection the server is closing (ECONNRESET).
+  const agent = new Agent({ keepAlive: true, maxSockets: 512, timeout: 4_000 });
   const target = new URL(options.url);
   const started = Date.now();
   let sent = 0;
@@ -81,7 +83,9 @@ export function startLoad(options: {
       },
     );
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-    req.on('error', (error: NodeJS.ErrnoException) => settle(() => fail(error.code ?? error.message)));
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      settle(() => fail(`${error.code ?? error.message}${req.reusedSocket ? ' (reused connection)' : ''}`)),
+    );
     req.end();
   };
 

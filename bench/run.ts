@@ -1,0 +1,37 @@
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { runZeroDrop } from './zero-drop';
+
+/**
+ * `npm run bench -- <name>`: runs one benchmark. Each prints a table and, as its last stdout line, one JSON object
+ * with its figures (ratios are against a baseline measured in the same run).
+ */
+const benchmarks: Record<string, () => Promise<void>> = {
+  'zero-drop': runZeroDrop,
+};
+
+async function main(): Promise<number> {
+  const name = process.argv[2];
+  const bench = name ? benchmarks[name] : undefined;
+  if (!bench) {
+    process.stderr.write(
+      `usage: npm run bench -- <name>\nbenchmarks: ${Object.keys(benchmarks).join(', ')}\n`,
+    );
+    return 2;
+  }
+  // The table and the JSON line own stdout; the worker's notices go to stderr.
+  Runtime.install({
+    logger: new DefaultLogger('WARN', ({ level, message }) =>
+      process.stderr.write(`worker ${level}: ${message}\n`),
+    ),
+  });
+  await bench();
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

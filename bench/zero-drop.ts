@@ -1,0 +1,119 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { realActivityDeps } from '../activities';
+import { startHost } from '../infra/fleet/hosts';
+import { startLocalFleet } from '../infra/fleet/local-fleet';
+import type { LoadStats } from '../infra/load';
+import { startLoad } from '../infra/load';
+import { startTemporalDevServer } from '../infra/temporal-server';
+import { parseRolloutSpec } from '../spec';
+import { createBatonWorker } from '../worker/create-worker';
+import type { rolloutWorkflow } from '../workflows';
+import { printTable } from './table';
+
+const servers = 9;
+const batch = 2;
+const ratePerSecond = 1_000;
+/** Boot time of each server process: real services take seconds to start, longer than HAProxy's retries cover. */
+const startupMs = 4_000;
+
+/**
+ * The same 9-server fleet under the same constant load, upgraded twice, two servers at a time:
+ *   baton: Baton's rolling rollout (detach, drain, upgrade, verify, attach);
+ *   naive: restart each server in place on the new version while it stays in the load balancer.
+ */
+export async function runZeroDrop(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-bench-zero-drop-'));
+  const temporal = await startTemporalDevServer({
+    dbFile: join(dir, 'temporal.db'),
+    logFile: join(dir, 'temporal.log'),
+    namespace: 'bench',
+  });
+  const fleet = await startLocalFleet({
+    dir: join(dir, 'fleet'),
+    servers,
+    version: 'v1',
+    defaults: { latencyMs: 10, startupMs },
+  });
+  const connection = await Connection.connect({ address: temporal.address });
+  const nativeConnection = await NativeConnection.connect({ address: temporal.address });
+  const taskQueue = 'bench-zero-drop';
+  const worker = await createBatonWorker({
+    connection: nativeConnection,
+    namespace: 'bench',
+    taskQueue,
+    deps: realActivityDeps(),
+  });
+  const workerRun = worker.run();
+  const url = `${fleet.haproxy.frontendUrl}/`;
+  try {
+    process.stderr.write(`fleet of ${servers} up; ${ratePerSecond} requests/s through HAProxy\n`);
+
+    const timed = async (work: () => Promise<unknown>): Promise<LoadStats> => {
+      const load = startLoad({ url, ratePerSecond });
+      await work();
+      return load.stop();
+    };
+
+    process.stderr.write('baton: rolling v1 → v2, batch 2…\n');
+    const spec = parseRolloutSpec(
+      fleet.spec({
+        version: 'v2',
+        strategy: { type: 'rolling', batchSize: batch },
+        verify: { http: { passes: 5, interval: '500ms', timeout: '30s' } },
+      }),
+    );
+    let phase = '';
+    const baton = await timed(async () => {
+      const result = await new Client({ connection, namespace: 'bench' }).workflow.execute<
+        typeof rolloutWorkflow
+      >('rolloutWorkflow', {
+        args: [spec],
+        taskQueue,
+        workflowId: `rollout/${spec.target.name}`,
+      });
+      phase = result.phase;
+    });
+    if (phase !== 'succeeded') throw new Error(`the Baton rollout ended ${phase}`);
+
+    process.stderr.write('naive: restarting v2 → v3 in place, batch 2…\n');
+    const naive = await timed(async () => {
+      for (let i = 0; i < fleet.servers.length; i += batch) {
+        await Promise.all(fleet.servers.slice(i, i + batch).map((s) => startHost(fleet.dir, s.name, 'v3')));
+      }
+    });
+
+    const kinds = (s: LoadStats) =>
+      Object.entries(s.errors)
+        .map(([k, n]) => `${k}: ${n}`)
+        .join(', ') || '-';
+    printTable(
+      ['run', 'servers', 'batch', 'durationS', 'sent', 'failed', 'failures'],
+      [
+        ['baton', servers, batch, baton.durationS.toFixed(1), baton.sent, baton.failed, kinds(baton)],
+        ['naive', servers, batch, naive.durationS.toFixed(1), naive.sent, naive.failed, kinds(naive)],
+      ],
+    );
+    const figures = {
+      baton: { sent: baton.sent, failed: baton.failed, durationS: round(baton.durationS) },
+      naive: { sent: naive.sent, failed: naive.failed, durationS: round(naive.durationS) },
+      servers,
+      durationS: round(baton.durationS + naive.durationS),
+      ratePerSecond,
+    };
+    process.stdout.write(`${JSON.stringify(figures)}\n`);
+  } finally {
+    worker.shutdown();
+    await workerRun;
+    await nativeConnection.close();
+    await connection.close();
+    await fleet.stop();
+    await temporal.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;
