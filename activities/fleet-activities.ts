@@ -110,8 +110,21 @@ export function createFleetActivities(deps: ActivityDeps) {
       await deps.trafficFor(ref.loadBalancer).detach(ref.server);
     },
 
+    /**
+     * Puts a server back in rotation and waits until the load balancer's own health checks see it UP: only then
+     * does it take requests, so the next batch never leaves the pool short (a restarted server is DOWN to
+     * HAProxy until `rise` checks pass, seconds after it answers Baton's verification).
+     */
     attachServer: async (ref: ServerRef): Promise<void> => {
-      await deps.trafficFor(ref.loadBalancer).attach(ref.server);
+      const ctx = Context.current();
+      const traffic = deps.trafficFor(ref.loadBalancer);
+      await traffic.attach(ref.server);
+      for (;;) {
+        const { status } = await traffic.traffic(ref.server);
+        if (/^(UP|no check)/.test(status)) return;
+        ctx.heartbeat({ status });
+        await ctx.sleep(100);
+      }
     },
 
     setServerWeight: async (ref: ServerRef & { weight: number }): Promise<void> => {

@@ -3,6 +3,7 @@ import type { FleetActivities } from '../activities/fleet-activities';
 import type { FleetServer, FleetTarget, RolloutSpec } from '../spec/rollout';
 import type { ServerStep } from './messages';
 import {
+  attachProfile,
   drainProfile,
   loadBalancerProfile,
   preflightProfile,
@@ -116,7 +117,7 @@ export class FleetSteps {
 
   private attach(server: FleetServer): Promise<void> {
     return acts.attachServer.executeWithOptions(
-      { ...loadBalancerProfile, summary: `attach ${server.name}` },
+      { ...attachProfile, summary: `attach ${server.name}` },
       [this.ref(server)],
     );
   }

@@ -7,6 +7,13 @@ export const loadBalancerProfile = {
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 20 },
 } as const satisfies ActivityOptions;
 
+/** Attaching waits for the load balancer's health checks to see the server UP, which takes a few check intervals. */
+export const attachProfile = {
+  startToCloseTimeout: '5m',
+  heartbeatTimeout: '15s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
+} as const satisfies ActivityOptions;
+
 /** One-shot inspection of the fleet before anything changes. */
 export const preflightProfile = {
   startToCloseTimeout: '2m',

@@ -102,7 +102,7 @@ export class InMemoryFleet {
     },
     traffic: (name): Promise<ServerTraffic> => {
       const server = this.get(name);
-      this.events.push({ server: name, action: 'drain-check' });
+      if (!server.ready) this.events.push({ server: name, action: 'drain-check' });
       const sessions = server.inFlight;
       server.inFlight = Math.max(0, server.inFlight - 1);
       return Promise.resolve({

@@ -24,7 +24,7 @@ describe('npm run demo', () => {
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-    assert.equal(code, 0, stderr.slice(-3_000));
+    assert.equal(code, 0, `${stdout}\n${stderr.slice(-3_000)}`);
     const last = stdout.trim().split('\n').at(-1) ?? '';
     const summary = JSON.parse(last) as Record<string, unknown>;
     assert.deepEqual(Object.keys(summary).slice(0, 7), [

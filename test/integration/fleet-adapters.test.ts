@@ -9,6 +9,7 @@ import { HaproxyCommandError, HaproxyRuntimeApi } from '../../activities/haproxy
 import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
 import { ExecHostExecutor } from '../../activities/hosts/exec-host-executor';
 import type { DrainOutcome } from '../../activities/fleet-activities';
+import { startHost, stopHost } from '../../infra/fleet/hosts';
 import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { parseRolloutSpec } from '../../spec';
 import type { DrainPolicy, FleetTarget, RolloutSpec } from '../../spec';
@@ -124,7 +125,10 @@ describe('drainServer (real HAProxy, real requests)', () => {
     assert.ok(Date.now() - started >= 900, `waited ${Date.now() - started} ms for the request`);
     assert.equal(await inFlight, 200);
     assert.ok(heartbeats.length >= 5, `heartbeats: ${heartbeats.length}`);
-    await activities().attachServer({ loadBalancer: lb(), server: 'web-1' });
+    await new MockActivityEnvironment().run(activities().attachServer, {
+      loadBalancer: lb(),
+      server: 'web-1',
+    });
   });
 
   it('fails past the timeout when the policy says fail, naming what is left', async () => {
@@ -145,7 +149,10 @@ describe('drainServer (real HAProxy, real requests)', () => {
       },
     );
     assert.equal(await inFlight, 200);
-    await activities().attachServer({ loadBalancer: lb(), server: 'web-2' });
+    await new MockActivityEnvironment().run(activities().attachServer, {
+      loadBalancer: lb(),
+      server: 'web-2',
+    });
   });
 
   it('goes on past the timeout when the policy says force, and says so', async () => {
@@ -159,7 +166,10 @@ describe('drainServer (real HAProxy, real requests)', () => {
     assert.equal(outcome.drained, false);
     assert.equal(outcome.remaining?.sessions, 1);
     await inFlight;
-    await activities().attachServer({ loadBalancer: lb(), server: 'web-2' });
+    await new MockActivityEnvironment().run(activities().attachServer, {
+      loadBalancer: lb(),
+      server: 'web-2',
+    });
   });
 
   it('stops waiting when the activity is cancelled', async () => {
@@ -174,7 +184,32 @@ describe('drainServer (real HAProxy, real requests)', () => {
     setTimeout(() => env.cancel(), 300);
     await assert.rejects(draining, /cancel/i);
     await inFlight;
-    await activities().attachServer({ loadBalancer: lb(), server: 'web-1' });
+    await new MockActivityEnvironment().run(activities().attachServer, {
+      loadBalancer: lb(),
+      server: 'web-1',
+    });
+  });
+});
+
+describe('attachServer (real HAProxy health checks)', () => {
+  it('returns only once HAProxy sees the server UP again, not when it merely accepted the command', async () => {
+    const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
+    // Given web-2 detached, stopped long enough for HAProxy's checks to mark it DOWN, and started again
+    await activities().detachServer({ loadBalancer: lb(), server: 'web-2' });
+    await stopHost(fleet.dir, 'web-2');
+    const deadline = Date.now() + 10_000;
+    while (!(await traffic.traffic('web-2')).status.startsWith('DOWN')) {
+      assert.ok(Date.now() < deadline, 'HAProxy marked web-2 DOWN');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await startHost(fleet.dir, 'web-2', 'v1');
+    // When it is attached
+    await new MockActivityEnvironment().run(activities().attachServer, {
+      loadBalancer: lb(),
+      server: 'web-2',
+    });
+    // Then HAProxy already counts it UP (its checks need `rise 2` passes, seconds after the process listens)
+    assert.match((await traffic.traffic('web-2')).status, /^UP/);
   });
 });
 

@@ -33,8 +33,9 @@ const onlyV = (versions: Record<string, string | undefined>, version: string) =>
 
 describe('rolling rollout of a real fleet behind real HAProxy', () => {
   it('upgrades every server under load and fails no request', async () => {
-    // Given five servers on v1 that take a moment to boot, and steady traffic through HAProxy
-    const fleet = await fleetOf({ servers: 5, version: 'v1', defaults: { latencyMs: 10, startupMs: 500 } });
+    // Given five servers on v1 that take long enough to boot for HAProxy's checks to mark them DOWN meanwhile,
+    // and steady traffic through HAProxy
+    const fleet = await fleetOf({ servers: 5, version: 'v1', defaults: { latencyMs: 10, startupMs: 2_500 } });
     const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 150 });
     // When Baton rolls them to v2 two at a time
     const result = await runRollout(
