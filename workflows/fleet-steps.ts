@@ -116,10 +116,9 @@ export class FleetSteps {
   }
 
   private attach(server: FleetServer): Promise<void> {
-    return acts.attachServer.executeWithOptions(
-      { ...attachProfile, summary: `attach ${server.name}` },
-      [this.ref(server)],
-    );
+    return acts.attachServer.executeWithOptions({ ...attachProfile, summary: `attach ${server.name}` }, [
+      this.ref(server),
+    ]);
   }
 
   private async drain(server: FleetServer): Promise<void> {
