@@ -3,7 +3,9 @@ import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { ensureTemporalCli } from '../infra/components';
 import { sweepFleets } from '../infra/fleet/local-fleet';
+import { ensureHaproxy } from '../infra/haproxy';
 import { startTemporalDevServer } from '../infra/temporal-server';
 
 /**
@@ -45,6 +47,11 @@ async function main(): Promise<number> {
     if ((await run('lint', [bin('eslint'), '--max-warnings=0', '.'])) !== 0) return 1;
     if ((await run('format', [bin('prettier'), '--check', '--log-level=warn', '.'])) !== 0) return 1;
   }
+
+  // Install every real component before any test starts: test files run in parallel, and two installs at once
+  // would fight over Debian's dpkg lock or duplicate a Go build.
+  process.stdout.write('\n▶ real components\n');
+  process.stdout.write(`  temporal ${await ensureTemporalCli()}\n  haproxy ${await ensureHaproxy()}\n`);
 
   const dir = await mkdtemp(join(tmpdir(), 'baton-test-'));
   process.stdout.write('\n▶ starting a real Temporal dev server\n');
