@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,8 @@ import { hostVersions } from '../../infra/fleet/hosts';
 import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { createBatonWorker } from '../../worker/create-worker';
 import { startTestFleet } from '../helpers/fleet';
+import type { Finished } from '../helpers/process';
+import { runToEnd } from '../helpers/process';
 import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
 
@@ -44,23 +45,15 @@ after(async () => {
 });
 
 /** Runs the real `baton` bin, as a user would, against the test Temporal server. */
-function baton(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(root, 'bin', 'baton.js'), ...args], {
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: temporal.address,
-        TEMPORAL_NAMESPACE: temporal.namespace,
-        BATON_TASK_QUEUE: taskQueue,
-        NO_COLOR: '1',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+function baton(args: string[]): Promise<Finished> {
+  return runToEnd(process.execPath, [join(root, 'bin', 'baton.js'), ...args], {
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: temporal.namespace,
+      BATON_TASK_QUEUE: taskQueue,
+      NO_COLOR: '1',
+    },
   });
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runToEnd } from '../helpers/process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -10,20 +10,20 @@ describe('npm run demo', () => {
     // Run it as a new user does, with no Temporal address: the demo starts its own dev server.
     const env = { ...process.env };
     delete env.TEMPORAL_ADDRESS;
-    const child = spawn(
-      'npm',
-      ['run', '--silent', 'demo', '--', '--servers', '4', '--batch', '2', '--rate', '80', '--json'],
-      {
-        cwd: root,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const demoArgs = [
+      'run',
+      '--silent',
+      'demo',
+      '--',
+      '--servers',
+      '4',
+      '--batch',
+      '2',
+      '--rate',
+      '80',
+      '--json',
+    ];
+    const { code, stdout, stderr } = await runToEnd('npm', demoArgs, { cwd: root, env });
     assert.equal(code, 0, `${stdout}\n${stderr.slice(-3_000)}`);
     const last = stdout.trim().split('\n').at(-1) ?? '';
     const summary = JSON.parse(last) as Record<string, unknown>;
@@ -48,13 +48,9 @@ describe('npm run demo', () => {
   });
 
   it('rejects a bad option with exit code 2 and starts nothing', async () => {
-    const child = spawn('npm', ['run', '--silent', 'demo', '--', '--servers', 'many'], {
+    const { code, stderr } = await runToEnd('npm', ['run', '--silent', 'demo', '--', '--servers', 'many'], {
       cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     assert.equal(code, 2);
     assert.match(stderr, /--servers: expected a whole number of at least 1/);
   });
