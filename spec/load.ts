@@ -31,7 +31,16 @@ export function parseRolloutSpecText(text: string, source = 'spec'): RolloutSpec
       })),
     );
   }
-  return parseRolloutSpec(document.toJS({ maxAliasCount: 100 }), source);
+  let data: unknown;
+  try {
+    // Aliases are resolved here: an unknown one, or too many (a "billion laughs" file), is bad input too.
+    data = document.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    throw new SpecError(source, [
+      { path: '', message: `expected YAML or JSON: ${(error as Error).message}` },
+    ]);
+  }
+  return parseRolloutSpec(data, source);
 }
 
 export async function loadRolloutSpecFile(path: string): Promise<RolloutSpec> {

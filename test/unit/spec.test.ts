@@ -179,6 +179,24 @@ describe('loading spec files', () => {
       /x.yaml is not a valid rollout spec.*expected YAML or JSON/s,
     );
   });
+  it('rejects an alias to no anchor as bad input, not a crash (found by fast-check)', () => {
+    assert.throws(
+      () => parseRolloutSpecText('*-', 'x.yaml'),
+      /x.yaml is not a valid rollout spec.*Unresolved alias/s,
+    );
+  });
+  it('rejects an alias bomb ("billion laughs") before expanding it', () => {
+    const bomb = [
+      'a: &a [x, x, x, x, x, x, x, x, x, x]',
+      ...'bcdefghij'
+        .split('')
+        .map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abcdefghij'[i]}`).join(', ')}]`),
+    ].join('\n');
+    assert.throws(
+      () => parseRolloutSpecText(bomb, 'bomb.yaml'),
+      /bomb.yaml is not a valid rollout spec.*expected YAML or JSON/s,
+    );
+  });
   it('rejects duplicate keys', () => {
     assert.throws(() => parseRolloutSpecText('version: v1\nversion: v2\n'), /expected YAML or JSON/);
   });
