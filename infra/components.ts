@@ -1,4 +1,6 @@
-import { ensureGoBinary } from './go-install';
+import { join } from 'node:path';
+import { ensureComponent } from './cache';
+import { builtFromWrapper, ensureGoBinary, goInstalled } from './go-install';
 
 /**
  * Pinned versions of every real component Baton's demo and tests run. The Temporal CLI stays at v1.5.1: later
@@ -15,4 +17,78 @@ export function ensureTemporalCli(): Promise<string> {
     version: versions.temporalCli,
     binary: 'temporal',
   });
+}
+
+/** Kubernetes control plane, etcd and kwok, pinned; Kubernetes and etcd are built through wrapper modules. */
+export const kubernetesVersions = {
+  kubernetes: 'v1.36.3',
+  etcd: 'v3.6.16',
+  kwok: 'v0.8.0',
+} as const;
+
+const kubernetesVersionFlags = (() => {
+  const [major, minor] = kubernetesVersions.kubernetes.slice(1).split('.');
+  const pkg = 'k8s.io/component-base/version';
+  return [
+    `-X ${pkg}.gitVersion=${kubernetesVersions.kubernetes}`,
+    `-X ${pkg}.gitMajor=${major}`,
+    `-X ${pkg}.gitMinor=${minor}`,
+    `-X ${pkg}.gitTreeState=clean`,
+    `-X k8s.io/client-go/pkg/version.gitVersion=${kubernetesVersions.kubernetes}`,
+  ].join(' ');
+})();
+
+export interface KubernetesBinaries {
+  readonly kubeApiserver: string;
+  readonly kubeControllerManager: string;
+  readonly kubeScheduler: string;
+  readonly kubectl: string;
+  readonly etcd: string;
+  readonly kwok: string;
+  readonly kwokctl: string;
+}
+
+/** Builds (once, cached) everything a local Kubernetes control plane with kwok nodes needs. */
+export async function ensureKubernetesBinaries(): Promise<KubernetesBinaries> {
+  const kube = await ensureComponent(
+    builtFromWrapper({
+      name: 'kubernetes',
+      version: kubernetesVersions.kubernetes,
+      wrapperDir: join(__dirname, 'kubernetes', 'tools'),
+      binaries: {
+        'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
+        'kube-controller-manager': 'k8s.io/kubernetes/cmd/kube-controller-manager',
+        'kube-scheduler': 'k8s.io/kubernetes/cmd/kube-scheduler',
+        kubectl: 'k8s.io/kubernetes/cmd/kubectl',
+      },
+      ldflags: kubernetesVersionFlags,
+    }),
+  );
+  const etcd = await ensureComponent(
+    builtFromWrapper({
+      name: 'etcd',
+      version: kubernetesVersions.etcd,
+      wrapperDir: join(__dirname, 'kubernetes', 'etcd'),
+      binaries: { etcd: 'go.etcd.io/etcd/server/v3' },
+    }),
+  );
+  const kwok = await ensureComponent(
+    goInstalled({
+      name: 'kwok',
+      module: 'sigs.k8s.io/kwok/cmd/kwok',
+      extraPackages: ['sigs.k8s.io/kwok/cmd/kwokctl'],
+      version: kubernetesVersions.kwok,
+      binary: 'kwok',
+      env: { CGO_ENABLED: '0' },
+    }),
+  );
+  return {
+    kubeApiserver: join(kube, 'bin', 'kube-apiserver'),
+    kubeControllerManager: join(kube, 'bin', 'kube-controller-manager'),
+    kubeScheduler: join(kube, 'bin', 'kube-scheduler'),
+    kubectl: join(kube, 'bin', 'kubectl'),
+    etcd: join(etcd, 'bin', 'etcd'),
+    kwok: join(kwok, 'bin', 'kwok'),
+    kwokctl: join(kwok, 'bin', 'kwokctl'),
+  };
 }

@@ -3,9 +3,10 @@ import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { ensureTemporalCli } from '../infra/components';
+import { ensureKubernetesBinaries, ensureTemporalCli } from '../infra/components';
 import { sweepFleets } from '../infra/fleet/local-fleet';
 import { ensureHaproxy } from '../infra/haproxy';
+import { sweepClusters } from '../infra/kubernetes-cluster';
 import { startTemporalDevServer } from '../infra/temporal-server';
 
 /**
@@ -52,6 +53,7 @@ async function main(): Promise<number> {
   // would fight over Debian's dpkg lock or duplicate a Go build.
   process.stdout.write('\n▶ real components\n');
   process.stdout.write(`  temporal ${await ensureTemporalCli()}\n  haproxy ${await ensureHaproxy()}\n`);
+  process.stdout.write(`  kubernetes ${(await ensureKubernetesBinaries()).kubeApiserver}\n`);
 
   const dir = await mkdtemp(join(tmpdir(), 'baton-test-'));
   process.stdout.write('\n▶ starting a real Temporal dev server\n');
@@ -63,8 +65,8 @@ async function main(): Promise<number> {
   process.stdout.write(`  ${server.address} (UI ${server.uiUrl})\n`);
   const fleetsDir = join(dir, 'fleets');
   const stop = async () => {
-    const swept = await sweepFleets(fleetsDir);
-    if (swept > 0) process.stdout.write(`  swept ${swept} test fleets\n`);
+    const swept = (await sweepFleets(fleetsDir)) + (await sweepClusters(fleetsDir));
+    if (swept > 0) process.stdout.write(`  swept ${swept} test fleets and clusters\n`);
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   };

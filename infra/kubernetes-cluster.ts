@@ -1,0 +1,128 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { KubernetesBinaries } from './components';
+import { ensureKubernetesBinaries, kubernetesVersions } from './components';
+import { runCommand } from './run-command';
+
+export interface LocalCluster {
+  readonly name: string;
+  /** A kubeconfig for the cluster's admin, to load with KubeConfig.loadFromFile or pass as KUBECONFIG. */
+  readonly kubeconfig: string;
+  /** The fake nodes kwok runs pods on. */
+  readonly nodes: readonly string[];
+  stop(): Promise<void>;
+}
+
+/** kwokctl keeps each cluster's state (certificates, pids, logs) under KWOK_WORKDIR. */
+function kwokEnv(binaries: KubernetesBinaries, workdir: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    KWOK_WORKDIR: workdir,
+    KWOK_KUBE_VERSION: kubernetesVersions.kubernetes,
+    // kwokctl calls kubectl from PATH for some steps; give it ours rather than let it look for (or fetch) one.
+    PATH: `${dirname(binaries.kubectl)}:${process.env.PATH ?? ''}`,
+  };
+}
+
+/**
+ * Starts a real Kubernetes control plane on this machine: etcd, kube-apiserver, kube-controller-manager and
+ * kube-scheduler built from the Go module proxy, started by kwokctl's binary runtime with every binary given
+ * (so it downloads nothing), and kwok's controller, which makes pods on its fake nodes Running and Ready.
+ */
+export async function startLocalCluster(options: {
+  dir: string;
+  name?: string;
+  nodes?: number;
+}): Promise<LocalCluster> {
+  const binaries = await ensureKubernetesBinaries();
+  const name = options.name ?? 'baton';
+  const workdir = join(options.dir, 'kwok');
+  const kubeconfig = join(options.dir, 'kubeconfig');
+  await mkdir(workdir, { recursive: true });
+  const env = kwokEnv(binaries, workdir);
+  await runCommand(
+    [
+      binaries.kwokctl,
+      'create',
+      'cluster',
+      '--name',
+      name,
+      '--runtime',
+      'binary',
+      '--kube-apiserver-binary',
+      binaries.kubeApiserver,
+      '--kube-controller-manager-binary',
+      binaries.kubeControllerManager,
+      '--kube-scheduler-binary',
+      binaries.kubeScheduler,
+      '--kwok-controller-binary',
+      binaries.kwok,
+      '--etcd-binary',
+      binaries.etcd,
+      '--kubeconfig',
+      kubeconfig,
+      '--wait',
+      '120s',
+      '--timeout',
+      '180s',
+    ],
+    { label: `starting Kubernetes ${kubernetesVersions.kubernetes} (kwokctl, binary runtime)`, env },
+  );
+  const stop = () => deleteCluster(binaries, workdir, name);
+  try {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const core = kc.makeApiClient(CoreV1Api);
+    const nodes = Array.from({ length: options.nodes ?? 1 }, (_, i) => `kwok-node-${i}`);
+    for (const node of nodes) {
+      await core.createNode({
+        body: {
+          metadata: {
+            name: node,
+            // kwok manages the nodes that carry this annotation, and runs their pods.
+            annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+            labels: {
+              'kubernetes.io/hostname': node,
+              'kubernetes.io/os': 'linux',
+              'kubernetes.io/arch': 'amd64',
+              type: 'kwok',
+            },
+          },
+          status: {
+            allocatable: { cpu: '32', memory: '256Gi', pods: '110' },
+            capacity: { cpu: '32', memory: '256Gi', pods: '110' },
+          },
+        },
+      });
+    }
+    return { name, kubeconfig, nodes, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function deleteCluster(binaries: KubernetesBinaries, workdir: string, name: string): Promise<void> {
+  await runCommand([binaries.kwokctl, 'delete', 'cluster', '--name', name], {
+    label: `stopping Kubernetes cluster ${name}`,
+    env: kwokEnv(binaries, workdir),
+  });
+}
+
+/** Stops every kwokctl cluster kept under `<root>/*\/kwok`, so a crashed test leaves no control plane running. */
+export async function sweepClusters(root: string): Promise<number> {
+  if (!existsSync(root)) return 0;
+  let swept = 0;
+  for (const entry of readdirSync(root)) {
+    const clusters = join(root, entry, 'kwok', 'clusters');
+    if (!existsSync(clusters)) continue;
+    const binaries = await ensureKubernetesBinaries();
+    for (const name of readdirSync(clusters)) {
+      await deleteCluster(binaries, join(root, entry, 'kwok'), name).catch(() => undefined);
+      swept++;
+    }
+  }
+  return swept;
+}

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AppsV1Api, CoreV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
+import type { LocalCluster } from '../../infra/kubernetes-cluster';
+import { startLocalCluster } from '../../infra/kubernetes-cluster';
+
+let cluster: LocalCluster;
+let dir: string;
+let kc: KubeConfig;
+before(async () => {
+  const root = process.env.BATON_TEST_FLEETS_DIR ?? tmpdir();
+  await mkdir(root, { recursive: true });
+  dir = await mkdtemp(join(root, 'cluster-'));
+  cluster = await startLocalCluster({ dir, name: 'baton-test' });
+  kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfig);
+});
+after(async () => cluster?.stop());
+
+const controlPlaneProcesses = () => {
+  try {
+    return execFileSync('pgrep', ['-f', dir]).toString().trim().split('\n').filter(Boolean).length;
+  } catch {
+    return 0;
+  }
+};
+
+describe('the local Kubernetes control plane (built from the Go module proxy, kwok nodes)', () => {
+  it('serves the pinned Kubernetes version', async () => {
+    const version = await kc.makeApiClient(VersionApi).getCode();
+    assert.equal(version.gitVersion, 'v1.36.3');
+  });
+
+  it('has a Ready kwok node', async () => {
+    const node = await kc.makeApiClient(CoreV1Api).readNode({ name: cluster.nodes[0] ?? '' });
+    assert.equal(node.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+  });
+
+  it('schedules a Deployment onto the kwok node and reports its pods Ready, as the real controllers do', async () => {
+    const apps = kc.makeApiClient(AppsV1Api);
+    const labels = { app: 'smoke' };
+    await apps.createNamespacedDeployment({
+      namespace: 'default',
+      body: {
+        metadata: { name: 'smoke', labels },
+        spec: {
+          replicas: 3,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: { containers: [{ name: 'app', image: 'registry.local/smoke:v1' }] },
+          },
+        },
+      },
+    });
+    const deadline = Date.now() + 60_000;
+    let ready = 0;
+    while (ready < 3) {
+      assert.ok(Date.now() < deadline, `only ${ready} of 3 replicas became ready`);
+      await new Promise((r) => setTimeout(r, 250));
+      ready =
+        (await apps.readNamespacedDeployment({ name: 'smoke', namespace: 'default' })).status
+          ?.readyReplicas ?? 0;
+    }
+    const pods = await kc
+      .makeApiClient(CoreV1Api)
+      .listNamespacedPod({ namespace: 'default', labelSelector: 'app=smoke' });
+    assert.equal(pods.items.length, 3);
+    for (const pod of pods.items) {
+      assert.equal(pod.spec?.nodeName, cluster.nodes[0]);
+      assert.equal(pod.status?.phase, 'Running');
+    }
+  });
+
+  it('stops every control plane process it started', async () => {
+    assert.ok(
+      controlPlaneProcesses() >= 4,
+      'etcd, apiserver, controller-manager, scheduler and kwok are running',
+    );
+    await cluster.stop();
+    const deadline = Date.now() + 15_000;
+    while (controlPlaneProcesses() > 0) {
+      assert.ok(Date.now() < deadline, `${controlPlaneProcesses()} processes still running`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+});
