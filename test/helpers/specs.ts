@@ -25,3 +25,22 @@ export function inMemoryFleetSpec(
     ...overrides,
   });
 }
+
+/** The smallest valid fleet spec a user can write: every optional field left to its default. */
+export function minimalFleetSpecInput(): RolloutSpecInput & {
+  target: Extract<RolloutSpecInput['target'], { kind: 'fleet' }>;
+} {
+  return {
+    target: {
+      kind: 'fleet',
+      name: 'web',
+      loadBalancer: { haproxy: { socket: '/run/haproxy/admin.sock', backend: 'web' } },
+      servers: [
+        { name: 'web-1', address: '127.0.0.1:8081' },
+        { name: 'web-2', address: '127.0.0.1:8082' },
+      ],
+      upgrade: { argv: ['/usr/local/bin/deploy', '{name}', '{version}'] },
+    },
+    version: 'v2',
+  };
+}

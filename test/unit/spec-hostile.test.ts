@@ -3,34 +3,29 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { SpecProblem } from '../../spec';
 import { parseRolloutSpec, parseRolloutSpecText, SpecError } from '../../spec';
+import { minimalFleetSpecInput } from '../helpers/specs';
 
 /** A valid fleet spec; each property below breaks it in one place. */
-const valid = () => ({
-  target: {
-    kind: 'fleet',
-    name: 'web',
-    loadBalancer: { haproxy: { socket: '/run/haproxy/admin.sock', backend: 'web' } },
-    servers: [
-      { name: 'web-1', address: '127.0.0.1:8081' },
-      { name: 'web-2', address: '127.0.0.1:8082' },
-    ],
-    upgrade: { argv: ['/usr/local/bin/deploy', '{name}', '{version}'], timeout: '1m' },
-  },
-  version: 'v2',
-  strategy: { type: 'rolling', batchSize: 1, maxUnavailable: 1, pauseBetweenBatches: '0s' },
-  drain: { timeout: '30s', onTimeout: 'fail', pollInterval: '250ms' },
-  verify: {
-    http: {
-      path: '/healthz',
-      expectStatus: 200,
-      passes: 3,
-      interval: '1s',
-      timeout: '30s',
-      requestTimeout: '2s',
+const valid = () => {
+  const minimal = minimalFleetSpecInput();
+  return {
+    ...minimal,
+    target: { ...minimal.target, upgrade: { ...minimal.target.upgrade, timeout: '1m' } },
+    strategy: { type: 'rolling', batchSize: 1, maxUnavailable: 1, pauseBetweenBatches: '0s' },
+    drain: { timeout: '30s', onTimeout: 'fail', pollInterval: '250ms' },
+    verify: {
+      http: {
+        path: '/healthz',
+        expectStatus: 200,
+        passes: 3,
+        interval: '1s',
+        timeout: '30s',
+        requestTimeout: '2s',
+      },
     },
-  },
-  failureBudget: { maxFailPercent: 0 },
-});
+    failureBudget: { maxFailPercent: 0 },
+  };
+};
 
 type Json = Record<string, unknown>;
 

@@ -13,20 +13,9 @@ import {
   SpecError,
 } from '../../spec';
 import { renderSchema, schemaPath } from '../../spec/write-schema';
+import { minimalFleetSpecInput } from '../helpers/specs';
 
-const minimal = (): RolloutSpecInput => ({
-  target: {
-    kind: 'fleet',
-    name: 'web',
-    loadBalancer: { haproxy: { socket: '/run/haproxy/admin.sock', backend: 'web' } },
-    servers: [
-      { name: 'web-1', address: '127.0.0.1:8081' },
-      { name: 'web-2', address: '127.0.0.1:8082' },
-    ],
-    upgrade: { argv: ['/usr/local/bin/deploy', '{name}', '{version}'] },
-  },
-  version: 'v2',
-});
+const minimal = minimalFleetSpecInput;
 
 /** Asserts the input is rejected with a problem at `path` whose message matches. */
 function assertRejected(input: unknown, path: string, message: RegExp): void {
