@@ -14,6 +14,7 @@ import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { parseRolloutSpec } from '../../spec';
 import type { DrainPolicy, FleetTarget, RolloutSpec } from '../../spec';
 import { startTestFleet } from '../helpers/fleet';
+import { delay } from '../../infra/processes';
 
 let fleet: LocalFleet;
 let spec: RolloutSpec;
@@ -102,91 +103,92 @@ describe('drainServer (real HAProxy, real requests)', () => {
     const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
     for (let attempt = 0; attempt < 10; attempt++) {
       const response = fetch(`${fleet.haproxy.frontendUrl}/?delay=${ms}`).then((r) => r.status);
-      await new Promise((r) => setTimeout(r, 100));
+      await delay(100);
       if ((await traffic.traffic(server)).sessions > 0) return { status: response };
       await response;
     }
     throw new Error(`no request landed on ${server}: is it still detached?`);
   }
 
-  it('waits for the request in flight, heartbeating, then reports drained', async () => {
-    const { status: inFlight } = await slowRequestOn('web-1', 1_500);
-    const env = new MockActivityEnvironment();
-    const heartbeats: unknown[] = [];
-    env.on('heartbeat', (d: unknown) => heartbeats.push(d));
-    await activities().detachServer({ loadBalancer: lb(), server: 'web-1' });
-    const started = Date.now();
+  /**
+   * Puts a slow request on a server, detaches it, and runs the test body; the server is attached again whatever
+   * the body does, so a failed assertion can't leave it out of rotation for the tests after it.
+   */
+  async function whileDetached(
+    server: string,
+    requestMs: number,
+    body: (inFlight: Promise<number>) => Promise<void>,
+  ): Promise<void> {
+    const { status: inFlight } = await slowRequestOn(server, requestMs);
+    await activities().detachServer({ loadBalancer: lb(), server });
+    try {
+      await body(inFlight);
+    } finally {
+      await inFlight.catch(() => undefined);
+      await new MockActivityEnvironment().run(activities().attachServer, { loadBalancer: lb(), server });
+    }
+  }
+
+  async function drain(
+    env: MockActivityEnvironment,
+    server: string,
+    overrides: Partial<DrainPolicy>,
+  ): Promise<DrainOutcome> {
     const outcome: DrainOutcome = await env.run(activities().drainServer, {
       loadBalancer: lb(),
-      server: 'web-1',
-      policy: policy({}),
+      server,
+      policy: policy(overrides),
     });
-    assert.equal(outcome.drained, true);
-    assert.ok(Date.now() - started >= 900, `waited ${Date.now() - started} ms for the request`);
-    assert.equal(await inFlight, 200);
-    assert.ok(heartbeats.length >= 5, `heartbeats: ${heartbeats.length}`);
-    await new MockActivityEnvironment().run(activities().attachServer, {
-      loadBalancer: lb(),
-      server: 'web-1',
+    return outcome;
+  }
+
+  it('waits for the request in flight, heartbeating, then reports drained', async () => {
+    await whileDetached('web-1', 1_500, async (inFlight) => {
+      const env = new MockActivityEnvironment();
+      const heartbeats: unknown[] = [];
+      env.on('heartbeat', (d: unknown) => heartbeats.push(d));
+      const started = Date.now();
+      const outcome: DrainOutcome = await drain(env, 'web-1', {});
+      assert.equal(outcome.drained, true);
+      assert.ok(Date.now() - started >= 900, `waited ${Date.now() - started} ms for the request`);
+      assert.equal(await inFlight, 200);
+      assert.ok(heartbeats.length >= 5, `heartbeats: ${heartbeats.length}`);
     });
   });
 
   it('fails past the timeout when the policy says fail, naming what is left', async () => {
-    const { status: inFlight } = await slowRequestOn('web-2', 1_500);
-    await activities().detachServer({ loadBalancer: lb(), server: 'web-2' });
-    await assert.rejects(
-      new MockActivityEnvironment().run(activities().drainServer, {
-        loadBalancer: lb(),
-        server: 'web-2',
-        policy: policy({ timeout: 200 }),
-      }),
-      (error: unknown) => {
-        assert.ok(error instanceof ApplicationFailure);
-        assert.equal(error.type, 'DrainTimeout');
-        assert.equal(error.nonRetryable, true);
-        assert.match(error.message, /web-2 did not drain within 200 ms \(1 sessions/);
-        return true;
-      },
-    );
-    assert.equal(await inFlight, 200);
-    await new MockActivityEnvironment().run(activities().attachServer, {
-      loadBalancer: lb(),
-      server: 'web-2',
+    await whileDetached('web-2', 1_500, async (inFlight) => {
+      await assert.rejects(
+        drain(new MockActivityEnvironment(), 'web-2', { timeout: 200 }),
+        (error: unknown) => {
+          assert.ok(error instanceof ApplicationFailure);
+          assert.equal(error.type, 'DrainTimeout');
+          assert.equal(error.nonRetryable, true);
+          assert.match(error.message, /web-2 did not drain within 200 ms \(1 sessions/);
+          return true;
+        },
+      );
+      assert.equal(await inFlight, 200);
     });
   });
 
   it('goes on past the timeout when the policy says force, and says so', async () => {
-    const { status: inFlight } = await slowRequestOn('web-2', 1_500);
-    await activities().detachServer({ loadBalancer: lb(), server: 'web-2' });
-    const outcome: DrainOutcome = await new MockActivityEnvironment().run(activities().drainServer, {
-      loadBalancer: lb(),
-      server: 'web-2',
-      policy: policy({ timeout: 200, onTimeout: 'force' }),
-    });
-    assert.equal(outcome.drained, false);
-    assert.equal(outcome.remaining?.sessions, 1);
-    await inFlight;
-    await new MockActivityEnvironment().run(activities().attachServer, {
-      loadBalancer: lb(),
-      server: 'web-2',
+    await whileDetached('web-2', 1_500, async () => {
+      const outcome: DrainOutcome = await drain(new MockActivityEnvironment(), 'web-2', {
+        timeout: 200,
+        onTimeout: 'force',
+      });
+      assert.equal(outcome.drained, false);
+      assert.equal(outcome.remaining?.sessions, 1);
     });
   });
 
   it('stops waiting when the activity is cancelled', async () => {
-    const { status: inFlight } = await slowRequestOn('web-1', 2_000);
-    await activities().detachServer({ loadBalancer: lb(), server: 'web-1' });
-    const env = new MockActivityEnvironment();
-    const draining = env.run(activities().drainServer, {
-      loadBalancer: lb(),
-      server: 'web-1',
-      policy: policy({ onTimeout: 'wait' }),
-    });
-    setTimeout(() => env.cancel(), 300);
-    await assert.rejects(draining, /cancel/i);
-    await inFlight;
-    await new MockActivityEnvironment().run(activities().attachServer, {
-      loadBalancer: lb(),
-      server: 'web-1',
+    await whileDetached('web-1', 2_000, async () => {
+      const env = new MockActivityEnvironment();
+      const draining = drain(env, 'web-1', { onTimeout: 'wait' });
+      setTimeout(() => env.cancel(), 300);
+      await assert.rejects(draining, /cancel/i);
     });
   });
 });
@@ -200,7 +202,7 @@ describe('attachServer (real HAProxy health checks)', () => {
     const deadline = Date.now() + 10_000;
     while (!(await traffic.traffic('web-2')).status.startsWith('DOWN')) {
       assert.ok(Date.now() < deadline, 'HAProxy marked web-2 DOWN');
-      await new Promise((r) => setTimeout(r, 100));
+      await delay(100);
     }
     await startHost(fleet.dir, 'web-2', 'v1');
     // When it is attached
