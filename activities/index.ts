@@ -5,7 +5,6 @@ import type { ActivityDeps } from './ports';
 import { HttpVerifier } from './verify/http-verifier';
 
 export type { ActivityDeps } from './ports';
-export { failureTypes } from './fleet-activities';
 
 /** Every activity Baton's workflows call, built from the dependencies the caller wires. */
 export function createActivities(deps: ActivityDeps) {

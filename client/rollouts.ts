@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import {
   WorkflowExecutionAlreadyStartedError,
@@ -93,7 +94,7 @@ export async function followRollout(
     } catch {
       // A query can fail while the first workflow task hasn't run yet; the next poll will tell.
     }
-    await Promise.race([outcome, new Promise((resolve) => setTimeout(resolve, intervalMs))]);
+    await Promise.race([outcome, sleep(intervalMs)]);
   }
   try {
     onStatus(await handle.query(statusQuery));

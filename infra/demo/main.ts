@@ -18,6 +18,7 @@ import { startLoad } from '../load';
 import { portInUse } from '../ports';
 import type { TemporalDevServer } from '../temporal-server';
 import { startTemporalDevServer } from '../temporal-server';
+import { delay } from '../processes';
 
 interface DemoOptions {
   servers: number;
@@ -143,7 +144,7 @@ async function main(): Promise<number> {
     );
     log(`sending ${options.rate} requests/s through HAProxy at ${fleet.haproxy.frontendUrl}`);
     const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: options.rate });
-    await new Promise((r) => setTimeout(r, 1_000));
+    await delay(1_000);
     const started = Date.now();
     const handle = await startRollout(baton.client, spec, { taskQueue });
     const uiUrl = `${uiBase}/namespaces/${baton.namespace}/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`;
@@ -151,7 +152,7 @@ async function main(): Promise<number> {
     const view = new ProgressView(process.stderr);
     const outcome = await followRollout(handle, (status) => view.update(status));
     const durationS = (Date.now() - started) / 1000;
-    await new Promise((r) => setTimeout(r, 500));
+    await delay(500);
     const stats = await load.stop();
     const versions = await hostVersions(fleet.dir);
     const summary = {

@@ -11,6 +11,7 @@ import { startTestFleet } from '../helpers/fleet';
 import { runRollout } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal } from '../helpers/temporal';
+import { delay } from '../../infra/processes';
 
 let temporal: TestTemporal;
 const fleets: LocalFleet[] = [];
@@ -67,7 +68,7 @@ describe('rolling rollout of a real fleet behind real HAProxy', () => {
       endedAt: Date.now(),
       body: await r.text(),
     }));
-    await new Promise((r) => setTimeout(r, 200));
+    await delay(200);
     // When Baton upgrades that server
     const rollout = runRollout(
       temporal,

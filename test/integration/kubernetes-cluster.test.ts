@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { AppsV1Api, CoreV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
 import { startLocalCluster } from '../../infra/kubernetes-cluster';
+import { delay } from '../../infra/processes';
 
 let cluster: LocalCluster;
 let dir: string;
@@ -61,7 +62,7 @@ describe('the local Kubernetes control plane (built from the Go module proxy, kw
     let ready = 0;
     while (ready < 3) {
       assert.ok(Date.now() < deadline, `only ${ready} of 3 replicas became ready`);
-      await new Promise((r) => setTimeout(r, 250));
+      await delay(250);
       ready =
         (await apps.readNamespacedDeployment({ name: 'smoke', namespace: 'default' })).status
           ?.readyReplicas ?? 0;
@@ -85,7 +86,7 @@ describe('the local Kubernetes control plane (built from the Go module proxy, kw
     const deadline = Date.now() + 15_000;
     while (controlPlaneProcesses() > 0) {
       assert.ok(Date.now() < deadline, `${controlPlaneProcesses()} processes still running`);
-      await new Promise((r) => setTimeout(r, 200));
+      await delay(200);
     }
   });
 });

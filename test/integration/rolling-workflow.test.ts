@@ -11,6 +11,7 @@ import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
 import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
 import { runRollout } from '../helpers/rollout';
+import { delay } from '../../infra/processes';
 
 let temporal: TestTemporal;
 before(async () => {
@@ -110,7 +111,7 @@ describe('rolling rollout of a fleet (real Temporal, in-memory fleet)', () => {
       while (!sawUpgrade) {
         const status = await handle.query(statusQuery);
         sawUpgrade = status.servers.some((s) => s.step === 'upgrade');
-        if (!sawUpgrade) await new Promise((r) => setTimeout(r, 20));
+        if (!sawUpgrade) await delay(20);
       }
       await handle.result();
       const final = await handle.query(statusQuery);

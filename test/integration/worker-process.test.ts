@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../infra/ports';
 import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal, uniqueTaskQueue } from '../helpers/temporal';
+import { delay } from '../../infra/processes';
 
 let temporal: TestTemporal;
 before(async () => {
@@ -38,7 +39,7 @@ describe('the worker process (npm run worker)', () => {
     while (!stdout.includes('Baton worker started')) {
       assert.ok(Date.now() < deadline, `worker did not start: ${stdout}${stderr}`);
       assert.equal(child.exitCode, null, `worker exited: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
+      await delay(100);
     }
     const started = stdout.split('\n').find((line) => line.includes('Baton worker started')) ?? '';
     const entry = JSON.parse(started) as Record<string, unknown>;

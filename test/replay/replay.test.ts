@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { workflowBundle } from '../helpers/temporal';
+import { quietBundlerLogger, workflowBundle } from '../helpers/temporal';
 import { replayScenarios } from './scenarios';
 
 const history = (name: string) =>
@@ -21,7 +21,7 @@ describe('replay of saved rollout histories', () => {
   it('catches a workflow change that would break running rollouts as nondeterministic', async () => {
     const changed = await bundleWorkflowCode({
       workflowsPath: require.resolve('./changed-workflow'),
-      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+      logger: quietBundlerLogger,
     });
     await assert.rejects(
       Worker.runReplayHistory({ workflowBundle: changed }, history('rolling-succeeds')),
