@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { ensureComponent } from './cache';
 import { builtFromWrapper, ensureGoBinary, goInstalled } from './go-install';
+import { kwokStagesComponent } from './kubernetes/kwok-stages';
 
 /**
  * Pinned versions of every real component Baton's demo and tests run. The Temporal CLI stays at v1.5.1: later
@@ -46,6 +47,8 @@ export interface KubernetesBinaries {
   readonly etcd: string;
   readonly kwok: string;
   readonly kwokctl: string;
+  /** kwok's default stage files at the pinned version, for clusters that change how pods behave. */
+  readonly kwokStages: string;
 }
 
 /** Builds (once, cached) everything a local Kubernetes control plane with kwok nodes needs. */
@@ -82,6 +85,7 @@ export async function ensureKubernetesBinaries(): Promise<KubernetesBinaries> {
       env: { CGO_ENABLED: '0' },
     }),
   );
+  const kwokStages = await ensureComponent(kwokStagesComponent(kubernetesVersions.kwok));
   return {
     kubeApiserver: join(kube, 'bin', 'kube-apiserver'),
     kubeControllerManager: join(kube, 'bin', 'kube-controller-manager'),
@@ -90,5 +94,6 @@ export async function ensureKubernetesBinaries(): Promise<KubernetesBinaries> {
     etcd: join(etcd, 'bin', 'etcd'),
     kwok: join(kwok, 'bin', 'kwok'),
     kwokctl: join(kwok, 'bin', 'kwokctl'),
+    kwokStages: join(kwokStages, 'stages'),
   };
 }

@@ -1,9 +1,11 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { KubernetesBinaries } from './components';
 import { ensureKubernetesBinaries, kubernetesVersions } from './components';
+import type { PodBehaviour } from './kubernetes/kwok-stages';
+import { kwokStagesConfig } from './kubernetes/kwok-stages';
 import { runCommand } from './run-command';
 
 export interface LocalCluster {
@@ -12,6 +14,8 @@ export interface LocalCluster {
   readonly kubeconfig: string;
   /** The fake nodes kwok runs pods on. */
   readonly nodes: readonly string[];
+  /** How kwok treats pods here: the delay before Ready, and the image tag that never becomes Ready. */
+  readonly pods: PodBehaviour;
   stop(): Promise<void>;
 }
 
@@ -35,6 +39,7 @@ export async function startLocalCluster(options: {
   dir: string;
   name?: string;
   nodes?: number;
+  pods?: Partial<PodBehaviour>;
 }): Promise<LocalCluster> {
   const binaries = await ensureKubernetesBinaries();
   const name = options.name ?? 'baton';
@@ -42,9 +47,14 @@ export async function startLocalCluster(options: {
   const kubeconfig = join(options.dir, 'kubeconfig');
   await mkdir(workdir, { recursive: true });
   const env = kwokEnv(binaries, workdir);
+  const pods: PodBehaviour = { readyDelayMs: 1_000, brokenTag: 'broken', ...options.pods };
+  const stagesConfig = join(options.dir, 'kwok-stages.yaml');
+  await writeFile(stagesConfig, await kwokStagesConfig(binaries.kwokStages, pods));
   await runCommand(
     [
       binaries.kwokctl,
+      '--config',
+      stagesConfig,
       'create',
       'cluster',
       '--name',
@@ -97,7 +107,7 @@ export async function startLocalCluster(options: {
         },
       });
     }
-    return { name, kubeconfig, nodes, stop };
+    return { name, kubeconfig, nodes, pods, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { V1Pod } from '@kubernetes/client-node';
 import { AppsV1Api, CoreV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
 import { startLocalCluster } from '../../infra/kubernetes-cluster';
@@ -77,6 +78,62 @@ describe('the local Kubernetes control plane (built from the Go module proxy, kw
     }
   });
 
+  it('keeps a pod Pending for the ready delay, then Running and Ready', async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const created = Date.now();
+    await core.createNamespacedPod({
+      namespace: 'default',
+      body: {
+        metadata: { name: 'delayed' },
+        spec: { containers: [{ name: 'app', image: 'registry.local/smoke:v1' }] },
+      },
+    });
+    const seen = await waitForPod(core, 'delayed', (pod) => readyCondition(pod) === 'True');
+    assert.equal(seen.status?.phase, 'Running');
+    assert.ok(
+      Date.now() - created >= cluster.pods.readyDelayMs,
+      `Ready after ${Date.now() - created} ms, before the ${cluster.pods.readyDelayMs} ms delay`,
+    );
+  });
+
+  it(`leaves a pod of the broken tag Running but never Ready, and deletes it when asked`, async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.createNamespacedPod({
+      namespace: 'default',
+      body: {
+        metadata: { name: 'broken' },
+        spec: {
+          containers: [
+            { name: 'app', image: `registry.local/smoke:${cluster.pods.brokenTag}` },
+            { name: 'sidecar', image: 'registry.local/proxy:v1' },
+          ],
+        },
+      },
+    });
+    const running = await waitForPod(core, 'broken', (pod) => pod.status?.phase === 'Running');
+    assert.equal(readyCondition(running), 'False');
+    // Long enough for a wrongly matching pod-ready stage to have made it Ready.
+    await delay(cluster.pods.readyDelayMs + 2_000);
+    const later = await core.readNamespacedPod({ name: 'broken', namespace: 'default' });
+    assert.equal(readyCondition(later), 'False');
+    assert.equal(
+      later.status?.containerStatuses?.every((c) => c.ready === false),
+      true,
+    );
+
+    await core.deleteNamespacedPod({ name: 'broken', namespace: 'default' });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const left = await core.listNamespacedPod({
+        namespace: 'default',
+        fieldSelector: 'metadata.name=broken',
+      });
+      if (left.items.length === 0) break;
+      assert.ok(Date.now() < deadline, 'the deleted pod is still there');
+      await delay(200);
+    }
+  });
+
   it('stops every control plane process it started', async () => {
     assert.ok(
       controlPlaneProcesses() >= 4,
@@ -90,3 +147,15 @@ describe('the local Kubernetes control plane (built from the Go module proxy, kw
     }
   });
 });
+
+const readyCondition = (pod: V1Pod) => pod.status?.conditions?.find((c) => c.type === 'Ready')?.status;
+
+async function waitForPod(core: CoreV1Api, name: string, until: (pod: V1Pod) => boolean): Promise<V1Pod> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const pod = await core.readNamespacedPod({ name, namespace: 'default' });
+    if (until(pod)) return pod;
+    assert.ok(Date.now() < deadline, `pod ${name} stayed ${JSON.stringify(pod.status?.phase)}`);
+    await delay(100);
+  }
+}
