@@ -98,15 +98,25 @@ export const kubernetesTarget = z.strictObject({
   image: z
     .string()
     .regex(/^[a-z0-9][a-z0-9./:_-]*$/, 'expected an image repository such as registry.local/web'),
+  /** The Service in front of the pods: Baton takes a pod out of it before the pod goes. */
   service: resourceName.optional(),
+  /** A step fails when the pods it waits for are not all available within this time (a progress deadline). */
+  readyTimeout: duration.default(300_000),
+  /** Seconds a new pod must stay Ready before it counts as available (the Deployment's minReadySeconds). */
+  minReadySeconds: z.number().int().min(0).max(3_600).default(0),
 });
 
 export const rollingStrategy = z.strictObject({
   type: z.literal('rolling'),
-  /** Servers moved per batch: a count, or a percentage rounded up. */
-  batchSize: quantity.default({ kind: 'count', value: 1 }),
-  /** At most this many out of rotation at once (rounded down, at least 1); defaults to the batch size. */
+  /** Fleets: servers moved per batch, a count or a percentage rounded up; 1 when not given. */
+  batchSize: quantity.optional(),
+  /**
+   * At most this many out of rotation at once, rounded down. Fleets: at least 1, defaults to the batch size.
+   * Kubernetes: pods below the desired count, defaults to 25% as in a Deployment.
+   */
   maxUnavailable: quantity.optional(),
+  /** Kubernetes: pods above the desired count while both versions run, rounded up; defaults to 25%. */
+  maxSurge: quantity.optional(),
   /** Wait between batches, e.g. to watch metrics. */
   pauseBetweenBatches: duration.default(0),
 });
@@ -185,7 +195,32 @@ export const rolloutSpecSchema = z
         seenAddresses.set(server.address, index);
       });
     }
-    const maxUnavailable = spec.strategy.maxUnavailable;
+    const { batchSize, maxSurge, maxUnavailable } = spec.strategy;
+    if (spec.target.kind === 'kubernetes') {
+      if (batchSize !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['strategy', 'batchSize'],
+          message:
+            'expected no batchSize on a kubernetes target: its steps follow maxSurge and maxUnavailable',
+        });
+      }
+      if (maxSurge?.value === 0 && maxUnavailable?.value === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['strategy', 'maxSurge'],
+          message: 'expected maxSurge or maxUnavailable above 0: with both at 0 the rollout could never move',
+        });
+      }
+      return;
+    }
+    if (maxSurge !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strategy', 'maxSurge'],
+        message: 'expected no maxSurge on a fleet target: rolling upgrades fleet servers in place',
+      });
+    }
     if (maxUnavailable?.kind === 'count' && maxUnavailable.value === 0) {
       ctx.addIssue({
         code: 'custom',

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { Fenceposts, ReplicaCount, ReplicaStep } from '../../workflows/plan';
 import {
   count,
   failureBudgetExceeded,
   maxServersOut,
+  nextReplicaStep,
   percent,
   planBatches,
   resolveFenceposts,
@@ -97,4 +100,103 @@ describe('failureBudgetExceeded', () => {
   it('exactly at the budget is not past it', () => assert.equal(failureBudgetExceeded(1, 10, 10), false));
   it('one more than the budget is past it', () => assert.equal(failureBudgetExceeded(2, 10, 10), true));
   it('100% never stops', () => assert.equal(failureBudgetExceeded(10, 10, 100), false));
+});
+
+/**
+ * Drives nextReplicaStep the way the Kubernetes strategy does: pods of `to` become available when asked for
+ * (unless `toWorks` is false), scale-downs take the unavailable pods first. Checks both promises after each step.
+ */
+function simulate(
+  desired: number,
+  fenceposts: Fenceposts,
+  start: { from: ReplicaCount; to: ReplicaCount },
+  toWorks = true,
+): { steps: ReplicaStep[]; end: ReplicaStep; from: ReplicaCount; to: ReplicaCount } {
+  let { from, to } = start;
+  const steps: ReplicaStep[] = [];
+  for (let i = 0; i < 1_000; i++) {
+    const step = nextReplicaStep(desired, fenceposts, from, to);
+    if (step.kind === 'done' || step.kind === 'wait') return { steps, end: step, from, to };
+    steps.push(step);
+    if (step.kind === 'scale-up') to = { replicas: step.replicas, available: toWorks ? step.replicas : 0 };
+    else from = { replicas: step.replicas, available: Math.min(from.available, step.replicas) };
+    assert.ok(
+      from.replicas + to.replicas <= desired + fenceposts.maxSurge,
+      `surge exceeded: ${JSON.stringify({ from, to })}`,
+    );
+    const startAvailable = start.from.available + start.to.available;
+    assert.ok(
+      from.available + to.available >= Math.min(startAvailable, desired - fenceposts.maxUnavailable),
+      `capacity lost: ${JSON.stringify({ from, to })}`,
+    );
+  }
+  throw new Error('did not settle in 1,000 steps');
+}
+
+describe('nextReplicaStep (Kubernetes rolling)', () => {
+  const fresh = (n: number) => ({ from: { replicas: n, available: n }, to: { replicas: 0, available: 0 } });
+
+  it('moves 10 replicas with 25%/25% as a Deployment does: up 3, down to 5, up to 8, down to 0, up to 10', () => {
+    const { steps, end } = simulate(10, resolveFenceposts(10, percent(25), percent(25)), fresh(10));
+    assert.deepEqual(steps, [
+      { kind: 'scale-up', replicas: 3 },
+      { kind: 'scale-down', replicas: 5 },
+      { kind: 'scale-up', replicas: 8 },
+      { kind: 'scale-down', replicas: 0 },
+      { kind: 'scale-up', replicas: 10 },
+    ]);
+    assert.equal(end.kind, 'done');
+  });
+
+  it('with no surge, takes pods away before adding any', () => {
+    const { steps } = simulate(4, { maxSurge: 0, maxUnavailable: 1 }, fresh(4));
+    assert.deepEqual(steps[0], { kind: 'scale-down', replicas: 3 });
+    assert.deepEqual(steps[1], { kind: 'scale-up', replicas: 1 });
+  });
+
+  it('with a new version that never becomes available, stops and waits without losing capacity', () => {
+    const { end, from, to } = simulate(10, { maxSurge: 3, maxUnavailable: 0 }, fresh(10), false);
+    assert.equal(end.kind, 'wait');
+    assert.deepEqual(from, { replicas: 10, available: 10 });
+    assert.deepEqual(to, { replicas: 3, available: 0 });
+  });
+
+  it('rolls back from a broken new version: unavailable pods go at once, the old version returns to full', () => {
+    // Swapped sides: from = the broken new Deployment, to = the old one, partly scaled down.
+    const { steps, end, from, to } = simulate(
+      10,
+      { maxSurge: 3, maxUnavailable: 2 },
+      {
+        from: { replicas: 5, available: 0 },
+        to: { replicas: 8, available: 8 },
+      },
+    );
+    assert.deepEqual(steps[0], { kind: 'scale-down', replicas: 0 });
+    assert.equal(end.kind, 'done');
+    assert.deepEqual(
+      { from, to },
+      { from: { replicas: 0, available: 0 }, to: { replicas: 10, available: 10 } },
+    );
+  });
+
+  it('always finishes, within both promises, for any size and fence posts', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 0, max: 100 }),
+        fc.integer({ min: 0, max: 100 }),
+        (desired, surgePct, unavailablePct) => {
+          fc.pre(surgePct > 0 || unavailablePct > 0);
+          const fenceposts = resolveFenceposts(desired, percent(surgePct), percent(unavailablePct));
+          const { end, from, to } = simulate(desired, fenceposts, fresh(desired));
+          assert.equal(end.kind, 'done');
+          assert.deepEqual(
+            { from, to },
+            { from: { replicas: 0, available: 0 }, to: { replicas: desired, available: desired } },
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });

@@ -35,11 +35,8 @@ describe('rollout spec', () => {
   it('applies every default to a minimal fleet spec', () => {
     const spec = parseRolloutSpec(minimal());
     assert.equal(spec.apiVersion, 'baton.dev/v1');
-    assert.deepEqual(spec.strategy, {
-      type: 'rolling',
-      batchSize: { kind: 'count', value: 1 },
-      pauseBetweenBatches: 0,
-    });
+    // The batch size (1) is resolved by the fleet strategy: Kubernetes targets take none.
+    assert.deepEqual(spec.strategy, { type: 'rolling', pauseBetweenBatches: 0 });
     assert.deepEqual(spec.drain, { timeout: 60_000, onTimeout: 'fail', pollInterval: 250 });
     assert.equal(spec.verify.http.path, '/healthz');
     assert.deepEqual(spec.verify.http.versionFrom, { json: 'version' });
@@ -71,6 +68,29 @@ describe('rollout spec', () => {
       version: '1.4.0',
     });
     assert.ok(spec.target.kind === 'kubernetes' && spec.target.namespace === 'default');
+    assert.equal(spec.target.readyTimeout, 300_000);
+    assert.equal(spec.target.minReadySeconds, 0);
+  });
+
+  const kubernetesInput = (strategy: Record<string, unknown>): unknown => ({
+    target: { kind: 'kubernetes', name: 'shop', deployment: 'shop', container: 'app', image: 'r/shop' },
+    version: 'v2',
+    strategy: { type: 'rolling', ...strategy },
+  });
+
+  it('takes maxSurge and maxUnavailable on Kubernetes, and refuses a batch size there', () => {
+    const spec = parseRolloutSpec(kubernetesInput({ maxSurge: '50%', maxUnavailable: 0 }));
+    assert.deepEqual(spec.strategy.maxSurge, { kind: 'percent', value: 50 });
+    assertRejected(kubernetesInput({ batchSize: 2 }), 'strategy.batchSize', /maxSurge and maxUnavailable/);
+    assertRejected(kubernetesInput({ maxSurge: 0, maxUnavailable: '0%' }), 'strategy.maxSurge', /never move/);
+  });
+
+  it('refuses maxSurge on a fleet, whose rolling strategy upgrades in place', () => {
+    assertRejected(
+      { ...minimal(), strategy: { type: 'rolling', maxSurge: 1 } },
+      'strategy.maxSurge',
+      /in place/,
+    );
   });
 
   it('rejects an unknown field, naming it', () =>

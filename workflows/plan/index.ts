@@ -2,3 +2,4 @@ export * from './quantity';
 export * from './batches';
 export * from './surge';
 export * from './failure-budget';
+export * from './replicas';

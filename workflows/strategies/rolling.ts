@@ -4,7 +4,7 @@ import type { ForwardStep, FleetRolloutSpec, FleetSteps } from '../fleet-steps';
 import { failureMessage } from '../fleet-steps';
 import { forEachLimited } from '../limit';
 import type { RolloutResult } from '../messages';
-import { failureBudgetExceeded, maxServersOut, planBatches } from '../plan';
+import { count, failureBudgetExceeded, maxServersOut, planBatches } from '../plan';
 import type { RolloutState } from '../state';
 
 /**
@@ -18,7 +18,8 @@ export async function rollingFleetStrategy(
   steps: FleetSteps,
 ): Promise<RolloutResult> {
   const { servers } = spec.target;
-  const { batchSize, maxUnavailable, pauseBetweenBatches } = spec.strategy;
+  const { maxUnavailable, pauseBetweenBatches } = spec.strategy;
+  const batchSize = spec.strategy.batchSize ?? count(1);
   const budget = spec.failureBudget.maxFailPercent;
 
   let versions: Record<string, string>;
