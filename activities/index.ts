@@ -1,6 +1,8 @@
 import { createFleetActivities } from './fleet-activities';
 import { HaproxyTrafficProvider } from './haproxy/traffic-provider';
 import { ExecHostExecutor } from './hosts/exec-host-executor';
+import { defaultKubernetesClients } from './kubernetes/api';
+import { createKubernetesActivities } from './kubernetes/kubernetes-activities';
 import type { ActivityDeps } from './ports';
 import { HttpVerifier } from './verify/http-verifier';
 
@@ -8,16 +10,20 @@ export type { ActivityDeps } from './ports';
 
 /** Every activity Baton's workflows call, built from the dependencies the caller wires. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createFleetActivities(deps) };
+  return { ...createFleetActivities(deps), ...createKubernetesActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 
-/** The production wiring: HAProxy over its admin socket, commands with execFile, checks over HTTP. */
+/**
+ * The production wiring: HAProxy over its admin socket, commands with execFile, checks over HTTP, Kubernetes
+ * through the kubeconfig kubectl would use.
+ */
 export function realActivityDeps(): ActivityDeps {
   return {
     trafficFor: (lb) => new HaproxyTrafficProvider(lb.socket, lb.backend),
     hosts: new ExecHostExecutor(),
     verifier: new HttpVerifier(),
+    kubernetes: defaultKubernetesClients,
   };
 }

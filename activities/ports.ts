@@ -1,4 +1,5 @@
 import type { HaproxyLoadBalancer, HttpVerification } from '../spec/rollout';
+import type { KubernetesClients } from './kubernetes/api';
 
 /** What a load balancer reports about one server's traffic. */
 export interface ServerTraffic {
@@ -54,4 +55,6 @@ export interface ActivityDeps {
   trafficFor(loadBalancer: HaproxyLoadBalancer): TrafficProvider;
   hosts: HostExecutor;
   verifier: Verifier;
+  /** The Kubernetes API, opened on first use (a worker that only rolls fleets never needs a kubeconfig). */
+  kubernetes(): KubernetesClients;
 }

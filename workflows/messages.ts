@@ -40,6 +40,16 @@ export interface ServerStatus {
   readonly drainForced?: boolean;
 }
 
+/** A Deployment taking part in a Kubernetes rollout. */
+export interface DeploymentStatus {
+  readonly name: string;
+  /** "stable" serves the version being replaced; "next" runs the version being rolled out. */
+  readonly role: 'stable' | 'next';
+  readonly version: string;
+  readonly replicas: number;
+  readonly available: number;
+}
+
 export interface RolloutStatus {
   readonly target: string;
   readonly strategy: string;
@@ -50,6 +60,8 @@ export interface RolloutStatus {
   readonly batches: number;
   readonly servers: readonly ServerStatus[];
   readonly failedServers: number;
+  /** Kubernetes targets: the Deployments of the two versions, and the replicas the app should have. */
+  readonly kubernetes?: { readonly desired: number; readonly deployments: readonly DeploymentStatus[] };
   /** Why the rollout rolled back or failed. */
   readonly reason?: string;
 }
@@ -59,6 +71,7 @@ export interface RolloutResult {
   readonly reason?: string;
   readonly toVersion: string;
   readonly servers: readonly ServerStatus[];
+  readonly kubernetes?: RolloutStatus['kubernetes'];
 }
 
 export const statusQuery = defineQuery<RolloutStatus>('status');

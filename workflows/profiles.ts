@@ -44,3 +44,29 @@ export function verifyProfile(check: HttpVerification): ActivityOptions {
     retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes: ['VerificationFailed'] },
   };
 }
+
+/** Kubernetes API calls: quick and idempotent; conflicts, throttling and 5xx are retried with backoff. */
+export const kubernetesApiProfile = {
+  startToCloseTimeout: '1m',
+  retry: {
+    initialInterval: '500ms',
+    backoffCoefficient: 2,
+    maximumInterval: '10s',
+    maximumAttempts: 20,
+    nonRetryableErrorTypes: ['KubernetesRejected', 'PreflightFailed', 'KubernetesNotConfigured'],
+  },
+} as const satisfies ActivityOptions;
+
+/** Waiting for pods heartbeats every few seconds; a retried attempt resumes the clock it started. */
+export function kubernetesWaitProfile(timeoutMs: number): ActivityOptions {
+  return {
+    startToCloseTimeout: timeoutMs + 60_000,
+    heartbeatTimeout: '15s',
+    retry: {
+      initialInterval: '1s',
+      maximumInterval: '10s',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: ['NotAvailable', 'KubernetesRejected'],
+    },
+  };
+}

@@ -1,5 +1,5 @@
 import { upsertSearchAttributes } from '@temporalio/workflow';
-import type { RolloutPhase, RolloutStatus, ServerStatus, ServerStep } from './messages';
+import type { DeploymentStatus, RolloutPhase, RolloutStatus, ServerStatus, ServerStep } from './messages';
 import { searchAttributes } from './messages';
 
 type MutableServerStatus = { -readonly [K in keyof ServerStatus]: ServerStatus[K] };
@@ -12,6 +12,7 @@ export class RolloutState {
   failedServers = 0;
   reason?: string;
   private readonly servers = new Map<string, MutableServerStatus>();
+  private kubernetes?: { desired: number; deployments: Map<DeploymentStatus['role'], DeploymentStatus> };
 
   constructor(
     readonly target: string,
@@ -26,6 +27,21 @@ export class RolloutState {
     this.phase = phase;
     if (reason !== undefined) this.reason = reason;
     upsertSearchAttributes([{ key: searchAttributes.phase, value: phase }]);
+  }
+
+  /** The version the target ran before the rollout, once known; searchable as BatonFromVersion. */
+  setFromVersion(version: string): void {
+    upsertSearchAttributes([{ key: searchAttributes.fromVersion, value: version }]);
+  }
+
+  setDeployment(desired: number, deployment: DeploymentStatus): void {
+    this.kubernetes ??= { desired, deployments: new Map() };
+    this.kubernetes.desired = desired;
+    this.kubernetes.deployments.set(deployment.role, deployment);
+  }
+
+  deployment(role: DeploymentStatus['role']): DeploymentStatus | undefined {
+    return this.kubernetes?.deployments.get(role);
   }
 
   server(name: string): ServerStatus {
@@ -54,6 +70,14 @@ export class RolloutState {
       batches: this.batches,
       failedServers: this.failedServers,
       servers: [...this.servers.values()].map((s) => ({ ...s })),
+      ...(this.kubernetes
+        ? {
+            kubernetes: {
+              desired: this.kubernetes.desired,
+              deployments: [...this.kubernetes.deployments.values()].map((d) => ({ ...d })),
+            },
+          }
+        : {}),
       ...(this.reason !== undefined ? { reason: this.reason } : {}),
     };
   }

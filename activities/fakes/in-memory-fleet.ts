@@ -71,7 +71,14 @@ export class InMemoryFleet {
   }
 
   deps(): ActivityDeps {
-    return { trafficFor: () => this.traffic, hosts: this.hosts, verifier: this.verifier };
+    return {
+      trafficFor: () => this.traffic,
+      hosts: this.hosts,
+      verifier: this.verifier,
+      kubernetes: () => {
+        throw new Error('the in-memory fleet has no Kubernetes API');
+      },
+    };
   }
 
   private get(name: string): FakeServer {

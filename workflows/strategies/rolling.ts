@@ -1,4 +1,4 @@
-import { ApplicationFailure, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, patched, sleep } from '@temporalio/workflow';
 import type { FleetServer } from '../../spec/rollout';
 import type { ForwardStep, FleetRolloutSpec, FleetSteps } from '../fleet-steps';
 import { failureMessage } from '../fleet-steps';
@@ -32,6 +32,9 @@ export async function rollingFleetStrategy(
   }
   for (const server of servers)
     state.update(server.name, { fromVersion: versions[server.name], version: versions[server.name] });
+  const firstVersion = servers[0] && versions[servers[0].name];
+  // Rollouts started before BatonFromVersion was upserted replay without the command.
+  if (firstVersion !== undefined && patched('upsert-from-version')) state.setFromVersion(firstVersion);
 
   const batches = planBatches(servers, batchSize);
   const limit = maxServersOut(servers.length, batchSize, maxUnavailable);

@@ -1,0 +1,465 @@
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import { Watch } from '@kubernetes/client-node';
+import type { KubernetesTarget } from '../../spec/rollout';
+import type { KubernetesClients } from './api';
+import { apiStatus, kubernetesCall, kubernetesFailureTypes, mergePatch, retryOnConflict } from './api';
+import {
+  batonAnnotations,
+  batonLabels,
+  deploymentVersion,
+  isReady,
+  isTerminating,
+  labelSelector,
+  podDeletionCost,
+  podsToRetire,
+  retiringPodCost,
+  versionDeployment,
+  versionDeploymentName,
+} from './objects';
+
+export interface DeploymentRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** What the workflow needs to know before it changes anything. */
+export interface KubernetesPreflight {
+  /** The Deployment serving now, whose pods the rollout replaces. */
+  readonly stable: string;
+  readonly fromVersion: string;
+  /** Desired replicas, taken from the stable Deployment. */
+  readonly replicas: number;
+  /** The Deployment the new version will run in (`<app>-<version>`). */
+  readonly next: string;
+}
+
+export interface ReplicaCount {
+  readonly replicas: number;
+  readonly available: number;
+}
+
+const heartbeatEveryMs = 5_000;
+
+const replicaCount = (deployment: V1Deployment): ReplicaCount => ({
+  replicas: deployment.spec?.replicas ?? 0,
+  available: deployment.status?.availableReplicas ?? 0,
+});
+
+/**
+ * The activities of a Kubernetes rollout. Each states a desired state ("web-v2 has 3 replicas", "web-v2 has 3
+ * available pods"), so a retry after a crash changes nothing twice; the objects Baton creates have fixed names
+ * (`<app>-<version>`), so a retried create finds its own object instead of making a second one.
+ */
+export function createKubernetesActivities(deps: { kubernetes: () => KubernetesClients }) {
+  const readDeployment = (ref: DeploymentRef) =>
+    kubernetesCall(`reading Deployment ${ref.namespace}/${ref.name}`, () =>
+      deps.kubernetes().apps.readNamespacedDeployment(ref),
+    );
+
+  return {
+    /**
+     * Finds the Deployment serving the app now (the one named in the spec, or the Baton-made one with
+     * replicas), checks the container and the Service, and names the Deployment the new version will run in.
+     */
+    preflightKubernetes: async (input: {
+      target: KubernetesTarget;
+      version: string;
+    }): Promise<KubernetesPreflight> => {
+      const { target } = input;
+      const { apps, core } = deps.kubernetes();
+      const reject = (message: string) =>
+        ApplicationFailure.nonRetryable(message, kubernetesFailureTypes.preflight);
+      const named = await apps
+        .readNamespacedDeployment({ namespace: target.namespace, name: target.deployment })
+        .catch((error: unknown) => {
+          if (apiStatus(error) === 404) return undefined;
+          return kubernetesCall(`reading Deployment ${target.namespace}/${target.deployment}`, () =>
+            Promise.reject(error as Error),
+          );
+        });
+      const managed = await kubernetesCall(`listing Deployments of ${target.deployment}`, () =>
+        apps.listNamespacedDeployment({
+          namespace: target.namespace,
+          labelSelector: `${batonLabels.app}=${target.deployment}`,
+        }),
+      );
+      const all = [
+        ...(named ? [named] : []),
+        ...managed.items.filter((d) => d.metadata?.name !== target.deployment),
+      ];
+      if (all.length === 0)
+        throw reject(`Deployment ${target.deployment} not found in namespace ${target.namespace}`);
+      const serving = all.filter((d) => (d.spec?.replicas ?? 0) > 0);
+      if (serving.length === 0)
+        throw reject(`every Deployment of ${target.deployment} is scaled to 0: there is nothing to roll`);
+      if (serving.length > 1) {
+        const names = serving.map((d) => `${d.metadata?.name} (${d.spec?.replicas})`).join(', ');
+        throw reject(
+          `${names} run at once (an earlier rollout did not finish): scale all but one to 0, or roll to one of their versions`,
+        );
+      }
+      const stable = serving[0];
+      const stableName = stable.metadata?.name ?? target.deployment;
+      const containers = stable.spec?.template.spec?.containers.map((c) => c.name) ?? [];
+      if (!containers.includes(target.container))
+        throw reject(
+          `target.container: Deployment ${stableName} has no container "${target.container}" (it has ${containers.join(', ')})`,
+        );
+      const fromVersion = deploymentVersion(stable, target.container);
+      if (fromVersion === undefined)
+        throw reject(`Deployment ${stableName}: the image of container ${target.container} has no tag`);
+      if (target.service !== undefined) {
+        const service = await core
+          .readNamespacedService({ namespace: target.namespace, name: target.service })
+          .catch((error: unknown) => {
+            if (apiStatus(error) === 404)
+              throw reject(
+                `target.service: Service ${target.service} not found in namespace ${target.namespace}`,
+              );
+            throw error;
+          });
+        const selector = service.spec?.selector ?? {};
+        const podLabels = stable.spec?.template.metadata?.labels ?? {};
+        const unmatched = Object.entries(selector).filter(([key, value]) => podLabels[key] !== value);
+        if (Object.keys(selector).length === 0 || unmatched.length > 0)
+          throw reject(
+            `target.service: Service ${target.service} does not select the pods of ${stableName} (selector ${labelSelector(selector) || 'empty'})`,
+          );
+      }
+      return {
+        stable: stableName,
+        fromVersion,
+        replicas: stable.spec?.replicas ?? 0,
+        next: versionDeploymentName(target.deployment, input.version),
+      };
+    },
+
+    /** The new version's Deployment exists with the stable pod template at the new image, at 0 replicas if new. */
+    ensureVersionDeployment: async (input: {
+      target: KubernetesTarget;
+      stable: string;
+      version: string;
+    }): Promise<{ name: string; created: boolean }> => {
+      const { target } = input;
+      const { apps } = deps.kubernetes();
+      const stable = await readDeployment({ namespace: target.namespace, name: input.stable });
+      const build = (replicas: number) =>
+        versionDeployment({
+          replicas,
+          stable,
+          app: target.deployment,
+          container: target.container,
+          image: target.image,
+          version: input.version,
+          rollout: Context.current().info.workflowExecution?.workflowId ?? 'unknown',
+          minReadySeconds: target.minReadySeconds,
+        });
+      const desired = build(0);
+      const name = desired.metadata?.name ?? '';
+      try {
+        await apps.createNamespacedDeployment({ namespace: target.namespace, body: desired });
+        return { name, created: true };
+      } catch (error) {
+        if (apiStatus(error) !== 409)
+          return kubernetesCall(`creating Deployment ${name}`, () => Promise.reject(error as Error));
+      }
+      // It exists: made by an earlier attempt of this activity, or left at 0 by an earlier rollout.
+      await kubernetesCall(`updating Deployment ${name}`, () =>
+        retryOnConflict(async () => {
+          const existing = await apps.readNamespacedDeployment({ namespace: target.namespace, name });
+          if (existing.metadata?.labels?.[batonLabels.app] !== target.deployment)
+            throw ApplicationFailure.nonRetryable(
+              `Deployment ${name} exists and was not made by Baton for ${target.deployment}; rename it or remove it`,
+              kubernetesFailureTypes.preflight,
+            );
+          const body = build(existing.spec?.replicas ?? 0);
+          body.metadata = { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion };
+          await apps.replaceNamespacedDeployment({ namespace: target.namespace, name, body });
+        }),
+      );
+      return { name, created: false };
+    },
+
+    /**
+     * The Deployment has `replicas` replicas. Scaling down first picks the pods to go (lowest deletion cost),
+     * takes them out of the Service by removing the Service's labels the Deployment does not select on, and
+     * waits for the Service's endpoints to drop them, so no new request reaches a pod about to stop.
+     */
+    scaleDeployment: async (input: DeploymentRef & { replicas: number; service?: string }): Promise<void> => {
+      const { apps } = deps.kubernetes();
+      const deployment = await readDeployment(input);
+      const current = deployment.spec?.replicas ?? 0;
+      if (current === input.replicas) return;
+      if (input.replicas < current)
+        await retirePods(deps.kubernetes(), deployment, current - input.replicas, input.service);
+      await kubernetesCall(`scaling Deployment ${input.name} to ${input.replicas}`, () =>
+        apps.patchNamespacedDeployment(
+          { namespace: input.namespace, name: input.name, body: { spec: { replicas: input.replicas } } },
+          mergePatch,
+        ),
+      );
+    },
+
+    /**
+     * Waits, with a watch, until the Deployment has exactly `replicas` pods (terminating ones aside, as the
+     * Deployment controller counts) and, when `available`, all of them available: Ready for minReadySeconds. Heartbeats; reacts to cancellation; fails with the pods that are
+     * not Ready once the timeout passes.
+     */
+    waitForDeployment: async (
+      input: DeploymentRef & { replicas: number; available: boolean; timeoutMs: number },
+    ): Promise<ReplicaCount> => {
+      const ctx = Context.current();
+      const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
+      const startedAt = resumed?.startedAt ?? Date.now();
+      const settled = (d: V1Deployment) =>
+        (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
+        (d.spec?.replicas ?? 0) === input.replicas &&
+        (d.status?.replicas ?? 0) === input.replicas &&
+        (!input.available ||
+          ((d.status?.availableReplicas ?? 0) >= input.replicas &&
+            (d.status?.updatedReplicas ?? 0) >= input.replicas));
+      const clients = deps.kubernetes();
+      for (;;) {
+        const list = await kubernetesCall(`reading Deployment ${input.name}`, () =>
+          clients.apps.listNamespacedDeployment({
+            namespace: input.namespace,
+            fieldSelector: `metadata.name=${input.name}`,
+          }),
+        );
+        let latest = list.items[0];
+        if (!latest)
+          throw ApplicationFailure.nonRetryable(
+            `Deployment ${input.namespace}/${input.name} is gone`,
+            kubernetesFailureTypes.rejected,
+          );
+        if (!settled(latest)) {
+          latest = await watchDeployment(
+            clients,
+            input,
+            list.metadata?.resourceVersion,
+            settled,
+            latest,
+            ctx,
+          );
+        }
+        ctx.heartbeat({ startedAt, ...replicaCount(latest) });
+        if (settled(latest)) return replicaCount(latest);
+        if (Date.now() - startedAt > input.timeoutMs) {
+          const problem = await notAvailableReason(clients, latest);
+          throw ApplicationFailure.nonRetryable(
+            `${input.name}: ${latest.status?.availableReplicas ?? 0} of ${input.replicas} pods available after ${Math.round(input.timeoutMs / 1000)} s${problem}`,
+            kubernetesFailureTypes.notAvailable,
+          );
+        }
+      }
+    },
+
+    /** How many replicas the Deployment wants and how many pods are available; 0/0 when it does not exist. */
+    readReplicas: async (input: DeploymentRef): Promise<ReplicaCount> => {
+      try {
+        return replicaCount(await deps.kubernetes().apps.readNamespacedDeployment(input));
+      } catch (error) {
+        if (apiStatus(error) === 404) return { replicas: 0, available: 0 };
+        return kubernetesCall(`reading Deployment ${input.name}`, () => Promise.reject(error as Error));
+      }
+    },
+
+    /** The Deployment is gone (with its ReplicaSets and pods); already gone is fine. */
+    deleteDeployment: async (input: DeploymentRef): Promise<void> => {
+      try {
+        await deps
+          .kubernetes()
+          .apps.deleteNamespacedDeployment({ ...input, propagationPolicy: 'Background' });
+      } catch (error) {
+        if (apiStatus(error) === 404) return;
+        await kubernetesCall(`deleting Deployment ${input.name}`, () => Promise.reject(error as Error));
+      }
+    },
+
+    /** Deployments Baton made for this app that no longer serve (0 replicas), except those to keep, are gone. */
+    pruneVersions: async (input: {
+      namespace: string;
+      app: string;
+      keep: readonly string[];
+    }): Promise<string[]> => {
+      const { apps } = deps.kubernetes();
+      const list = await kubernetesCall(`listing Deployments of ${input.app}`, () =>
+        apps.listNamespacedDeployment({
+          namespace: input.namespace,
+          labelSelector: labelSelector({ [batonLabels.managedBy]: 'baton', [batonLabels.app]: input.app }),
+        }),
+      );
+      const pruned: string[] = [];
+      for (const deployment of list.items) {
+        const name = deployment.metadata?.name ?? '';
+        if (input.keep.includes(name) || (deployment.spec?.replicas ?? 0) > 0) continue;
+        await kubernetesCall(`deleting Deployment ${name}`, () =>
+          apps.deleteNamespacedDeployment({
+            namespace: input.namespace,
+            name,
+            propagationPolicy: 'Background',
+          }),
+        ).catch((error: unknown) => {
+          if (!(error instanceof ApplicationFailure && /HTTP 404/.test(error.message))) throw error;
+        });
+        pruned.push(name);
+      }
+      return pruned;
+    },
+
+    /** The Service selects exactly these labels (blue/green's switch of all traffic at once). */
+    setServiceSelector: async (input: {
+      namespace: string;
+      service: string;
+      selector: Record<string, string>;
+    }): Promise<void> => {
+      const { core } = deps.kubernetes();
+      await kubernetesCall(`switching Service ${input.service}`, () =>
+        retryOnConflict(async () => {
+          const service = await core.readNamespacedService({
+            namespace: input.namespace,
+            name: input.service,
+          });
+          service.spec = { ...service.spec, selector: input.selector };
+          await core.replaceNamespacedService({
+            namespace: input.namespace,
+            name: input.service,
+            body: service,
+          });
+        }),
+      );
+    },
+  };
+}
+
+/**
+ * Marks `count` pods of the Deployment to go first and takes them out of the Service. Retrying picks the pods
+ * an earlier attempt marked, so a crash between marking and scaling never takes away more than asked.
+ */
+async function retirePods(
+  clients: KubernetesClients,
+  deployment: V1Deployment,
+  count: number,
+  serviceName: string | undefined,
+): Promise<void> {
+  const namespace = deployment.metadata?.namespace ?? 'default';
+  const name = deployment.metadata?.name ?? '';
+  const selector = deployment.spec?.selector.matchLabels ?? {};
+  const pods = await kubernetesCall(`listing pods of ${name}`, () =>
+    clients.core.listNamespacedPod({ namespace, labelSelector: labelSelector(selector) }),
+  );
+  const chosen = podsToRetire(pods.items, count);
+  let detachKeys: string[] = [];
+  if (serviceName !== undefined) {
+    const service = await kubernetesCall(`reading Service ${serviceName}`, () =>
+      clients.core.readNamespacedService({ namespace, name: serviceName }),
+    );
+    // Labels the Service selects on but the Deployment does not: removing them leaves the pod owned by its
+    // ReplicaSet and out of the Service. A Service that selects only on the Deployment's own labels can't be left
+    // this way; those pods leave its endpoints when they terminate, as Kubernetes does by default.
+    detachKeys = Object.keys(service.spec?.selector ?? {}).filter((key) => !(key in selector));
+  }
+  for (const pod of chosen) {
+    const labels = Object.fromEntries(detachKeys.map((key) => [key, null]));
+    const annotations: Record<string, string> = { [podDeletionCost]: retiringPodCost };
+    if (detachKeys.length > 0 && serviceName !== undefined)
+      annotations[batonAnnotations.detachedFrom] = serviceName;
+    await kubernetesCall(`marking pod ${pod.metadata?.name} to go`, () =>
+      clients.core.patchNamespacedPod(
+        { namespace, name: pod.metadata?.name ?? '', body: { metadata: { labels, annotations } } },
+        mergePatch,
+      ),
+    );
+  }
+  if (serviceName !== undefined && detachKeys.length > 0 && chosen.length > 0)
+    await waitOutOfEndpoints(clients, namespace, serviceName, chosen);
+}
+
+/** Waits (up to 30 s) until none of the pods is a ready endpoint of the Service. */
+async function waitOutOfEndpoints(
+  clients: KubernetesClients,
+  namespace: string,
+  service: string,
+  pods: readonly V1Pod[],
+): Promise<void> {
+  const names = new Set(pods.map((p) => p.metadata?.name));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const slices = await kubernetesCall(`reading endpoints of Service ${service}`, () =>
+      clients.discovery.listNamespacedEndpointSlice({
+        namespace,
+        labelSelector: `kubernetes.io/service-name=${service}`,
+      }),
+    );
+    const still = slices.items
+      .flatMap((slice) => slice.endpoints)
+      .filter((e) => names.has(e.targetRef?.name) && e.conditions?.ready !== false)
+      .map((e) => e.targetRef?.name);
+    if (still.length === 0) return;
+    if (Date.now() > deadline) {
+      log.warn('pods still listed as Service endpoints; scaling down anyway', { service, pods: still });
+      return;
+    }
+    await Context.current().sleep(100);
+  }
+}
+
+/**
+ * Watches one Deployment from `resourceVersion` until `done` holds, the watch ends, or a heartbeat is due; returns
+ * the latest object seen. The caller lists again after each return, so a dropped watch only costs a re-list.
+ */
+async function watchDeployment(
+  clients: KubernetesClients,
+  ref: DeploymentRef,
+  resourceVersion: string | undefined,
+  done: (d: V1Deployment) => boolean,
+  initial: V1Deployment,
+  ctx: Context,
+): Promise<V1Deployment> {
+  let latest = initial;
+  let controller: AbortController | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(resolve, heartbeatEveryMs);
+      ctx.cancelled.catch(reject);
+      new Watch(clients.config)
+        .watch(
+          `/apis/apps/v1/namespaces/${ref.namespace}/deployments`,
+          { fieldSelector: `metadata.name=${ref.name}`, resourceVersion, allowWatchBookmarks: true },
+          (type, object: V1Deployment) => {
+            if (type !== 'ADDED' && type !== 'MODIFIED') return;
+            latest = object;
+            if (done(object)) resolve();
+          },
+          () => resolve(),
+        )
+        .then((c) => (controller = c), reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    controller?.abort();
+  }
+  return latest;
+}
+
+/** Names the pods that hold a Deployment back, with the reason Kubernetes gives. */
+async function notAvailableReason(clients: KubernetesClients, deployment: V1Deployment): Promise<string> {
+  const selector = deployment.spec?.selector.matchLabels ?? {};
+  const pods = await clients.core
+    .listNamespacedPod({
+      namespace: deployment.metadata?.namespace ?? 'default',
+      labelSelector: labelSelector(selector),
+    })
+    .catch(() => undefined);
+  const notReady = (pods?.items ?? []).filter((p) => !isTerminating(p) && !isReady(p));
+  if (notReady.length === 0) return '';
+  const described = notReady.slice(0, 5).map((p) => {
+    const ready = p.status?.conditions?.find((c) => c.type === 'Ready');
+    return `${p.metadata?.name} ${p.status?.phase ?? 'Unknown'}${ready?.reason ? ` (${ready.reason})` : ''}`;
+  });
+  return `; not Ready: ${described.join(', ')}${notReady.length > 5 ? `, and ${notReady.length - 5} more` : ''}`;
+}
+
+export type KubernetesActivities = ReturnType<typeof createKubernetesActivities>;

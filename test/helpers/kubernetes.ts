@@ -1,0 +1,72 @@
+import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, Watch } from '@kubernetes/client-node';
+import { isReady, isTerminating } from '../../activities/kubernetes/objects';
+import { delay } from '../../infra/processes';
+
+export interface CapacityReport {
+  /** Fewest pods that were Ready, not terminating and selected by the Service, at any moment watched. */
+  readonly minServing: number;
+  /** Most pods that existed (not terminating) at any moment watched. */
+  readonly maxPods: number;
+  /** Pods that left the Service's selector while still running, before their deletion began. */
+  readonly detachedBeforeDeletion: readonly string[];
+  readonly events: number;
+}
+
+/**
+ * Watches every pod of a namespace through a rollout, as an outside observer would, and records the extremes
+ * the fence posts promise to bound.
+ */
+export async function watchCapacity(
+  kc: KubeConfig,
+  namespace: string,
+  serviceSelector: Record<string, string>,
+): Promise<{ stop(): CapacityReport }> {
+  const pods = new Map<string, V1Pod>();
+  const detached = new Set<string>();
+  const selected = (pod: V1Pod) =>
+    Object.entries(serviceSelector).every(([key, value]) => pod.metadata?.labels?.[key] === value);
+  let minServing = Number.POSITIVE_INFINITY;
+  let maxPods = 0;
+  let events = 0;
+  const measure = () => {
+    const live = [...pods.values()].filter((p) => !isTerminating(p));
+    maxPods = Math.max(maxPods, live.length);
+    minServing = Math.min(minServing, live.filter((p) => isReady(p) && selected(p)).length);
+  };
+  const initial = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
+  for (const pod of initial.items) pods.set(pod.metadata?.name ?? '', pod);
+  measure();
+  const controller = await new Watch(kc).watch(
+    `/api/v1/namespaces/${namespace}/pods`,
+    { resourceVersion: initial.metadata?.resourceVersion },
+    (type, pod: V1Pod) => {
+      events++;
+      const name = pod.metadata?.name ?? '';
+      const before = pods.get(name);
+      if (type === 'DELETED') pods.delete(name);
+      else pods.set(name, pod);
+      if (before && selected(before) && !selected(pod) && !isTerminating(pod)) detached.add(name);
+      measure();
+    },
+    () => undefined,
+  );
+  return {
+    stop: () => {
+      controller.abort();
+      return { minServing, maxPods, detachedBeforeDeletion: [...detached], events };
+    },
+  };
+}
+
+/** Waits until a Deployment reports `replicas` available pods. */
+export async function waitAvailable(kc: KubeConfig, namespace: string, name: string, replicas: number) {
+  const apps = kc.makeApiClient(AppsV1Api);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const d = await apps.readNamespacedDeployment({ namespace, name });
+    if ((d.status?.availableReplicas ?? 0) === replicas && (d.status?.replicas ?? 0) === replicas) return;
+    if (Date.now() > deadline) throw new Error(`${name}: ${JSON.stringify(d.status)}`);
+    await delay(200);
+  }
+}

@@ -1,0 +1,40 @@
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { delay } from '../../infra/processes';
+
+const root = join(__dirname, '..', '..');
+
+export interface WorkerProcess {
+  readonly child: ChildProcess;
+  output(): string;
+  /** Kills the worker as a crash would: SIGKILL, no shutdown, activities cut off mid-way. */
+  crash(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts `worker/main.ts` as its own process, as production runs it, and waits until it polls. */
+export async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-100_000)));
+  child.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-100_000)));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const deadline = Date.now() + 60_000;
+  while (!output.includes('Baton worker started')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the worker did not start:\n${output}`);
+    }
+    await delay(100);
+  }
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return { child, output: () => output, crash: () => end('SIGKILL'), stop: () => end('SIGTERM') };
+}

@@ -1,0 +1,234 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { realActivityDeps } from '../../activities';
+import { kubernetesClients } from '../../activities/kubernetes/api';
+import type { LocalCluster } from '../../infra/kubernetes-cluster';
+import { startLocalCluster } from '../../infra/kubernetes-cluster';
+import { delay } from '../../infra/processes';
+import type { RolloutSpecInput } from '../../spec';
+import { parseRolloutSpec } from '../../spec';
+import type { rolloutWorkflow } from '../../workflows';
+import { statusQuery } from '../../workflows/messages';
+import type { CapacityReport } from '../helpers/kubernetes';
+import { waitAvailable, watchCapacity } from '../helpers/kubernetes';
+import { runRollout } from '../helpers/rollout';
+import type { TestTemporal } from '../helpers/temporal';
+import { connectTestTemporal, uniqueTaskQueue } from '../helpers/temporal';
+import { startWorkerProcess } from '../helpers/worker';
+
+let cluster: LocalCluster;
+let kc: KubeConfig;
+let temporal: TestTemporal;
+before(async () => {
+  const root = process.env.BATON_TEST_FLEETS_DIR ?? tmpdir();
+  await mkdir(root, { recursive: true });
+  const dir = await mkdtemp(join(root, 'cluster-'));
+  [cluster, temporal] = await Promise.all([
+    startLocalCluster({ dir, name: 'baton-rolling' }),
+    connectTestTemporal(),
+  ]);
+  kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfig);
+});
+after(async () => {
+  await cluster?.stop();
+  await temporal?.close();
+});
+
+const replicas = 10;
+const image = 'registry.local/web';
+
+/** A namespace holding what a user has before Baton: Deployment `web` (10 replicas of v1) behind Service `web`. */
+async function seed(namespace: string): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await core.createNamespacedService({
+    namespace,
+    body: {
+      metadata: { name: 'web' },
+      spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+    },
+  });
+  await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
+    namespace,
+    body: {
+      metadata: { name: 'web', labels: { app: 'web' } },
+      spec: {
+        replicas,
+        selector: { matchLabels: { app: 'web' } },
+        template: {
+          metadata: { labels: { app: 'web' } },
+          spec: { containers: [{ name: 'app', image: `${image}:v1`, ports: [{ containerPort: 8080 }] }] },
+        },
+      },
+    },
+  });
+  await waitAvailable(kc, namespace, 'web', replicas);
+}
+
+function spec(namespace: string, version: string, extra: Partial<RolloutSpecInput> = {}) {
+  return parseRolloutSpec({
+    target: {
+      kind: 'kubernetes',
+      name: `web-${namespace}`,
+      namespace,
+      deployment: 'web',
+      container: 'app',
+      image,
+      service: 'web',
+      readyTimeout: '15s',
+    },
+    version,
+    strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: '25%' },
+    ...extra,
+  });
+}
+
+const deps = () => ({ ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) });
+
+async function deploymentsOf(namespace: string) {
+  const list = await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace });
+  return Object.fromEntries(
+    list.items.map((d) => [
+      d.metadata?.name ?? '',
+      { replicas: d.spec?.replicas, available: d.status?.availableReplicas ?? 0 },
+    ]),
+  );
+}
+
+async function podImages(namespace: string): Promise<string[]> {
+  const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
+  return pods.items
+    .filter((p) => !p.metadata?.deletionTimestamp)
+    .map((p) => p.spec?.containers[0]?.image ?? '');
+}
+
+/** 25% of 10: at most 13 pods (surge rounds up), at least 8 serving (unavailable rounds down). */
+function assertFencePostsHeld(report: CapacityReport): void {
+  assert.ok(report.events > 0, 'the watch saw the rollout');
+  assert.ok(report.maxPods <= replicas + 3, `up to ${report.maxPods} pods at once, above ${replicas} + 3`);
+  assert.ok(
+    report.minServing >= replicas - 2,
+    `down to ${report.minServing} serving pods, below ${replicas} - 2`,
+  );
+}
+
+describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () => {
+  it('moves 10 replicas to a new Deployment, twice, within maxSurge and maxUnavailable throughout', async () => {
+    const namespace = 'rolling';
+    await seed(namespace);
+
+    // v1 (the user's own Deployment) -> v2 (a Deployment Baton makes beside it)
+    let watch = await watchCapacity(kc, namespace, { app: 'web' });
+    const first = await runRollout(temporal, deps(), spec(namespace, 'v2'));
+    assertFencePostsHeld(watch.stop());
+    assert.equal(first.phase, 'succeeded');
+    assert.deepEqual(await deploymentsOf(namespace), {
+      web: { replicas: 0, available: 0 },
+      'web-v2': { replicas, available: replicas },
+    });
+    const made = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace, name: 'web-v2' });
+    assert.equal(made.metadata?.labels?.['app.kubernetes.io/managed-by'], 'baton');
+    assert.equal(made.metadata?.labels?.['baton.dev/app'], 'web');
+    assert.equal(made.metadata?.annotations?.['baton.dev/version'], 'v2');
+    assert.match(made.metadata?.annotations?.['baton.dev/rollout'] ?? '', /^rollout\/web-rolling/);
+    assert.deepEqual(
+      first.kubernetes?.deployments.map((d) => [d.role, d.name, d.available]),
+      [
+        ['stable', 'web', 0],
+        ['next', 'web-v2', replicas],
+      ],
+    );
+
+    // v2 -> v3: both Deployments are Baton's, so each pod leaves the Service before it goes
+    watch = await watchCapacity(kc, namespace, { app: 'web' });
+    const second = await runRollout(temporal, deps(), spec(namespace, 'v3'));
+    const report = watch.stop();
+    assertFencePostsHeld(report);
+    assert.equal(second.phase, 'succeeded');
+    assert.equal(
+      report.detachedBeforeDeletion.length,
+      replicas,
+      `detached first: ${report.detachedBeforeDeletion.join(', ')}`,
+    );
+    assert.ok(report.detachedBeforeDeletion.every((name) => name.startsWith('web-v2-')));
+    // The user's Deployment and the previous version stay at 0 as the way back; nothing older is kept.
+    assert.deepEqual(await deploymentsOf(namespace), {
+      web: { replicas: 0, available: 0 },
+      'web-v2': { replicas: 0, available: 0 },
+      'web-v3': { replicas, available: replicas },
+    });
+    assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v3`));
+  });
+
+  it('rolls a version whose pods never become Ready back to the old one, every replica available', async () => {
+    const namespace = 'broken';
+    await seed(namespace);
+    const watch = await watchCapacity(kc, namespace, { app: 'web' });
+    const result = await runRollout(temporal, deps(), spec(namespace, cluster.pods.brokenTag));
+    assertFencePostsHeld(watch.stop());
+    assert.equal(result.phase, 'rolled-back');
+    assert.match(result.reason ?? '', /web-broken: 0 of 3 pods available after 15 s; not Ready: web-broken-/);
+    // Only the old version is left, whole.
+    assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
+    await waitFor(async () => (await podImages(namespace)).length === replicas);
+    assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v1`));
+  });
+
+  it('finishes after its worker is killed mid-way, without a second copy of anything', async () => {
+    const namespace = 'crash';
+    await seed(namespace);
+    const taskQueue = uniqueTaskQueue('kubernetes-crash');
+    const env = {
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: temporal.namespace,
+      BATON_TASK_QUEUE: taskQueue,
+      KUBECONFIG: cluster.kubeconfig,
+    };
+    const watch = await watchCapacity(kc, namespace, { app: 'web' });
+    let worker = await startWorkerProcess(env);
+    const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+      args: [spec(namespace, 'v2')],
+      taskQueue,
+      workflowId: `rollout/web-${namespace}/crash-${Date.now()}`,
+    });
+    try {
+      // Once the new Deployment has pods but the old one still serves, kill the worker as a crash would.
+      await waitFor(async () => {
+        const next = (await handle.query(statusQuery)).kubernetes?.deployments.find((d) => d.role === 'next');
+        return (next?.replicas ?? 0) >= 3;
+      });
+      await worker.crash();
+      await delay(1_000);
+      worker = await startWorkerProcess(env);
+      const result = await handle.result();
+      assert.equal(result.phase, 'succeeded');
+    } finally {
+      await worker.stop();
+    }
+    assertFencePostsHeld(watch.stop());
+    assert.deepEqual(await deploymentsOf(namespace), {
+      web: { replicas: 0, available: 0 },
+      'web-v2': { replicas, available: replicas },
+    });
+    const replicaSets = await kc.makeApiClient(AppsV1Api).listNamespacedReplicaSet({ namespace });
+    assert.deepEqual(
+      replicaSets.items.map((rs) => rs.metadata?.ownerReferences?.[0]?.name).sort(),
+      ['web', 'web-v2'],
+      'one ReplicaSet per Deployment',
+    );
+    assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
+  });
+});
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await delay(100);
+  }
+}

@@ -1,0 +1,82 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type {
+  KubernetesActivities,
+  KubernetesPreflight,
+  ReplicaCount,
+} from '../activities/kubernetes/kubernetes-activities';
+import type { KubernetesTarget, RolloutSpec } from '../spec/rollout';
+import { kubernetesApiProfile, kubernetesWaitProfile, preflightProfile } from './profiles';
+
+export type KubernetesRolloutSpec = RolloutSpec & { target: KubernetesTarget };
+
+const acts = proxyActivities<KubernetesActivities>(kubernetesApiProfile);
+
+/**
+ * The steps of a Kubernetes rollout, each one activity with a summary for the Temporal UI ("scale web-v2 to
+ * 3", "wait for 3 available pods of web-v2").
+ */
+export class KubernetesSteps {
+  private readonly namespace: string;
+
+  constructor(private readonly spec: KubernetesRolloutSpec) {
+    this.namespace = spec.target.namespace;
+  }
+
+  preflight(): Promise<KubernetesPreflight> {
+    return acts.preflightKubernetes.executeWithOptions(
+      { ...preflightProfile, summary: `preflight ${this.spec.target.name}` },
+      [{ target: this.spec.target, version: this.spec.version }],
+    );
+  }
+
+  ensureVersionDeployment(stable: string): Promise<{ name: string; created: boolean }> {
+    return acts.ensureVersionDeployment.executeWithOptions(
+      { ...kubernetesApiProfile, summary: `create Deployment for ${this.spec.version}` },
+      [{ target: this.spec.target, stable, version: this.spec.version }],
+    );
+  }
+
+  /** Scales the Deployment and waits until it has that many pods (all available when scaling up). */
+  async scale(name: string, replicas: number, direction: 'up' | 'down'): Promise<ReplicaCount> {
+    await acts.scaleDeployment.executeWithOptions(
+      {
+        ...kubernetesApiProfile,
+        startToCloseTimeout: '2m',
+        summary: `scale ${name} ${direction} to ${replicas}`,
+      },
+      [{ namespace: this.namespace, name, replicas, service: this.spec.target.service }],
+    );
+    return this.waitFor(name, replicas, direction === 'up');
+  }
+
+  waitFor(name: string, replicas: number, available: boolean): Promise<ReplicaCount> {
+    return acts.waitForDeployment.executeWithOptions(
+      {
+        ...kubernetesWaitProfile(this.spec.target.readyTimeout),
+        summary: available
+          ? `wait for ${replicas} available pods of ${name}`
+          : `wait for ${name} to have ${replicas} pods`,
+      },
+      [{ namespace: this.namespace, name, replicas, available, timeoutMs: this.spec.target.readyTimeout }],
+    );
+  }
+
+  read(name: string): Promise<ReplicaCount> {
+    return acts.readReplicas.executeWithOptions({ ...kubernetesApiProfile, summary: `read ${name}` }, [
+      { namespace: this.namespace, name },
+    ]);
+  }
+
+  delete(name: string): Promise<void> {
+    return acts.deleteDeployment.executeWithOptions({ ...kubernetesApiProfile, summary: `delete ${name}` }, [
+      { namespace: this.namespace, name },
+    ]);
+  }
+
+  prune(keep: readonly string[]): Promise<string[]> {
+    return acts.pruneVersions.executeWithOptions(
+      { ...kubernetesApiProfile, summary: `prune retired Deployments of ${this.spec.target.deployment}` },
+      [{ namespace: this.namespace, app: this.spec.target.deployment, keep }],
+    );
+  }
+}

@@ -1,0 +1,148 @@
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { ReplicaCount } from '../../activities/kubernetes/kubernetes-activities';
+import { failureMessage } from '../fleet-steps';
+import type { KubernetesRolloutSpec, KubernetesSteps } from '../kubernetes-steps';
+import type { DeploymentStatus, RolloutResult } from '../messages';
+import type { Fenceposts } from '../plan';
+import { nextReplicaStep, percent, resolveFenceposts } from '../plan';
+import type { RolloutState } from '../state';
+
+interface Side {
+  readonly role: DeploymentStatus['role'];
+  readonly name: string;
+  readonly version: string;
+  count: ReplicaCount;
+}
+
+/**
+ * Rolling update on Kubernetes: the new version gets its own Deployment beside the old one, both behind the
+ * Service; the new one is scaled up and the old one down in steps that never exceed desired + maxSurge pods nor
+ * fall below desired - maxUnavailable available ones. A step whose pods are not available in time rolls the
+ * change back the same way, in reverse, until the old version again has every replica available.
+ */
+export async function rollingKubernetesStrategy(
+  spec: KubernetesRolloutSpec,
+  state: RolloutState,
+  steps: KubernetesSteps,
+): Promise<RolloutResult> {
+  let preflight;
+  try {
+    preflight = await steps.preflight();
+  } catch (error) {
+    const reason = `rejected before any change: ${failureMessage(error)}`;
+    state.setPhase('failed', reason);
+    throw ApplicationFailure.nonRetryable(reason, 'PreflightFailed');
+  }
+  const desired = preflight.replicas;
+  state.setFromVersion(preflight.fromVersion);
+  let fenceposts: Fenceposts;
+  try {
+    fenceposts = resolveFenceposts(
+      desired,
+      spec.strategy.maxSurge ?? percent(25),
+      spec.strategy.maxUnavailable ?? percent(25),
+    );
+  } catch (error) {
+    state.setPhase('failed', failureMessage(error));
+    throw ApplicationFailure.nonRetryable(failureMessage(error), 'PreflightFailed');
+  }
+
+  const stable: Side = {
+    role: 'stable',
+    name: preflight.stable,
+    version: preflight.fromVersion,
+    count: await steps.read(preflight.stable),
+  };
+  const show = ({ role, name, version, count }: Side) =>
+    state.setDeployment(desired, { role, name, version, ...count });
+  show(stable);
+  if (preflight.stable === preflight.next) {
+    state.setPhase('succeeded', `${preflight.stable} already runs ${spec.version}`);
+    return result(state, spec.version);
+  }
+
+  const { name } = await steps.ensureVersionDeployment(preflight.stable);
+  const next: Side = { role: 'next', name, version: spec.version, count: await steps.read(name) };
+  show(next);
+  state.setPhase('progressing');
+
+  let stopReason: string | undefined;
+  try {
+    await converge(desired, fenceposts, stable, next, steps, () => {
+      show(stable);
+      show(next);
+    });
+  } catch (error) {
+    stopReason = failureMessage(error);
+  }
+
+  if (stopReason === undefined) {
+    // The old Deployment stays, at 0, as the way back; older ones Baton made go.
+    await steps.prune([stable.name, next.name]);
+    state.setPhase('succeeded');
+    return result(state, spec.version);
+  }
+
+  state.setPhase('rolling-back', stopReason);
+  try {
+    // Re-read both: the failed step may have left either side anywhere.
+    stable.count = await steps.read(stable.name);
+    next.count = await steps.read(next.name);
+    await converge(desired, fenceposts, next, stable, steps, () => {
+      show(stable);
+      show(next);
+    });
+    await steps.delete(next.name);
+    next.count = { replicas: 0, available: 0 };
+    show(next);
+  } catch (error) {
+    const reason = `${stopReason}; the rollback did not complete: ${failureMessage(error)}`;
+    state.setPhase('failed', reason);
+    throw ApplicationFailure.nonRetryable(reason, 'RollbackIncomplete');
+  }
+  state.setPhase('rolled-back');
+  return { ...result(state, spec.version), phase: 'rolled-back', reason: stopReason };
+}
+
+/** Moves every replica from one Deployment to the other, one fence-post-respecting step at a time. */
+async function converge(
+  desired: number,
+  fenceposts: Fenceposts,
+  from: Side,
+  to: Side,
+  steps: KubernetesSteps,
+  changed: () => void,
+): Promise<void> {
+  for (let waitedWithoutChange = 0; ; ) {
+    const step = nextReplicaStep(desired, fenceposts, from.count, to.count);
+    if (step.kind === 'done') return;
+    if (step.kind === 'scale-up') {
+      to.count = { replicas: step.replicas, available: to.count.available };
+      changed();
+      to.count = await steps.scale(to.name, step.replicas, 'up');
+    } else if (step.kind === 'scale-down') {
+      from.count = { replicas: step.replicas, available: Math.min(from.count.available, step.replicas) };
+      changed();
+      from.count = await steps.scale(from.name, step.replicas, 'down');
+    } else {
+      // Pods asked for are not all available yet (or the old side lost some): wait for the new side once more.
+      if (waitedWithoutChange++ > 0)
+        throw ApplicationFailure.nonRetryable(
+          `stuck: ${to.name} has ${to.count.available} of ${to.count.replicas} pods available and ${from.name} ${from.count.available} of ${from.count.replicas}`,
+        );
+      to.count = await steps.waitFor(to.name, to.count.replicas, true);
+      from.count = await steps.read(from.name);
+    }
+    changed();
+  }
+}
+
+function result(state: RolloutState, toVersion: string): RolloutResult {
+  const status = state.status();
+  return {
+    phase: 'succeeded',
+    toVersion,
+    servers: status.servers,
+    ...(status.kubernetes ? { kubernetes: status.kubernetes } : {}),
+  };
+}
