@@ -31,7 +31,7 @@ export function versionLabel(version: string): string {
 
 /**
  * The Deployment that runs one version of an app: `<app>-<version>` (web-v2, web-1.4.0), DNS-safe. A version that had
- * to be changed to fit (upper case, "+", "_") gets a short hash so two versions never share a name; the name
+ * to be changed to fit (upper case, "+", "_", over 40 characters) gets a short hash so two versions never share a name; the name
  * stays within 63 characters so pod names stay readable.
  */
 export function versionDeploymentName(app: string, version: string): string {
@@ -39,7 +39,7 @@ export function versionDeploymentName(app: string, version: string): string {
     .toLowerCase()
     .replace(/[^a-z0-9.-]+/g, '-')
     .replace(/^[-.]+|[-.]+$/g, '');
-  const exact = slug === version;
+  const exact = slug === version && slug.length <= 40;
   const suffix = exact ? slug : `${slug.slice(0, 40).replace(/[-.]+$/, '')}-${shortHash(version)}`;
   const name = `${app}-${suffix}`;
   if (name.length <= 63) return name;
