@@ -73,6 +73,8 @@ export async function startLocalCluster(options: {
       binaries.etcd,
       '--kubeconfig',
       kubeconfig,
+      // RBAC on, as in any real cluster, so a least-privilege Role can be proven to be enough.
+      '--kube-authorization',
       '--wait',
       '120s',
       '--timeout',

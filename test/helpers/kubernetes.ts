@@ -70,3 +70,38 @@ export async function waitAvailable(kc: KubeConfig, namespace: string, name: str
     await delay(200);
   }
 }
+
+/**
+ * A namespace holding what a user has before Baton: Deployment `web` (selector app=web) with `replicas` pods of
+ * `<image>:v1`, behind Service `web`, every pod available.
+ */
+export async function seedApp(
+  kc: KubeConfig,
+  namespace: string,
+  app: { replicas: number; image: string },
+): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await core.createNamespacedService({
+    namespace,
+    body: {
+      metadata: { name: 'web' },
+      spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+    },
+  });
+  await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
+    namespace,
+    body: {
+      metadata: { name: 'web', labels: { app: 'web' } },
+      spec: {
+        replicas: app.replicas,
+        selector: { matchLabels: { app: 'web' } },
+        template: {
+          metadata: { labels: { app: 'web' } },
+          spec: { containers: [{ name: 'app', image: `${app.image}:v1`, ports: [{ containerPort: 8080 }] }] },
+        },
+      },
+    },
+  });
+  await waitAvailable(kc, namespace, 'web', app.replicas);
+}

@@ -14,7 +14,7 @@ import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
 import { statusQuery } from '../../workflows/messages';
 import type { CapacityReport } from '../helpers/kubernetes';
-import { waitAvailable, watchCapacity } from '../helpers/kubernetes';
+import { seedApp, watchCapacity } from '../helpers/kubernetes';
 import { runRollout } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal, uniqueTaskQueue } from '../helpers/temporal';
@@ -42,33 +42,7 @@ after(async () => {
 const replicas = 10;
 const image = 'registry.local/web';
 
-/** A namespace holding what a user has before Baton: Deployment `web` (10 replicas of v1) behind Service `web`. */
-async function seed(namespace: string): Promise<void> {
-  const core = kc.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
-  await core.createNamespacedService({
-    namespace,
-    body: {
-      metadata: { name: 'web' },
-      spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
-    },
-  });
-  await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
-    namespace,
-    body: {
-      metadata: { name: 'web', labels: { app: 'web' } },
-      spec: {
-        replicas,
-        selector: { matchLabels: { app: 'web' } },
-        template: {
-          metadata: { labels: { app: 'web' } },
-          spec: { containers: [{ name: 'app', image: `${image}:v1`, ports: [{ containerPort: 8080 }] }] },
-        },
-      },
-    },
-  });
-  await waitAvailable(kc, namespace, 'web', replicas);
-}
+const seed = (namespace: string) => seedApp(kc, namespace, { replicas, image });
 
 function spec(namespace: string, version: string, extra: Partial<RolloutSpecInput> = {}) {
   return parseRolloutSpec({
