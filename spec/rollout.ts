@@ -98,9 +98,17 @@ export const kubernetesTarget = z.strictObject({
   image: z
     .string()
     .regex(/^[a-z0-9][a-z0-9./:_-]*$/, 'expected an image repository such as registry.local/web'),
+  /**
+   * side-by-side: each version gets its own Deployment (`<deployment>-<version>`), scaled against the old one by
+   * Baton. native: Baton changes the image of this one Deployment and lets its controller roll it, pausing through
+   * spec.paused and undoing to the previous ReplicaSet's template, for those who keep a single Deployment.
+   */
+  mode: z
+    .enum(['side-by-side', 'native'], { error: 'expected "side-by-side" or "native"' })
+    .default('side-by-side'),
   /** The Service in front of the pods: Baton takes a pod out of it before the pod goes. */
   service: resourceName.optional(),
-  /** A step fails when the pods it waits for are not all available within this time (a progress deadline). */
+  /** A step fails when no more of the pods it waits for become available for this long (a progress deadline). */
   readyTimeout: duration.default(300_000),
   /** Seconds a new pod must stay Ready before it counts as available (the Deployment's minReadySeconds). */
   minReadySeconds: z.number().int().min(0).max(3_600).default(0),

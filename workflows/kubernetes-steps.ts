@@ -41,7 +41,6 @@ export class KubernetesSteps {
     await acts.scaleDeployment.executeWithOptions(
       {
         ...kubernetesApiProfile,
-        startToCloseTimeout: '2m',
         summary: `scale ${name} ${direction} to ${replicas}`,
       },
       [{ namespace: this.namespace, name, replicas, service: this.spec.target.service }],
@@ -71,6 +70,44 @@ export class KubernetesSteps {
     return acts.deleteDeployment.executeWithOptions({ ...kubernetesApiProfile, summary: `delete ${name}` }, [
       { namespace: this.namespace, name },
     ]);
+  }
+
+  /** Native mode: the one Deployment gets the new image and the spec's fence posts; its controller rolls it. */
+  setImage(maxSurge: number | string, maxUnavailable: number | string): Promise<void> {
+    return acts.setDeploymentImage.executeWithOptions(
+      { ...kubernetesApiProfile, summary: `set ${this.spec.target.deployment} to ${this.spec.version}` },
+      [{ target: this.spec.target, version: this.spec.version, maxSurge, maxUnavailable }],
+    );
+  }
+
+  waitForRollout(): Promise<ReplicaCount> {
+    return acts.waitForRollout.executeWithOptions(
+      {
+        ...kubernetesWaitProfile(this.spec.target.readyTimeout),
+        summary: `follow the rollout of ${this.spec.target.deployment}`,
+      },
+      [
+        {
+          namespace: this.namespace,
+          name: this.spec.target.deployment,
+          timeoutMs: this.spec.target.readyTimeout,
+        },
+      ],
+    );
+  }
+
+  undo(version: string): Promise<void> {
+    return acts.undoDeployment.executeWithOptions(
+      { ...kubernetesApiProfile, summary: `undo ${this.spec.target.deployment} to ${version}` },
+      [
+        {
+          namespace: this.namespace,
+          name: this.spec.target.deployment,
+          container: this.spec.target.container,
+          version,
+        },
+      ],
+    );
   }
 
   prune(keep: readonly string[]): Promise<string[]> {

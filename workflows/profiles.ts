@@ -47,7 +47,9 @@ export function verifyProfile(check: HttpVerification): ActivityOptions {
 
 /** Kubernetes API calls: quick and idempotent; conflicts, throttling and 5xx are retried with backoff. */
 export const kubernetesApiProfile = {
-  startToCloseTimeout: '1m',
+  startToCloseTimeout: '2m',
+  // Calls heartbeat between requests, so a worker that dies mid-call is noticed in seconds, not minutes.
+  heartbeatTimeout: '10s',
   retry: {
     initialInterval: '500ms',
     backoffCoefficient: 2,

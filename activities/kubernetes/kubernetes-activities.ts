@@ -1,5 +1,5 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
-import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { V1Deployment, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { Watch } from '@kubernetes/client-node';
 import type { KubernetesTarget } from '../../spec/rollout';
 import type { KubernetesClients } from './api';
@@ -8,6 +8,7 @@ import {
   batonAnnotations,
   batonLabels,
   deploymentVersion,
+  imageTag,
   isReady,
   isTerminating,
   labelSelector,
@@ -88,6 +89,13 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
         ...(named ? [named] : []),
         ...managed.items.filter((d) => d.metadata?.name !== target.deployment),
       ];
+      if (target.mode === 'native' && named && all.length > 1)
+        throw reject(
+          `target.mode native rolls Deployment ${target.deployment} itself, but Baton's side-by-side Deployments of it exist (${all
+            .slice(1)
+            .map((d) => d.metadata?.name)
+            .join(', ')}): keep to side-by-side, or remove them`,
+        );
       if (all.length === 0)
         throw reject(`Deployment ${target.deployment} not found in namespace ${target.namespace}`);
       const serving = all.filter((d) => (d.spec?.replicas ?? 0) > 0);
@@ -131,7 +139,7 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
         stable: stableName,
         fromVersion,
         replicas: stable.spec?.replicas ?? 0,
-        next: versionDeploymentName(target.deployment, input.version),
+        next: target.mode === 'native' ? stableName : versionDeploymentName(target.deployment, input.version),
       };
     },
 
@@ -209,50 +217,18 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
     waitForDeployment: async (
       input: DeploymentRef & { replicas: number; available: boolean; timeoutMs: number },
     ): Promise<ReplicaCount> => {
-      const ctx = Context.current();
-      const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
-      const startedAt = resumed?.startedAt ?? Date.now();
-      const settled = (d: V1Deployment) =>
-        (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
-        (d.spec?.replicas ?? 0) === input.replicas &&
-        (d.status?.replicas ?? 0) === input.replicas &&
-        (!input.available ||
-          ((d.status?.availableReplicas ?? 0) >= input.replicas &&
-            (d.status?.updatedReplicas ?? 0) >= input.replicas));
-      const clients = deps.kubernetes();
-      for (;;) {
-        const list = await kubernetesCall(`reading Deployment ${input.name}`, () =>
-          clients.apps.listNamespacedDeployment({
-            namespace: input.namespace,
-            fieldSelector: `metadata.name=${input.name}`,
-          }),
-        );
-        let latest = list.items[0];
-        if (!latest)
-          throw ApplicationFailure.nonRetryable(
-            `Deployment ${input.namespace}/${input.name} is gone`,
-            kubernetesFailureTypes.rejected,
-          );
-        if (!settled(latest)) {
-          latest = await watchDeployment(
-            clients,
-            input,
-            list.metadata?.resourceVersion,
-            settled,
-            latest,
-            ctx,
-          );
-        }
-        ctx.heartbeat({ startedAt, ...replicaCount(latest) });
-        if (settled(latest)) return replicaCount(latest);
-        if (Date.now() - startedAt > input.timeoutMs) {
-          const problem = await notAvailableReason(clients, latest);
-          throw ApplicationFailure.nonRetryable(
-            `${input.name}: ${latest.status?.availableReplicas ?? 0} of ${input.replicas} pods available after ${Math.round(input.timeoutMs / 1000)} s${problem}`,
-            kubernetesFailureTypes.notAvailable,
-          );
-        }
-      }
+      const latest = await waitUntilSettled(
+        deps.kubernetes(),
+        input,
+        input.timeoutMs,
+        (d) =>
+          (d.spec?.replicas ?? 0) === input.replicas &&
+          (d.status?.replicas ?? 0) === input.replicas &&
+          (!input.available ||
+            ((d.status?.availableReplicas ?? 0) >= input.replicas &&
+              (d.status?.updatedReplicas ?? 0) >= input.replicas)),
+      );
+      return replicaCount(latest);
     },
 
     /** How many replicas the Deployment wants and how many pods are available; 0/0 when it does not exist. */
@@ -308,6 +284,124 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
       return pruned;
     },
 
+    /**
+     * Native mode: the Deployment's container runs the new image, with the spec's fence posts as its rolling
+     * update strategy; its own controller then rolls the pods. Already so: nothing changes.
+     */
+    setDeploymentImage: async (input: {
+      target: KubernetesTarget;
+      version: string;
+      maxSurge: number | string;
+      maxUnavailable: number | string;
+    }): Promise<void> => {
+      const { target } = input;
+      const { apps } = deps.kubernetes();
+      const image = `${target.image}:${input.version}`;
+      await kubernetesCall(`setting the image of Deployment ${target.deployment}`, () =>
+        retryOnConflict(async () => {
+          const deployment = await apps.readNamespacedDeployment({
+            namespace: target.namespace,
+            name: target.deployment,
+          });
+          const spec = deployment.spec;
+          const container = spec?.template.spec?.containers.find((c) => c.name === target.container);
+          if (!spec || !container)
+            throw ApplicationFailure.nonRetryable(
+              `target.container: Deployment ${target.deployment} has no container "${target.container}"`,
+              kubernetesFailureTypes.preflight,
+            );
+          const strategy = { maxSurge: input.maxSurge, maxUnavailable: input.maxUnavailable };
+          const current = spec.strategy?.rollingUpdate;
+          if (
+            container.image === image &&
+            current?.maxSurge === strategy.maxSurge &&
+            current.maxUnavailable === strategy.maxUnavailable
+          )
+            return;
+          container.image = image;
+          spec.strategy = { type: 'RollingUpdate', rollingUpdate: strategy };
+          spec.minReadySeconds = target.minReadySeconds;
+          deployment.metadata = {
+            ...deployment.metadata,
+            annotations: {
+              ...deployment.metadata?.annotations,
+              'kubernetes.io/change-cause': `baton: ${target.container} to ${input.version}`,
+              [batonAnnotations.rollout]: Context.current().info.workflowExecution?.workflowId ?? 'unknown',
+            },
+          };
+          await apps.replaceNamespacedDeployment({
+            namespace: target.namespace,
+            name: target.deployment,
+            body: deployment,
+          });
+        }),
+      );
+    },
+
+    /** Native mode: waits until every replica runs the current template and is available, old pods gone. */
+    waitForRollout: async (input: DeploymentRef & { timeoutMs: number }): Promise<ReplicaCount> => {
+      const latest = await waitUntilSettled(deps.kubernetes(), input, input.timeoutMs, (d) => {
+        const want = d.spec?.replicas ?? 0;
+        return (
+          (d.status?.updatedReplicas ?? 0) === want &&
+          (d.status?.replicas ?? 0) === want &&
+          (d.status?.availableReplicas ?? 0) >= want
+        );
+      });
+      return replicaCount(latest);
+    },
+
+    /** Native mode: a paused Deployment's controller starts no new step of its rollout until resumed. */
+    setDeploymentPaused: async (input: DeploymentRef & { paused: boolean }): Promise<void> => {
+      await kubernetesCall(`${input.paused ? 'pausing' : 'resuming'} Deployment ${input.name}`, () =>
+        deps
+          .kubernetes()
+          .apps.patchNamespacedDeployment(
+            { namespace: input.namespace, name: input.name, body: { spec: { paused: input.paused } } },
+            mergePatch,
+          ),
+      );
+    },
+
+    /**
+     * Native mode: the Deployment's template is again the one of its newest ReplicaSet that ran `version`, as
+     * `kubectl rollout undo` does; resumed if paused.
+     */
+    undoDeployment: async (input: DeploymentRef & { container: string; version: string }): Promise<void> => {
+      const { apps } = deps.kubernetes();
+      await kubernetesCall(`undoing Deployment ${input.name} to ${input.version}`, () =>
+        retryOnConflict(async () => {
+          const deployment = await apps.readNamespacedDeployment(input);
+          const owned = await apps.listNamespacedReplicaSet({
+            namespace: input.namespace,
+            labelSelector: labelSelector(deployment.spec?.selector.matchLabels ?? {}),
+          });
+          const revision = (rs: V1ReplicaSet) =>
+            Number(rs.metadata?.annotations?.['deployment.kubernetes.io/revision'] ?? 0);
+          const previous = owned.items
+            .filter((rs) => rs.metadata?.ownerReferences?.some((o) => o.uid === deployment.metadata?.uid))
+            .filter((rs) => {
+              const image = rs.spec?.template?.spec?.containers.find(
+                (c) => c.name === input.container,
+              )?.image;
+              return image !== undefined && imageTag(image) === input.version;
+            })
+            .sort((a, b) => revision(b) - revision(a))[0];
+          const template = previous?.spec?.template;
+          if (!template || !deployment.spec)
+            throw ApplicationFailure.nonRetryable(
+              `no ReplicaSet of ${input.name} ran ${input.version}: nothing to undo to`,
+              kubernetesFailureTypes.rejected,
+            );
+          const labels = { ...template.metadata?.labels };
+          delete labels['pod-template-hash'];
+          deployment.spec.template = { ...template, metadata: { ...template.metadata, labels } };
+          deployment.spec.paused = false;
+          await apps.replaceNamespacedDeployment({ ...input, body: deployment });
+        }),
+      );
+    },
+
     /** The Service selects exactly these labels (blue/green's switch of all traffic at once). */
     setServiceSelector: async (input: {
       namespace: string;
@@ -361,6 +455,7 @@ async function retirePods(
     detachKeys = Object.keys(service.spec?.selector ?? {}).filter((key) => !(key in selector));
   }
   for (const pod of chosen) {
+    Context.current().heartbeat();
     const labels = Object.fromEntries(detachKeys.map((key) => [key, null]));
     const annotations: Record<string, string> = { [podDeletionCost]: retiringPodCost };
     if (detachKeys.length > 0 && serviceName !== undefined)
@@ -397,11 +492,62 @@ async function waitOutOfEndpoints(
       .filter((e) => names.has(e.targetRef?.name) && e.conditions?.ready !== false)
       .map((e) => e.targetRef?.name);
     if (still.length === 0) return;
+    Context.current().heartbeat();
     if (Date.now() > deadline) {
       log.warn('pods still listed as Service endpoints; scaling down anyway', { service, pods: still });
       return;
     }
     await Context.current().sleep(100);
+  }
+}
+
+/**
+ * Waits, with a watch, until the Deployment has been seen by its controller (observedGeneration) and `settled`
+ * holds. Heartbeats with the last progress, so a retried attempt keeps the clock; fails once no pod has become
+ * updated or available for `timeoutMs` (Kubernetes' progress deadline, measured here), naming the pods not Ready.
+ */
+async function waitUntilSettled(
+  clients: KubernetesClients,
+  ref: DeploymentRef,
+  timeoutMs: number,
+  settled: (d: V1Deployment) => boolean,
+): Promise<V1Deployment> {
+  const ctx = Context.current();
+  const done = (d: V1Deployment) =>
+    (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) && settled(d);
+  const progressOf = (d: V1Deployment) =>
+    `${d.status?.updatedReplicas ?? 0}/${d.status?.availableReplicas ?? 0}/${d.status?.replicas ?? 0}`;
+  const resumed = ctx.info.heartbeatDetails as { progress?: string; progressAt?: number } | undefined;
+  let progress = resumed?.progress;
+  let progressAt = resumed?.progressAt ?? Date.now();
+  for (;;) {
+    const list = await kubernetesCall(`reading Deployment ${ref.name}`, () =>
+      clients.apps.listNamespacedDeployment({
+        namespace: ref.namespace,
+        fieldSelector: `metadata.name=${ref.name}`,
+      }),
+    );
+    let latest = list.items[0];
+    if (!latest)
+      throw ApplicationFailure.nonRetryable(
+        `Deployment ${ref.namespace}/${ref.name} is gone`,
+        kubernetesFailureTypes.rejected,
+      );
+    if (!done(latest))
+      latest = await watchDeployment(clients, ref, list.metadata?.resourceVersion, done, latest, ctx);
+    if (progressOf(latest) !== progress) {
+      progress = progressOf(latest);
+      progressAt = Date.now();
+    }
+    ctx.heartbeat({ progress, progressAt, ...replicaCount(latest) });
+    if (done(latest)) return latest;
+    if (Date.now() - progressAt > timeoutMs) {
+      const problem = await notAvailableReason(clients, latest);
+      throw ApplicationFailure.nonRetryable(
+        `${ref.name}: ${latest.status?.availableReplicas ?? 0} of ${latest.spec?.replicas ?? 0} pods available, none more for ${Math.round(timeoutMs / 1000)} s${problem}`,
+        kubernetesFailureTypes.notAvailable,
+      );
+    }
   }
 }
 

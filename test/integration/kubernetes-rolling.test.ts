@@ -5,11 +5,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { realActivityDeps } from '../../activities';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { kubernetesClients } from '../../activities/kubernetes/api';
+import { createKubernetesActivities } from '../../activities/kubernetes/kubernetes-activities';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
 import { startLocalCluster } from '../../infra/kubernetes-cluster';
 import { delay } from '../../infra/processes';
 import type { RolloutSpecInput } from '../../spec';
+import type { KubernetesTarget } from '../../spec/rollout';
 import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
 import { statusQuery } from '../../workflows/messages';
@@ -54,13 +57,31 @@ function spec(namespace: string, version: string, extra: Partial<RolloutSpecInpu
       container: 'app',
       image,
       service: 'web',
-      readyTimeout: '15s',
+      readyTimeout: '8s',
     },
     version,
     strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: '25%' },
     ...extra,
   });
 }
+
+/** The same app rolled in native mode: Baton sets the image of `web` itself. */
+const nativeSpec = (namespace: string, version: string) =>
+  parseRolloutSpec({
+    target: {
+      kind: 'kubernetes',
+      name: `web-${namespace}`,
+      namespace,
+      deployment: 'web',
+      container: 'app',
+      image,
+      mode: 'native',
+      readyTimeout: '10s',
+    },
+    version,
+    strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: '25%' },
+  });
+const nativeTarget = (namespace: string) => nativeSpec(namespace, 'v0').target as KubernetesTarget;
 
 const deps = () => ({ ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) });
 
@@ -146,11 +167,59 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     const result = await runRollout(temporal, deps(), spec(namespace, cluster.pods.brokenTag));
     assertFencePostsHeld(watch.stop());
     assert.equal(result.phase, 'rolled-back');
-    assert.match(result.reason ?? '', /web-broken: 0 of 3 pods available after 15 s; not Ready: web-broken-/);
+    assert.match(
+      result.reason ?? '',
+      /web-broken: 0 of 3 pods available, none more for 8 s; not Ready: web-broken-/,
+    );
     // Only the old version is left, whole.
     assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
     await waitFor(async () => (await podImages(namespace)).length === replicas);
     assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v1`));
+  });
+
+  it('native mode: rolls the one Deployment by its own controller, and undoes a broken version', async () => {
+    const namespace = 'native';
+    await seed(namespace);
+    const native = (version: string) => nativeSpec(namespace, version);
+    let watch = await watchCapacity(kc, namespace, { app: 'web' });
+    const rolled = await runRollout(temporal, deps(), native('v2'));
+    assertFencePostsHeld(watch.stop());
+    assert.equal(rolled.phase, 'succeeded', rolled.reason);
+    assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
+    await waitFor(async () => (await podImages(namespace)).length === replicas);
+    assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
+
+    watch = await watchCapacity(kc, namespace, { app: 'web' });
+    const undone = await runRollout(temporal, deps(), native(cluster.pods.brokenTag));
+    assertFencePostsHeld(watch.stop());
+    assert.equal(undone.phase, 'rolled-back');
+    assert.match(undone.reason ?? '', /none more for 10 s; not Ready: web-/);
+    const web = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace, name: 'web' });
+    assert.equal(web.spec?.template.spec?.containers[0]?.image, `${image}:v2`);
+    await waitFor(async () => (await podImages(namespace)).length === replicas);
+    assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
+  });
+
+  it('native mode: a paused Deployment starts no new pod until resumed (spec.paused)', async () => {
+    const namespace = 'paused';
+    await seed(namespace);
+    const activities = createKubernetesActivities({ kubernetes: () => kubernetesClients(kc) });
+    const env = new MockActivityEnvironment();
+    const ref = { namespace, name: 'web' };
+    await env.run(activities.setDeploymentPaused, { ...ref, paused: true });
+    await env.run(activities.setDeploymentImage, {
+      target: nativeTarget(namespace),
+      version: 'v2',
+      maxSurge: '25%',
+      maxUnavailable: '25%',
+    });
+    await delay(3_000);
+    assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v1`));
+    await env.run(activities.setDeploymentPaused, { ...ref, paused: false });
+    const done = await env.run(activities.waitForRollout, { ...ref, timeoutMs: 30_000 });
+    assert.deepEqual(done, { replicas, available: replicas });
+    await waitFor(async () => (await podImages(namespace)).length === replicas);
+    assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
   });
 
   it('finishes after its worker is killed mid-way, without a second copy of anything', async () => {

@@ -3,7 +3,7 @@ import type { ReplicaCount } from '../../activities/kubernetes/kubernetes-activi
 import { failureMessage } from '../fleet-steps';
 import type { KubernetesRolloutSpec, KubernetesSteps } from '../kubernetes-steps';
 import type { DeploymentStatus, RolloutResult } from '../messages';
-import type { Fenceposts } from '../plan';
+import type { Fenceposts, Quantity } from '../plan';
 import { nextReplicaStep, percent, resolveFenceposts } from '../plan';
 import type { RolloutState } from '../state';
 
@@ -56,10 +56,11 @@ export async function rollingKubernetesStrategy(
   const show = ({ role, name, version, count }: Side) =>
     state.setDeployment(desired, { role, name, version, ...count });
   show(stable);
-  if (preflight.stable === preflight.next) {
+  if (preflight.fromVersion === spec.version) {
     state.setPhase('succeeded', `${preflight.stable} already runs ${spec.version}`);
     return result(state, spec.version);
   }
+  if (spec.target.mode === 'native') return nativeRolling(spec, state, steps, stable, desired);
 
   const { name } = await steps.ensureVersionDeployment(preflight.stable);
   const next: Side = { role: 'next', name, version: spec.version, count: await steps.read(name) };
@@ -95,6 +96,48 @@ export async function rollingKubernetesStrategy(
     await steps.delete(next.name);
     next.count = { replicas: 0, available: 0 };
     show(next);
+  } catch (error) {
+    const reason = `${stopReason}; the rollback did not complete: ${failureMessage(error)}`;
+    state.setPhase('failed', reason);
+    throw ApplicationFailure.nonRetryable(reason, 'RollbackIncomplete');
+  }
+  state.setPhase('rolled-back');
+  return { ...result(state, spec.version), phase: 'rolled-back', reason: stopReason };
+}
+
+/**
+ * Native mode: one Deployment, rolled by its own controller with the spec's maxSurge and maxUnavailable; a
+ * rollout whose pods stop becoming available is undone to the previous ReplicaSet's template.
+ */
+async function nativeRolling(
+  spec: KubernetesRolloutSpec,
+  state: RolloutState,
+  steps: KubernetesSteps,
+  deployment: Side,
+  desired: number,
+): Promise<RolloutResult> {
+  const show = (version: string, count: ReplicaCount) =>
+    state.setDeployment(desired, { role: 'stable', name: deployment.name, version, ...count });
+  const intOrPercent = (q: Quantity) => (q.kind === 'count' ? q.value : `${q.value}%`);
+  state.setPhase('progressing');
+  let stopReason: string | undefined;
+  try {
+    await steps.setImage(
+      intOrPercent(spec.strategy.maxSurge ?? percent(25)),
+      intOrPercent(spec.strategy.maxUnavailable ?? percent(25)),
+    );
+    show(spec.version, await steps.waitForRollout());
+  } catch (error) {
+    stopReason = failureMessage(error);
+  }
+  if (stopReason === undefined) {
+    state.setPhase('succeeded');
+    return result(state, spec.version);
+  }
+  state.setPhase('rolling-back', stopReason);
+  try {
+    await steps.undo(deployment.version);
+    show(deployment.version, await steps.waitForRollout());
   } catch (error) {
     const reason = `${stopReason}; the rollback did not complete: ${failureMessage(error)}`;
     state.setPhase('failed', reason);
