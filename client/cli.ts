@@ -109,7 +109,7 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
         const { result } = outcome;
         print(options.output, { ...started, ...result }, () => [
           result.phase === 'succeeded'
-            ? `${spec.target.name}: succeeded, ${result.servers.length} servers on ${result.toVersion}`
+            ? `${spec.target.name}: succeeded, ${result.kubernetes ? `${result.kubernetes.desired} replicas` : `${result.servers.length} servers`} on ${result.toVersion}`
             : `${spec.target.name}: rolled back: ${result.reason ?? ''}`,
         ]);
         return result.phase === 'succeeded' ? exitCodes.ok : exitCodes.failed;

@@ -30,7 +30,10 @@ function stepColour(server: ServerStatus): keyof typeof colours {
   }
 }
 
-/** The rollout as lines of text: a header, then one line per server with its version and current step. */
+/**
+ * The rollout as lines of text: a header, then one line per server with its version and current step, or per
+ * Deployment with its replicas.
+ */
 export function renderStatus(
   status: RolloutStatus,
   options: { colour: boolean; elapsedS?: number },
@@ -45,8 +48,17 @@ export function renderStatus(
         : 'yellow';
   const elapsed = options.elapsedS === undefined ? '' : `  ${options.elapsedS.toFixed(1)}s`;
   const width = Math.max(...status.servers.map((s) => s.name.length), 4);
+  const deployments = status.kubernetes?.deployments ?? [];
+  const deploymentWidth = Math.max(...deployments.map((d) => d.name.length), 4);
+  const where = status.kubernetes
+    ? `${status.kubernetes.desired} replicas`
+    : `batch ${status.batch}/${status.batches}`;
   return [
-    `${status.target}  ${status.strategy}  → ${status.toVersion}  batch ${status.batch}/${status.batches}  ${paint(phaseColour, status.phase)}${elapsed}`,
+    `${status.target}  ${status.strategy}  → ${status.toVersion}  ${where}  ${paint(phaseColour, status.phase)}${elapsed}`,
+    ...deployments.map(
+      (d) =>
+        `  ${d.name.padEnd(deploymentWidth)}  ${d.role.padEnd(6)}  ${d.version.padEnd(8)}  ${d.available}/${d.replicas} available`,
+    ),
     ...status.servers.map((server) => {
       const version = server.version ?? '?';
       const note = server.error
@@ -89,6 +101,13 @@ export class ProgressView {
     if (status.phase !== this.lastPhase) {
       this.stream.write(`${status.target}: ${status.phase}${status.reason ? ` (${status.reason})` : ''}\n`);
       this.lastPhase = status.phase;
+    }
+    for (const d of status.kubernetes?.deployments ?? []) {
+      const key = `${d.version}/${d.replicas}/${d.available}`;
+      if (this.lastSteps.get(`deployment/${d.name}`) !== key) {
+        this.lastSteps.set(`deployment/${d.name}`, key);
+        this.stream.write(`  ${d.name} (${d.role}, ${d.version}): ${d.available}/${d.replicas} available\n`);
+      }
     }
     for (const server of status.servers) {
       const key = `${server.step}/${server.version ?? ''}`;

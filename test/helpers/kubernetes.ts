@@ -81,7 +81,7 @@ export async function seedApp(
   app: { replicas: number; image: string },
 ): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  if (namespace !== 'default') await core.createNamespace({ body: { metadata: { name: namespace } } });
   await core.createNamespacedService({
     namespace,
     body: {

@@ -15,14 +15,17 @@ import type { RolloutSpecInput } from '../../spec';
 import type { KubernetesTarget } from '../../spec/rollout';
 import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
+import type { RolloutStatus } from '../../workflows/messages';
 import { statusQuery } from '../../workflows/messages';
 import type { CapacityReport } from '../helpers/kubernetes';
 import { seedApp, watchCapacity } from '../helpers/kubernetes';
+import { runToEnd } from '../helpers/process';
 import { runRollout } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal, uniqueTaskQueue } from '../helpers/temporal';
 import { startWorkerProcess } from '../helpers/worker';
 
+const root = join(__dirname, '..', '..');
 let cluster: LocalCluster;
 let kc: KubeConfig;
 let temporal: TestTemporal;
@@ -220,6 +223,52 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     assert.deepEqual(done, { replicas, available: replicas });
     await waitFor(async () => (await podImages(namespace)).length === replicas);
     assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
+  });
+
+  it('runs examples/kubernetes-rolling.yaml with the baton CLI and a worker process', async () => {
+    await seedApp(kc, 'default', { replicas: 4, image });
+    const taskQueue = uniqueTaskQueue('kubernetes-cli');
+    const env = {
+      ...process.env,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: temporal.namespace,
+      BATON_TASK_QUEUE: taskQueue,
+      KUBECONFIG: cluster.kubeconfig,
+      NO_COLOR: '1',
+    };
+    const worker = await startWorkerProcess(env);
+    try {
+      const baton = (...args: string[]) =>
+        runToEnd(process.execPath, [join(root, 'bin', 'baton.js'), ...args], { env });
+      const started = Date.now();
+      const run = await baton('start', '-f', join(root, 'examples', 'kubernetes-rolling.yaml'));
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.trim(), 'web: succeeded, 4 replicas on v2');
+      // minReadySeconds 5: each of the three scale-ups of 4 replicas at 25% waits that long at least.
+      assert.ok(Date.now() - started >= 15_000, `took ${Date.now() - started} ms`);
+      // Piped, the progress view writes one line per change of a Deployment.
+      assert.match(run.stderr, /web-v2 \(next, v2\): 1\/1 available/);
+      assert.match(run.stderr, /web-v2 \(next, v2\): 4\/4 available/);
+      const json = await baton('status', 'web', '-o', 'json');
+      const final = JSON.parse(json.stdout) as RolloutStatus;
+      assert.deepEqual(
+        final.kubernetes?.deployments.map((d) => [d.name, d.replicas, d.available]),
+        [
+          ['web', 0, 0],
+          ['web-v2', 4, 4],
+        ],
+      );
+      const status = await baton('status', 'web');
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, /web\s+rolling\s+→ v2\s+4 replicas\s+succeeded/);
+      assert.match(status.stdout, /web-v2\s+next\s+v2\s+4\/4 available/);
+    } finally {
+      await worker.stop();
+    }
+    assert.deepEqual(await deploymentsOf('default'), {
+      web: { replicas: 0, available: 0 },
+      'web-v2': { replicas: 4, available: 4 },
+    });
   });
 
   it('finishes after its worker is killed mid-way, without a second copy of anything', async () => {
