@@ -1,14 +1,22 @@
-import { Command, CommanderError, Option } from 'commander';
+import { hostname, userInfo } from 'node:os';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { loadRolloutSpecFile, SpecError } from '../spec';
-import { defaultTaskQueue } from '../workflows/messages';
+import { defaultTaskQueue, rolloutWorkflowId } from '../workflows/messages';
+import { renderHistory, rolloutHistory } from './history';
 import type { BatonClient } from './connection';
 import { connectBaton, TemporalUnreachableError } from './connection';
 import { exitCodes } from './exit-codes';
 import { ProgressView, renderStatus, useColour } from './progress';
+import type { OperatorVerb, RolloutListing } from './rollouts';
 import {
+  commandRollout,
   followRollout,
+  listRollouts,
+  RolloutCommandRejectedError,
   RolloutConflictError,
+  rolloutHandle,
   RolloutNotFoundError,
   rolloutStatus,
   startRollout,
@@ -35,7 +43,11 @@ async function withClient(body: (baton: BatonClient) => Promise<number>): Promis
       process.stderr.write(`baton: ${error.message}\n`);
       return exitCodes.badInput;
     }
-    if (error instanceof RolloutConflictError || error instanceof RolloutNotFoundError) {
+    if (
+      error instanceof RolloutConflictError ||
+      error instanceof RolloutNotFoundError ||
+      error instanceof RolloutCommandRejectedError
+    ) {
       process.stderr.write(`baton: ${error.message}\n`);
       return exitCodes.notFoundOrConflict;
     }
@@ -130,7 +142,163 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
       });
     });
 
+  const operatorVerbs: ReadonlyArray<[OperatorVerb, string, string]> = [
+    [
+      'pause',
+      'Pause a rollout after the steps in flight (a native Deployment gets spec.paused)',
+      'baton pause web --reason "watch the error rate"',
+    ],
+    ['resume', 'Resume a paused rollout', 'baton resume web'],
+    [
+      'promote',
+      'Let a rollout past the gate it waits at (or every gate ahead, with --full); lifts a pause too',
+      'baton promote web\n  baton promote web --full --reason "metrics look good"',
+    ],
+    [
+      'abort',
+      'Abort a rollout: it rolls back to the version it started from',
+      'baton abort web --reason "latency up"',
+    ],
+  ];
+  for (const [verb, description, examples] of operatorVerbs) {
+    const command = program
+      .command(verb)
+      .description(description)
+      .argument('<target>', 'the target name from the spec')
+      .option('--reason <text>', 'why; recorded in the rollout history with who sent it')
+      .addOption(outputOption())
+      .addHelpText(
+        'after',
+        `\nExamples:\n  ${examples}\nExit codes: 0 accepted, 2 bad input, 3 no such rollout, or the rollout refused (with its reason).`,
+      );
+    if (verb === 'promote') command.option('--full', 'skip every remaining pause and gate');
+    command.action(
+      async (target: string, options: { reason?: string; full?: boolean; output: OutputFormat }) => {
+        process.exitCode = await withClient(async ({ client }) => {
+          const status = await commandRollout(client, target, verb, {
+            by: operatorName(),
+            ...(options.reason !== undefined ? { reason: options.reason } : {}),
+            ...(options.full ? { full: true } : {}),
+          });
+          print(options.output, status, () => [
+            `${target}: ${verb} accepted`,
+            ...renderStatus(status, { colour: useColour(process.stdout) }),
+          ]);
+          return exitCodes.ok;
+        });
+      },
+    );
+  }
+
+  program
+    .command('watch')
+    .description('Follow a running rollout live until it ends: phase, batches, each server or Deployment')
+    .argument('<target>', 'the target name from the spec')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  baton watch web\nExit codes: 0 succeeded, 1 rolled back or failed, 3 no such rollout.',
+    )
+    .action(async (target: string) => {
+      const view = new ProgressView(process.stdout);
+      process.exitCode = await withClient(async ({ client }) => {
+        await rolloutStatus(client, target);
+        const outcome = await followRollout(rolloutHandle(client, target), (status) => view.update(status));
+        if (outcome.kind === 'failed') {
+          process.stdout.write(`${target}: failed: ${outcome.reason}\n`);
+          return exitCodes.failed;
+        }
+        const { result } = outcome;
+        process.stdout.write(`${target}: ${result.phase}${result.reason ? `: ${result.reason}` : ''}\n`);
+        return result.phase === 'succeeded' ? exitCodes.ok : exitCodes.failed;
+      });
+    });
+
+  program
+    .command('list')
+    .description('List rollouts, newest first, through the search attributes Baton sets')
+    .addOption(
+      new Option('--phase <phase>', 'only rollouts in this phase').choices([
+        'starting',
+        'progressing',
+        'paused',
+        'rolling-back',
+        'succeeded',
+        'rolled-back',
+        'failed',
+      ]),
+    )
+    .option('--target <name>', 'only rollouts of this target')
+    .option(
+      '--limit <n>',
+      'at most this many',
+      (value) => {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number above 0');
+        return n;
+      },
+      20,
+    )
+    .addOption(outputOption())
+    .addHelpText('after', '\nExamples:\n  baton list --phase paused\n  baton list --target web -o json')
+    .action(async (options: { phase?: string; target?: string; limit: number; output: OutputFormat }) => {
+      process.exitCode = await withClient(async ({ client }) => {
+        const rollouts = await listRollouts(client, options);
+        print(options.output, rollouts, () => renderListing(rollouts));
+        return exitCodes.ok;
+      });
+    });
+
+  program
+    .command('history')
+    .description(
+      'The steps of a rollout (the latest of the target, or --run) with times, durations and outcomes',
+    )
+    .argument('<target>', 'the target name from the spec')
+    .option('--run <id>', 'a run id from baton list, for an earlier rollout of the target')
+    .addOption(outputOption())
+    .addHelpText('after', '\nExamples:\n  baton history web\n  baton history web --run 0195... -o json')
+    .action(async (target: string, options: { run?: string; output: OutputFormat }) => {
+      process.exitCode = await withClient(async ({ client }) => {
+        const handle = client.workflow.getHandle(rolloutWorkflowId(target), options.run);
+        const history = await handle.fetchHistory().catch((error: unknown) => {
+          if (error instanceof WorkflowNotFoundError)
+            throw new RolloutNotFoundError(
+              `no rollout of ${target}${options.run ? ` with run ${options.run}` : ''} was found`,
+            );
+          throw error;
+        });
+        const entries = rolloutHistory(history.events ?? []);
+        print(options.output, entries, () => renderHistory(entries));
+        return exitCodes.ok;
+      });
+    });
+
   return program;
+}
+
+/** Who sends a command, as recorded in the rollout's history: BATON_OPERATOR, else user@host. */
+function operatorName(): string {
+  return process.env.BATON_OPERATOR ?? `${userInfo().username}@${hostname()}`;
+}
+
+function renderListing(rollouts: readonly RolloutListing[]): string[] {
+  if (rollouts.length === 0) return ['no rollouts'];
+  const rows = rollouts.map((r) => [
+    r.target,
+    r.strategy ?? '',
+    r.phase ?? r.status.toLowerCase(),
+    `${r.fromVersion ?? '?'} → ${r.toVersion ?? '?'}`,
+    r.started.replace('T', ' ').slice(0, 19),
+    r.runId,
+  ]);
+  const header = ['TARGET', 'STRATEGY', 'PHASE', 'VERSIONS', 'STARTED', 'RUN'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)));
+  return [header, ...rows].map((row) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 export async function runCli(argv: readonly string[]): Promise<void> {

@@ -4,11 +4,21 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import type { RolloutSpec } from '../spec';
 import type { rolloutWorkflow } from '../workflows';
-import type { RolloutResult, RolloutStatus } from '../workflows/messages';
-import { defaultTaskQueue, rolloutWorkflowId, searchAttributes, statusQuery } from '../workflows/messages';
+import type { PromoteCommand, RolloutResult, RolloutStatus } from '../workflows/messages';
+import {
+  abortUpdate,
+  defaultTaskQueue,
+  pauseUpdate,
+  promoteUpdate,
+  resumeUpdate,
+  rolloutWorkflowId,
+  searchAttributes,
+  statusQuery,
+} from '../workflows/messages';
 
 export type RolloutHandle = WorkflowHandle<typeof rolloutWorkflow>;
 
@@ -102,4 +112,90 @@ export async function followRollout(
     // The final state is in the outcome anyway.
   }
   return outcome;
+}
+
+/** The rollout refused an operator command, with its reason (not paused, already aborting, finished). */
+export class RolloutCommandRejectedError extends Error {
+  override readonly name = 'RolloutCommandRejectedError';
+}
+
+export type OperatorVerb = 'pause' | 'resume' | 'promote' | 'abort';
+
+const updates = {
+  pause: pauseUpdate,
+  resume: resumeUpdate,
+  promote: promoteUpdate,
+  abort: abortUpdate,
+} as const;
+
+/**
+ * Sends an operator command as an update and returns the rollout's state once it accepted it; a refusal comes
+ * back at once as RolloutCommandRejectedError with the rollout's reason.
+ */
+export async function commandRollout(
+  client: Client,
+  target: string,
+  verb: OperatorVerb,
+  command: PromoteCommand,
+): Promise<RolloutStatus> {
+  const handle = rolloutHandle(client, target);
+  try {
+    const description = await handle.describe();
+    if (description.status.name !== 'RUNNING')
+      throw new RolloutCommandRejectedError(
+        `the last rollout of ${target} is not running (${description.status.name.toLowerCase()}): nothing to ${verb}`,
+      );
+    return await handle.executeUpdate(updates[verb], { args: [command] });
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError)
+      throw new RolloutNotFoundError(`no rollout of ${target} was found`);
+    if (error instanceof WorkflowUpdateFailedError)
+      throw new RolloutCommandRejectedError(`${verb} rejected: ${error.cause?.message ?? error.message}`);
+    throw error;
+  }
+}
+
+export interface RolloutListing {
+  readonly target: string;
+  readonly strategy?: string;
+  readonly phase?: string;
+  readonly fromVersion?: string;
+  readonly toVersion?: string;
+  readonly status: string;
+  readonly started: string;
+  readonly closed?: string;
+  readonly workflowId: string;
+  readonly runId: string;
+}
+
+/** A list-filter value, quoted for Temporal's visibility query language. */
+const quoted = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+/** Rollouts, newest first, filtered by phase and target through Baton's search attributes. */
+export async function listRollouts(
+  client: Client,
+  filter: { phase?: string; target?: string; limit: number },
+): Promise<RolloutListing[]> {
+  const clauses = [`WorkflowType = 'rolloutWorkflow'`];
+  if (filter.phase) clauses.push(`${searchAttributes.phase.name} = ${quoted(filter.phase)}`);
+  if (filter.target) clauses.push(`${searchAttributes.target.name} = ${quoted(filter.target)}`);
+  const listed: RolloutListing[] = [];
+  for await (const info of client.workflow.list({ query: clauses.join(' AND ') })) {
+    const attribute = (key: (typeof searchAttributes)[keyof typeof searchAttributes]) =>
+      info.typedSearchAttributes.get(key);
+    listed.push({
+      target: attribute(searchAttributes.target) ?? info.workflowId.replace(/^rollout\//, ''),
+      strategy: attribute(searchAttributes.strategy),
+      phase: attribute(searchAttributes.phase),
+      fromVersion: attribute(searchAttributes.fromVersion),
+      toVersion: attribute(searchAttributes.toVersion),
+      status: info.status.name,
+      started: info.startTime.toISOString(),
+      ...(info.closeTime ? { closed: info.closeTime.toISOString() } : {}),
+      workflowId: info.workflowId,
+      runId: info.runId,
+    });
+    if (listed.length >= filter.limit) break;
+  }
+  return listed;
 }

@@ -96,6 +96,13 @@ export class KubernetesSteps {
     );
   }
 
+  setPaused(paused: boolean): Promise<void> {
+    return acts.setDeploymentPaused.executeWithOptions(
+      { ...kubernetesApiProfile, summary: `${paused ? 'pause' : 'resume'} ${this.spec.target.deployment}` },
+      [{ namespace: this.namespace, name: this.spec.target.deployment, paused }],
+    );
+  }
+
   undo(version: string): Promise<void> {
     return acts.undoDeployment.executeWithOptions(
       { ...kubernetesApiProfile, summary: `undo ${this.spec.target.deployment} to ${version}` },

@@ -1,5 +1,5 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 /** The task queue Baton's workers poll unless configured otherwise. */
 export const defaultTaskQueue = 'baton';
@@ -10,6 +10,7 @@ export const rolloutWorkflowId = (target: string): string => `rollout/${target}`
 export type RolloutPhase =
   | 'starting'
   | 'progressing'
+  | 'paused'
   | 'rolling-back'
   | 'succeeded'
   | 'rolled-back'
@@ -64,6 +65,10 @@ export interface RolloutStatus {
   readonly kubernetes?: { readonly desired: number; readonly deployments: readonly DeploymentStatus[] };
   /** Why the rollout rolled back or failed. */
   readonly reason?: string;
+  /** Set while the rollout waits: paused by an operator, or at a gate that needs `promote`. */
+  readonly waiting?: { readonly for: 'resume' | 'promote'; readonly at: string; readonly reason?: string };
+  /** Every operator command the rollout accepted, oldest first. */
+  readonly commands: readonly AcceptedCommand[];
 }
 
 export interface RolloutResult {
@@ -84,3 +89,34 @@ export const searchAttributes = {
   fromVersion: defineSearchAttributeKey('BatonFromVersion', SearchAttributeType.KEYWORD),
   toVersion: defineSearchAttributeKey('BatonToVersion', SearchAttributeType.KEYWORD),
 } as const;
+
+/** Who sends an operator command and why; recorded in the workflow history with the command. */
+export interface OperatorCommand {
+  readonly reason?: string;
+  /** The sender, e.g. "alice@laptop"; the CLI fills it in. */
+  readonly by?: string;
+}
+
+export interface PromoteCommand extends OperatorCommand {
+  /** Skip every remaining pause and gate, not only the current one. */
+  readonly full?: boolean;
+}
+
+export interface AcceptedCommand extends PromoteCommand {
+  readonly command: 'pause' | 'resume' | 'promote' | 'abort';
+  /** Workflow time, ISO 8601. */
+  readonly at: string;
+}
+
+/**
+ * Operator commands as updates, so the sender hears at once whether the rollout accepted them (and why not), and
+ * as signals of the same names, so `temporal workflow signal --name pause` works too.
+ */
+export const pauseUpdate = defineUpdate<RolloutStatus, [OperatorCommand]>('pause');
+export const resumeUpdate = defineUpdate<RolloutStatus, [OperatorCommand]>('resume');
+export const promoteUpdate = defineUpdate<RolloutStatus, [PromoteCommand]>('promote');
+export const abortUpdate = defineUpdate<RolloutStatus, [OperatorCommand]>('abort');
+export const pauseSignal = defineSignal<[OperatorCommand]>('pause');
+export const resumeSignal = defineSignal<[OperatorCommand]>('resume');
+export const promoteSignal = defineSignal<[PromoteCommand]>('promote');
+export const abortSignal = defineSignal<[OperatorCommand]>('abort');

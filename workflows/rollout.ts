@@ -1,6 +1,7 @@
 import { setHandler } from '@temporalio/workflow';
 import type { RolloutSpec } from '../spec/rollout';
 import type { FleetRolloutSpec } from './fleet-steps';
+import { RolloutControl } from './control';
 import { FleetSteps } from './fleet-steps';
 import type { KubernetesRolloutSpec } from './kubernetes-steps';
 import { KubernetesSteps } from './kubernetes-steps';
@@ -16,7 +17,8 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
     const kubernetesSpec = spec as KubernetesRolloutSpec;
     const state = new RolloutState(spec.target.name, spec.strategy.type, spec.version, []);
     setHandler(statusQuery, () => state.status());
-    return rollingKubernetesStrategy(kubernetesSpec, state, new KubernetesSteps(kubernetesSpec));
+    const control = new RolloutControl(state);
+    return rollingKubernetesStrategy(kubernetesSpec, state, new KubernetesSteps(kubernetesSpec), control);
   }
   const fleetSpec = spec as FleetRolloutSpec;
   const state = new RolloutState(
@@ -26,5 +28,6 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
     fleetSpec.target.servers.map((s) => s.name),
   );
   setHandler(statusQuery, () => state.status());
-  return rollingFleetStrategy(fleetSpec, state, new FleetSteps(fleetSpec, state));
+  const control = new RolloutControl(state);
+  return rollingFleetStrategy(fleetSpec, state, new FleetSteps(fleetSpec, state), control);
 }

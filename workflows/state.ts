@@ -1,5 +1,12 @@
 import { upsertSearchAttributes } from '@temporalio/workflow';
-import type { DeploymentStatus, RolloutPhase, RolloutStatus, ServerStatus, ServerStep } from './messages';
+import type {
+  AcceptedCommand,
+  DeploymentStatus,
+  RolloutPhase,
+  RolloutStatus,
+  ServerStatus,
+  ServerStep,
+} from './messages';
 import { searchAttributes } from './messages';
 
 type MutableServerStatus = { -readonly [K in keyof ServerStatus]: ServerStatus[K] };
@@ -11,6 +18,8 @@ export class RolloutState {
   batches = 0;
   failedServers = 0;
   reason?: string;
+  waiting?: RolloutStatus['waiting'];
+  readonly commands: AcceptedCommand[] = [];
   private readonly servers = new Map<string, MutableServerStatus>();
   private kubernetes?: { desired: number; deployments: Map<DeploymentStatus['role'], DeploymentStatus> };
 
@@ -79,6 +88,8 @@ export class RolloutState {
           }
         : {}),
       ...(this.reason !== undefined ? { reason: this.reason } : {}),
+      ...(this.waiting !== undefined ? { waiting: { ...this.waiting } } : {}),
+      commands: this.commands.map((c) => ({ ...c })),
     };
   }
 }

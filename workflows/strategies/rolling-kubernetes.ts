@@ -1,4 +1,6 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition } from '@temporalio/workflow';
+import type { RolloutControl } from '../control';
+import { RolloutAborted } from '../control';
 import type { ReplicaCount } from '../../activities/kubernetes/kubernetes-activities';
 import { failureMessage } from '../fleet-steps';
 import type { KubernetesRolloutSpec, KubernetesSteps } from '../kubernetes-steps';
@@ -24,6 +26,7 @@ export async function rollingKubernetesStrategy(
   spec: KubernetesRolloutSpec,
   state: RolloutState,
   steps: KubernetesSteps,
+  control: RolloutControl,
 ): Promise<RolloutResult> {
   let preflight;
   try {
@@ -60,7 +63,7 @@ export async function rollingKubernetesStrategy(
     state.setPhase('succeeded', `${preflight.stable} already runs ${spec.version}`);
     return result(state, spec.version);
   }
-  if (spec.target.mode === 'native') return nativeRolling(spec, state, steps, stable, desired);
+  if (spec.target.mode === 'native') return nativeRolling(spec, state, steps, control, stable, desired);
 
   const { name } = await steps.ensureVersionDeployment(preflight.stable);
   const next: Side = { role: 'next', name, version: spec.version, count: await steps.read(name) };
@@ -69,9 +72,12 @@ export async function rollingKubernetesStrategy(
 
   let stopReason: string | undefined;
   try {
-    await converge(desired, fenceposts, stable, next, steps, () => {
-      show(stable);
-      show(next);
+    await converge(desired, fenceposts, stable, next, steps, {
+      changed: () => {
+        show(stable);
+        show(next);
+      },
+      checkpoint: () => control.checkpoint(),
     });
   } catch (error) {
     stopReason = failureMessage(error);
@@ -89,9 +95,11 @@ export async function rollingKubernetesStrategy(
     // Re-read both: the failed step may have left either side anywhere.
     stable.count = await steps.read(stable.name);
     next.count = await steps.read(next.name);
-    await converge(desired, fenceposts, next, stable, steps, () => {
-      show(stable);
-      show(next);
+    await converge(desired, fenceposts, next, stable, steps, {
+      changed: () => {
+        show(stable);
+        show(next);
+      },
     });
     await steps.delete(next.name);
     next.count = { replicas: 0, available: 0 };
@@ -113,6 +121,7 @@ async function nativeRolling(
   spec: KubernetesRolloutSpec,
   state: RolloutState,
   steps: KubernetesSteps,
+  control: RolloutControl,
   deployment: Side,
   desired: number,
 ): Promise<RolloutResult> {
@@ -126,7 +135,7 @@ async function nativeRolling(
       intOrPercent(spec.strategy.maxSurge ?? percent(25)),
       intOrPercent(spec.strategy.maxUnavailable ?? percent(25)),
     );
-    show(spec.version, await steps.waitForRollout());
+    show(spec.version, await followNative(steps, control));
   } catch (error) {
     stopReason = failureMessage(error);
   }
@@ -147,6 +156,31 @@ async function nativeRolling(
   return { ...result(state, spec.version), phase: 'rolled-back', reason: stopReason };
 }
 
+/**
+ * Follows a native rollout until it completes; an operator pause sets the Deployment's spec.paused until resumed,
+ * an abort stops following (the caller undoes).
+ */
+async function followNative(steps: KubernetesSteps, control: RolloutControl): Promise<ReplicaCount> {
+  for (;;) {
+    const scope = new CancellationScope();
+    const waiting = scope.run(() => steps.waitForRollout());
+    const interrupted = scope.run(() => condition(() => control.isPaused || control.aborted !== undefined));
+    // Whichever loses the race is cancelled below; its rejection is expected.
+    waiting.catch(() => undefined);
+    interrupted.catch(() => undefined);
+    const finished = await Promise.race([waiting, interrupted.then(() => undefined)]);
+    scope.cancel();
+    if (finished) return finished;
+    if (control.aborted) throw new RolloutAborted(control.abortReason());
+    await steps.setPaused(true);
+    try {
+      await control.checkpoint();
+    } finally {
+      if (!control.aborted) await steps.setPaused(false);
+    }
+  }
+}
+
 /** Moves every replica from one Deployment to the other, one fence-post-respecting step at a time. */
 async function converge(
   desired: number,
@@ -154,11 +188,14 @@ async function converge(
   from: Side,
   to: Side,
   steps: KubernetesSteps,
-  changed: () => void,
+  hooks: { changed: () => void; checkpoint?: () => Promise<void> },
 ): Promise<void> {
+  const { changed } = hooks;
   for (let waitedWithoutChange = 0; ; ) {
     const step = nextReplicaStep(desired, fenceposts, from.count, to.count);
     if (step.kind === 'done') return;
+    // Operators pause and abort between steps; a rollback runs without checkpoints.
+    await hooks.checkpoint?.();
     if (step.kind === 'scale-up') {
       to.count = { replicas: step.replicas, available: to.count.available };
       changed();

@@ -1,4 +1,6 @@
-import { ApplicationFailure, patched, sleep } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
+import type { RolloutControl } from '../control';
+import { RolloutAborted } from '../control';
 import type { FleetServer } from '../../spec/rollout';
 import type { ForwardStep, FleetRolloutSpec, FleetSteps } from '../fleet-steps';
 import { failureMessage } from '../fleet-steps';
@@ -10,12 +12,14 @@ import type { RolloutState } from '../state';
 /**
  * Rolling update of a fleet: a batch at a time, each server detached, drained, upgraded, verified and attached,
  * never more than maxUnavailable out of rotation. A failed server is put back on its old version at once; past
- * the failure budget every server the rollout changed is put back, newest batch first.
+ * the failure budget, or when an operator aborts, every server the rollout changed is put back, newest batch
+ * first. A pause takes effect before the next server starts.
  */
 export async function rollingFleetStrategy(
   spec: FleetRolloutSpec,
   state: RolloutState,
   steps: FleetSteps,
+  control: RolloutControl,
 ): Promise<RolloutResult> {
   const { servers } = spec.target;
   const { maxUnavailable, pauseBetweenBatches } = spec.strategy;
@@ -52,6 +56,14 @@ export async function rollingFleetStrategy(
     await forEachLimited(batch, limit, async (server) => {
       // Once stopping, start no new server; the ones already moving finish their step first.
       if (stopReason !== undefined) return;
+      try {
+        await control.checkpoint();
+      } catch (error) {
+        if (!(error instanceof RolloutAborted)) throw error;
+        stopReason ??= error.message;
+        return;
+      }
+      if (stopReason !== undefined) return;
       const entry: { server: FleetServer; reached: ForwardStep } = { server, reached: 'attach' };
       batchTouched.push(entry);
       const outcome = await steps.moveServer(server, spec.version);
@@ -66,8 +78,9 @@ export async function rollingFleetStrategy(
       if (restored.ok) entry.reached = 'detach';
       else stopReason ??= `could not put ${server.name} back on its old version: ${restored.error}`;
     });
+    if (control.aborted) stopReason ??= control.abortReason();
     if (stopReason !== undefined) break;
-    if (pauseBetweenBatches > 0 && index < batches.length - 1) await sleep(pauseBetweenBatches);
+    if (pauseBetweenBatches > 0 && index < batches.length - 1) await control.sleep(pauseBetweenBatches);
   }
 
   if (stopReason === undefined) {

@@ -1,0 +1,127 @@
+import type { WorkflowHandle } from '@temporalio/client';
+import type { Payload } from '@temporalio/common';
+import { defaultPayloadConverter } from '@temporalio/common';
+
+type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
+export type HistoryEvent = NonNullable<History['events']>[number];
+type Timestamp =
+  | { seconds?: { toString(): string } | number | null; nanos?: number | null }
+  | null
+  | undefined;
+
+/** One line of a rollout's history: a step (activity) with its times and outcome, or an operator command. */
+export interface HistoryEntry {
+  readonly at: string;
+  readonly kind: 'step' | 'command' | 'rollout';
+  /** "drain web-3", "scale web-v2 up to 3", "pause by alice@laptop: watch metrics". */
+  readonly what: string;
+  readonly outcome: string;
+  readonly durationMs?: number;
+}
+
+const toMs = (ts: Timestamp): number =>
+  ts ? Number(ts.seconds?.toString() ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6) : 0;
+
+function decode(payload: Payload | null | undefined): unknown {
+  if (!payload) return undefined;
+  try {
+    return defaultPayloadConverter.fromPayload(payload);
+  } catch {
+    return undefined;
+  }
+}
+
+function describeCommand(name: string, payloads: Payload[] | null | undefined): string {
+  const args = decode(payloads?.[0]) as { by?: string; reason?: string; full?: boolean } | undefined;
+  return `${name}${args?.full ? ' --full' : ''}${args?.by ? ` by ${args.by}` : ''}${args?.reason ? `: ${args.reason}` : ''}`;
+}
+
+/**
+ * Reads a rollout's workflow history as an operator wants it: each step with the summary the workflow gave it
+ * (so "drain web-3", not "drainServer"), when it started, how long it took and how it ended, attempts included;
+ * and every operator command with who sent it and why.
+ */
+export function rolloutHistory(events: readonly HistoryEvent[]): HistoryEntry[] {
+  const entries: HistoryEntry[] = [];
+  const scheduled = new Map<string, { at: number; what: string }>();
+  const iso = (ms: number) => new Date(ms).toISOString();
+  for (const event of events) {
+    const at = toMs(event.eventTime as Timestamp);
+    const id = String(event.eventId ?? '');
+    if (event.workflowExecutionStartedEventAttributes) {
+      entries.push({ at: iso(at), kind: 'rollout', what: 'started', outcome: '' });
+    } else if (event.activityTaskScheduledEventAttributes) {
+      const summary = decode(event.userMetadata?.summary);
+      const what =
+        typeof summary === 'string'
+          ? summary
+          : (event.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
+      scheduled.set(id, { at, what });
+    } else if (
+      event.activityTaskCompletedEventAttributes ||
+      event.activityTaskFailedEventAttributes ||
+      event.activityTaskTimedOutEventAttributes ||
+      event.activityTaskCanceledEventAttributes
+    ) {
+      const attributes =
+        event.activityTaskCompletedEventAttributes ??
+        event.activityTaskFailedEventAttributes ??
+        event.activityTaskTimedOutEventAttributes ??
+        event.activityTaskCanceledEventAttributes;
+      const step = scheduled.get(String(attributes?.scheduledEventId ?? ''));
+      if (!step) continue;
+      const outcome = event.activityTaskCompletedEventAttributes
+        ? 'ok'
+        : event.activityTaskFailedEventAttributes
+          ? `failed: ${event.activityTaskFailedEventAttributes.failure?.message ?? ''}`
+          : event.activityTaskTimedOutEventAttributes
+            ? 'timed out'
+            : 'cancelled';
+      entries.push({ at: iso(step.at), kind: 'step', what: step.what, outcome, durationMs: at - step.at });
+    } else if (event.workflowExecutionUpdateAcceptedEventAttributes) {
+      const input = event.workflowExecutionUpdateAcceptedEventAttributes.acceptedRequest?.input;
+      entries.push({
+        at: iso(at),
+        kind: 'command',
+        what: describeCommand(input?.name ?? '?', input?.args?.payloads),
+        outcome: 'accepted',
+      });
+    } else if (event.workflowExecutionSignaledEventAttributes) {
+      const signal = event.workflowExecutionSignaledEventAttributes;
+      entries.push({
+        at: iso(at),
+        kind: 'command',
+        what: describeCommand(signal.signalName ?? '?', signal.input?.payloads),
+        outcome: 'signalled',
+      });
+    } else if (event.workflowExecutionCompletedEventAttributes) {
+      const result = decode(event.workflowExecutionCompletedEventAttributes.result?.payloads?.[0]) as
+        | { phase?: string; reason?: string }
+        | undefined;
+      entries.push({
+        at: iso(at),
+        kind: 'rollout',
+        what: 'finished',
+        outcome: `${result?.phase ?? 'completed'}${result?.reason ? `: ${result.reason}` : ''}`,
+      });
+    } else if (event.workflowExecutionFailedEventAttributes) {
+      entries.push({
+        at: iso(at),
+        kind: 'rollout',
+        what: 'finished',
+        outcome: `failed: ${event.workflowExecutionFailedEventAttributes.failure?.message ?? ''}`,
+      });
+    } else if (event.workflowExecutionTerminatedEventAttributes) {
+      entries.push({ at: iso(at), kind: 'rollout', what: 'finished', outcome: 'terminated' });
+    }
+  }
+  return entries;
+}
+
+export function renderHistory(entries: readonly HistoryEntry[]): string[] {
+  const width = Math.max(...entries.map((e) => e.what.length), 4);
+  return entries.map((e) => {
+    const took = e.durationMs === undefined ? '' : `${(e.durationMs / 1000).toFixed(1)}s`.padStart(8);
+    return `${e.at.slice(11, 23)}  ${e.what.padEnd(width)}  ${took.padStart(8)}  ${e.outcome.split('\n')[0] ?? ''}`;
+  });
+}

@@ -1,0 +1,228 @@
+import { condition, log, setHandler } from '@temporalio/workflow';
+import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
+import type {
+  AcceptedCommand,
+  OperatorCommand,
+  PromoteCommand,
+  RolloutPhase,
+  RolloutStatus,
+} from './messages';
+import {
+  abortSignal,
+  abortUpdate,
+  pauseSignal,
+  pauseUpdate,
+  promoteSignal,
+  promoteUpdate,
+  resumeSignal,
+  resumeUpdate,
+} from './messages';
+import type { RolloutState } from './state';
+
+/** Thrown at a checkpoint once an operator aborted: the strategy rolls back. */
+export class RolloutAborted extends Error {
+  override readonly name = 'RolloutAborted';
+}
+
+const finished: readonly RolloutPhase[] = ['succeeded', 'rolled-back', 'failed'];
+
+/**
+ * What operators can do to a running rollout: pause it (after the steps in flight), resume it, promote it past a
+ * gate, abort it (roll back). Strategies call `checkpoint()` between steps and `gate()` where a spec asks for an
+ * approval; both return at once, without yielding, when nothing is asked of them, so histories of rollouts
+ * without operator commands are unchanged.
+ */
+export class RolloutControl {
+  private paused?: { reason?: string; by?: string; phaseBefore: RolloutPhase };
+  private abortedBy?: OperatorCommand;
+  private atGate?: string;
+  private promoted = false;
+  private promotedFully = false;
+
+  constructor(private readonly state: RolloutState) {
+    this.install(
+      pauseUpdate,
+      pauseSignal,
+      'pause',
+      () => this.pauseProblem(),
+      (c) => this.pause(c),
+    );
+    this.install(
+      resumeUpdate,
+      resumeSignal,
+      'resume',
+      () => this.resumeProblem(),
+      (c) => this.resume(c),
+    );
+    this.install(
+      promoteUpdate,
+      promoteSignal,
+      'promote',
+      () => this.promoteProblem(),
+      (c) => this.promote(c),
+    );
+    this.install(
+      abortUpdate,
+      abortSignal,
+      'abort',
+      () => this.abortProblem(),
+      (c) => this.abort(c),
+    );
+  }
+
+  /**
+   * The update answers the sender at once: its validator rejects a command that makes no sense now (the
+   * rollout is not paused, already aborting, finished). The signal does the same silently, with a log line.
+   */
+  private install(
+    update: UpdateDefinition<RolloutStatus, [PromoteCommand]>,
+    signal: SignalDefinition<[PromoteCommand]>,
+    name: string,
+    problem: () => string | undefined,
+    apply: (command: PromoteCommand) => void,
+  ): void {
+    setHandler(
+      update,
+      (command: PromoteCommand) => {
+        apply(command);
+        return this.state.status();
+      },
+      {
+        validator: (_command: PromoteCommand) => {
+          const why = problem();
+          if (why !== undefined) throw new Error(why);
+        },
+      },
+    );
+    setHandler(signal, (command: PromoteCommand) => {
+      const why = problem();
+      if (why === undefined) apply(command);
+      else log.warn(`ignored the ${name} signal: ${why}`, { by: command.by, reason: command.reason });
+    });
+  }
+
+  get isPaused(): boolean {
+    return this.paused !== undefined;
+  }
+
+  get aborted(): OperatorCommand | undefined {
+    return this.abortedBy;
+  }
+
+  /** Why the rollout was aborted, in words for its result. */
+  abortReason(): string {
+    const by = this.abortedBy?.by ? ` by ${this.abortedBy.by}` : '';
+    return `aborted${by}${this.abortedBy?.reason ? `: ${this.abortedBy.reason}` : ''}`;
+  }
+
+  /** Waits while paused; throws RolloutAborted once aborted. Returns without yielding when neither. */
+  async checkpoint(): Promise<void> {
+    if (this.abortedBy) throw new RolloutAborted(this.abortReason());
+    if (!this.paused) return;
+    await condition(() => this.paused === undefined || this.abortedBy !== undefined);
+    if (this.abortedBy) throw new RolloutAborted(this.abortReason());
+  }
+
+  /**
+   * An approval gate: waits for `promote` (or the timeout, if given; true when promoted), unless a full promote
+   * already waved every gate through. Throws RolloutAborted once aborted.
+   */
+  async gate(name: string, timeoutMs?: number): Promise<boolean> {
+    await this.checkpoint();
+    if (this.promotedFully) return true;
+    this.atGate = name;
+    this.promoted = false;
+    const phaseBefore = this.state.phase;
+    this.state.setPhase('paused');
+    this.state.waiting = { for: 'promote', at: name };
+    const done = () => this.promoted || this.abortedBy !== undefined;
+    const promoted =
+      timeoutMs === undefined ? (await condition(done), true) : await condition(done, timeoutMs);
+    this.atGate = undefined;
+    this.state.waiting = undefined;
+    this.state.setPhase(phaseBefore);
+    if (this.abortedBy) throw new RolloutAborted(this.abortReason());
+    await this.checkpoint();
+    return promoted && this.promoted;
+  }
+
+  /** Waits for `ms`, returning early when aborted (the caller's next checkpoint throws). */
+  async sleep(ms: number): Promise<void> {
+    await condition(() => this.abortedBy !== undefined, ms);
+  }
+
+  private terminalProblem(): string | undefined {
+    if (finished.includes(this.state.phase)) return `the rollout has already ${this.state.phase}`;
+    if (this.state.phase === 'rolling-back') return 'the rollout is rolling back';
+    if (this.abortedBy) return 'the rollout is already aborting';
+    return undefined;
+  }
+
+  private pauseProblem(): string | undefined {
+    return this.terminalProblem() ?? (this.paused ? 'the rollout is already paused' : undefined);
+  }
+
+  private resumeProblem(): string | undefined {
+    if (this.terminalProblem()) return this.terminalProblem();
+    if (this.paused) return undefined;
+    return this.atGate
+      ? `the rollout waits at ${this.atGate} for promote, not resume`
+      : 'the rollout is not paused';
+  }
+
+  private promoteProblem(): string | undefined {
+    if (this.terminalProblem()) return this.terminalProblem();
+    if (this.paused || this.atGate) return undefined;
+    return 'nothing to promote: the rollout is progressing and waits at no gate (use --full to skip the gates ahead)';
+  }
+
+  private abortProblem(): string | undefined {
+    return this.terminalProblem();
+  }
+
+  private record(command: AcceptedCommand['command'], sent: PromoteCommand): void {
+    this.state.commands.push({
+      command,
+      at: new Date().toISOString(),
+      ...(sent.by !== undefined ? { by: sent.by } : {}),
+      ...(sent.reason !== undefined ? { reason: sent.reason } : {}),
+      ...(sent.full ? { full: true } : {}),
+    });
+  }
+
+  private pause(command: OperatorCommand): void {
+    this.record('pause', command);
+    this.paused = { ...command, phaseBefore: this.state.phase };
+    this.state.waiting = {
+      for: 'resume',
+      at: 'operator pause',
+      ...(command.reason !== undefined ? { reason: command.reason } : {}),
+    };
+    this.state.setPhase('paused');
+  }
+
+  private resume(command: OperatorCommand): void {
+    this.record('resume', command);
+    this.unpause();
+  }
+
+  private unpause(): void {
+    const before = this.paused?.phaseBefore ?? 'progressing';
+    this.paused = undefined;
+    this.state.waiting = this.atGate ? { for: 'promote', at: this.atGate } : undefined;
+    this.state.setPhase(this.atGate ? 'paused' : before);
+  }
+
+  /** Promote lifts an operator pause too, as in Argo Rollouts. */
+  private promote(command: PromoteCommand): void {
+    this.record('promote', command);
+    if (command.full) this.promotedFully = true;
+    if (this.paused) this.unpause();
+    if (this.atGate) this.promoted = true;
+  }
+
+  private abort(command: OperatorCommand): void {
+    this.record('abort', command);
+    this.abortedBy = command;
+  }
+}
