@@ -126,6 +126,67 @@ describe('baton CLI (real Temporal, real fleet)', () => {
     await temporal.client.workflow.getHandle('rollout/cli-busy').result();
   });
 
+  it('pause, list, resume, watch and history steer and show a running rollout, recording who and why', async () => {
+    const file = await specFile(
+      'steer.yaml',
+      fleet.spec(
+        { version: 'v4', strategy: { type: 'rolling', batchSize: 1, pauseBetweenBatches: '2s' } },
+        'cli-steer',
+      ),
+    );
+    assert.equal((await baton(['start', '-f', file, '--detach'])).code, 0);
+
+    const paused = await baton(['pause', 'cli-steer', '--reason', 'check the dashboards']);
+    assert.equal(paused.code, 0, paused.stderr);
+    assert.match(paused.stdout, /cli-steer: pause accepted/);
+    const again = await baton(['pause', 'cli-steer']);
+    assert.equal(again.code, 3);
+    assert.match(again.stderr, /pause rejected: the rollout is already paused/);
+
+    const listed = await baton(['list', '--phase', 'paused', '-o', 'json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const rollouts = JSON.parse(listed.stdout) as Array<{ target: string; phase: string; toVersion: string }>;
+    assert.ok(
+      rollouts.some((r) => r.target === 'cli-steer' && r.phase === 'paused' && r.toVersion === 'v4'),
+      listed.stdout,
+    );
+
+    assert.equal((await baton(['resume', 'cli-steer', '--reason', 'all green'])).code, 0);
+    const watched = await baton(['watch', 'cli-steer']);
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.match(watched.stdout, /cli-steer: succeeded/);
+
+    const history = await baton(['history', 'cli-steer']);
+    assert.equal(history.code, 0, history.stderr);
+    assert.match(history.stdout, /drain web-1 .* ok/);
+    assert.match(history.stdout, /upgrade web-3 to v4 .* ok/);
+    assert.match(history.stdout, /pause by \S+: check the dashboards\s+accepted/);
+    assert.match(history.stdout, /resume by \S+: all green\s+accepted/);
+    assert.match(history.stdout, /finished\s+succeeded/);
+
+    const late = await baton(['abort', 'cli-steer']);
+    assert.equal(late.code, 3);
+    assert.match(late.stderr, /the last rollout of cli-steer is not running \(completed\): nothing to abort/);
+  });
+
+  it('abort rolls a running rollout back and exits the follower with 1', async () => {
+    const file = await specFile(
+      'abort.yaml',
+      fleet.spec(
+        { version: 'v5', strategy: { type: 'rolling', batchSize: 1, pauseBetweenBatches: '2s' } },
+        'cli-abort',
+      ),
+    );
+    assert.equal((await baton(['start', '-f', file, '--detach'])).code, 0);
+    const following = baton(['watch', 'cli-abort']);
+    const aborted = await baton(['abort', 'cli-abort', '--reason', 'wrong build']);
+    assert.equal(aborted.code, 0, aborted.stderr);
+    const watched = await following;
+    assert.equal(watched.code, 1);
+    assert.match(watched.stdout, /cli-abort: rolled-back: aborted by \S+: wrong build/);
+    assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v4', 'v4', 'v4']);
+  });
+
   it('unknown flags exit 2 with usage', async () => {
     const { code, stderr } = await baton(['start', '-f', 'x.yaml', '--fiel']);
     assert.equal(code, 2);
