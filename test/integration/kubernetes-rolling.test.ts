@@ -11,19 +11,20 @@ import { createKubernetesActivities } from '../../activities/kubernetes/kubernet
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
 import { startLocalCluster } from '../../infra/kubernetes-cluster';
 import { delay } from '../../infra/processes';
-import type { RolloutSpecInput } from '../../spec';
+import type { RolloutSpec, RolloutSpecInput } from '../../spec';
 import type { KubernetesTarget } from '../../spec/rollout';
 import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutStatus } from '../../workflows/messages';
-import { statusQuery } from '../../workflows/messages';
+import { abortUpdate, pauseUpdate, resumeUpdate, statusQuery } from '../../workflows/messages';
 import type { CapacityReport } from '../helpers/kubernetes';
 import { seedApp, watchCapacity } from '../helpers/kubernetes';
 import { runToEnd } from '../helpers/process';
 import { runRollout } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal, uniqueTaskQueue } from '../helpers/temporal';
+import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
 import { startWorkerProcess } from '../helpers/worker';
+import { createBatonWorker } from '../../worker/create-worker';
 
 const root = join(__dirname, '..', '..');
 let cluster: LocalCluster;
@@ -87,6 +88,31 @@ const nativeSpec = (namespace: string, version: string) =>
 const nativeTarget = (namespace: string) => nativeSpec(namespace, 'v0').target as KubernetesTarget;
 
 const deps = () => ({ ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) });
+
+/** Starts a rollout on an in-process worker and hands back its handle, for tests that steer it. */
+async function startInProcess(rollout: RolloutSpec) {
+  const taskQueue = uniqueTaskQueue('kubernetes-steer');
+  const worker = await createBatonWorker({
+    connection: temporal.nativeConnection,
+    namespace: temporal.namespace,
+    taskQueue,
+    deps: deps(),
+    workflowBundle: await workflowBundle(),
+  });
+  const running = worker.run();
+  const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+    args: [rollout],
+    taskQueue,
+    workflowId: `rollout/${rollout.target.name}/${Date.now()}`,
+  });
+  return {
+    handle,
+    stop: async () => {
+      worker.shutdown();
+      await running;
+    },
+  };
+}
 
 async function deploymentsOf(namespace: string) {
   const list = await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace });
@@ -221,6 +247,54 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     await env.run(activities.setDeploymentPaused, { ...ref, paused: false });
     const done = await env.run(activities.waitForRollout, { ...ref, timeoutMs: 30_000 });
     assert.deepEqual(done, { replicas, available: replicas });
+    await waitFor(async () => (await podImages(namespace)).length === replicas);
+    assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
+  });
+
+  it('an operator abort mid-way scales the old version back up and removes the new one', async () => {
+    const namespace = 'abort';
+    await seed(namespace);
+    const watch = await watchCapacity(kc, namespace, { app: 'web' });
+    const { handle, stop } = await startInProcess(spec(namespace, 'v2'));
+    try {
+      await waitFor(async () => {
+        const next = (await handle.query(statusQuery)).kubernetes?.deployments.find((d) => d.role === 'next');
+        return (next?.available ?? 0) >= 3;
+      });
+      const accepted = await handle.executeUpdate(abortUpdate, {
+        args: [{ by: 'dana', reason: 'canary alarms' }],
+      });
+      assert.equal(accepted.commands.at(-1)?.command, 'abort');
+      const result = await handle.result();
+      assert.equal(result.phase, 'rolled-back');
+      assert.equal(result.reason, 'aborted by dana: canary alarms');
+    } finally {
+      await stop();
+    }
+    assertFencePostsHeld(watch.stop());
+    assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
+  });
+
+  it('native mode: pause sets spec.paused on the Deployment, resume clears it and the rollout finishes', async () => {
+    const namespace = 'native-pause';
+    await seed(namespace);
+    const apps = kc.makeApiClient(AppsV1Api);
+    const { handle, stop } = await startInProcess(nativeSpec(namespace, 'v2'));
+    try {
+      await waitFor(async () => (await handle.query(statusQuery)).phase === 'progressing');
+      await handle.executeUpdate(pauseUpdate, { args: [{ by: 'erin' }] });
+      await waitFor(
+        async () => (await apps.readNamespacedDeployment({ namespace, name: 'web' })).spec?.paused === true,
+      );
+      assert.equal((await handle.query(statusQuery)).phase, 'paused');
+      await handle.executeUpdate(resumeUpdate, { args: [{ by: 'erin' }] });
+      const result = await handle.result();
+      assert.equal(result.phase, 'succeeded', result.reason);
+    } finally {
+      await stop();
+    }
+    const web = await apps.readNamespacedDeployment({ namespace, name: 'web' });
+    assert.notEqual(web.spec?.paused, true);
     await waitFor(async () => (await podImages(namespace)).length === replicas);
     assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
   });
