@@ -114,6 +114,28 @@ export const kubernetesTarget = z.strictObject({
   minReadySeconds: z.number().int().min(0).max(3_600).default(0),
 });
 
+export const rolloutPause = z
+  .strictObject({
+    after: z.number({ error: 'expected the number of the batch or step to pause after' }).int().min(1),
+    duration: duration.optional(),
+    timeout: duration.optional(),
+    onTimeout: z.enum(['promote', 'abort'], { error: 'expected "promote" or "abort"' }).default('abort'),
+  })
+  .superRefine((pause, ctx) => {
+    if (pause.duration !== undefined && pause.timeout !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timeout'],
+        message: 'expected duration (a timed pause) or timeout (an approval gate), not both',
+      });
+  });
+
+/** When nothing moves for this long, abort (roll back) or pause for an operator: a stuck rollout never hangs. */
+export const progressDeadline = z.strictObject({
+  timeout: duration,
+  action: z.enum(['abort', 'pause'], { error: 'expected "abort" or "pause"' }).default('abort'),
+});
+
 export const rollingStrategy = z.strictObject({
   type: z.literal('rolling'),
   /** Fleets: servers moved per batch, a count or a percentage rounded up; 1 when not given. */
@@ -127,6 +149,12 @@ export const rollingStrategy = z.strictObject({
   maxSurge: quantity.optional(),
   /** Wait between batches, e.g. to watch metrics. */
   pauseBetweenBatches: duration.default(0),
+  /**
+   * Pauses at chosen points: after the Nth batch (fleets) or the Nth scale-up of the new version (Kubernetes
+   * side-by-side). With a duration, a timed pause (`baton promote` ends it early); without, an approval gate that
+   * waits for `baton promote`, up to `timeout` if given, then does `onTimeout`.
+   */
+  pauses: z.array(rolloutPause).max(100).default([]),
 });
 
 export const strategy = z.discriminatedUnion('type', [rollingStrategy], {
@@ -177,6 +205,8 @@ export const rolloutSpecSchema = z
     verify: z.strictObject({ http: httpVerification.prefault({}) }).prefault({}),
     /** Failed servers tolerated before everything is rolled back: fails when the failed share exceeds it. */
     failureBudget: z.strictObject({ maxFailPercent: z.number().min(0).max(100).default(0) }).prefault({}),
+    /** Optional: what to do when no step completes for a while (operator pauses and gates don't count). */
+    progressDeadline: progressDeadline.optional(),
   })
   .superRefine((spec, ctx) => {
     if (spec.target.kind === 'fleet') {
@@ -205,6 +235,14 @@ export const rolloutSpecSchema = z
     }
     const { batchSize, maxSurge, maxUnavailable } = spec.strategy;
     if (spec.target.kind === 'kubernetes') {
+      if (spec.target.mode === 'native' && spec.strategy.pauses.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['strategy', 'pauses'],
+          message:
+            'expected no pauses in native mode: the Deployment controller rolls without steps to pause at',
+        });
+      }
       if (batchSize !== undefined) {
         ctx.addIssue({
           code: 'custom',
@@ -250,3 +288,6 @@ export type DrainPolicy = z.output<typeof drainPolicy>;
 export type HttpVerification = z.output<typeof httpVerification>;
 export type RollingStrategy = z.output<typeof rollingStrategy>;
 export type UpgradeCommand = FleetTarget['upgrade'];
+
+export type ProgressDeadline = z.output<typeof progressDeadline>;
+export type RolloutPause = z.output<typeof rolloutPause>;

@@ -17,6 +17,7 @@ import {
   resumeSignal,
   resumeUpdate,
 } from './messages';
+import type { ProgressDeadline } from '../spec/rollout';
 import type { RolloutState } from './state';
 
 /** Thrown at a checkpoint once an operator aborted: the strategy rolls back. */
@@ -134,7 +135,11 @@ export class RolloutControl {
     this.promoted = false;
     const phaseBefore = this.state.phase;
     this.state.setPhase('paused');
-    this.state.waiting = { for: 'promote', at: name };
+    this.state.waiting = {
+      for: 'promote',
+      at: name,
+      ...(timeoutMs !== undefined ? { until: new Date(new Date().getTime() + timeoutMs).toISOString() } : {}),
+    };
     const done = () => this.promoted || this.abortedBy !== undefined;
     const promoted =
       timeoutMs === undefined ? (await condition(done), true) : await condition(done, timeoutMs);
@@ -144,6 +149,31 @@ export class RolloutControl {
     if (this.abortedBy) throw new RolloutAborted(this.abortReason());
     await this.checkpoint();
     return promoted && this.promoted;
+  }
+
+  /**
+   * Watches for a stuck rollout: when no step completes for `deadline.timeout` while the rollout progresses (not
+   * paused, not at a gate), it aborts or pauses, as an operator would, recorded as sent by "progress deadline".
+   * Runs beside the strategy until the rollout ends.
+   */
+  async watchProgress(deadline: ProgressDeadline): Promise<void> {
+    let seen = this.state.progress;
+    for (;;) {
+      const moved = await condition(
+        () => this.state.progress !== seen || finished.includes(this.state.phase),
+        deadline.timeout,
+      );
+      if (finished.includes(this.state.phase)) return;
+      if (!moved && this.state.phase === 'progressing' && !this.abortedBy) {
+        const command = {
+          by: 'progress deadline',
+          reason: `no progress for ${Math.round(deadline.timeout / 1000)} s`,
+        };
+        if (deadline.action === 'abort') this.abort(command);
+        else this.pause(command);
+      }
+      seen = this.state.progress;
+    }
   }
 
   /** Waits for `ms`, returning early when aborted (the caller's next checkpoint throws). */

@@ -66,7 +66,13 @@ export interface RolloutStatus {
   /** Why the rollout rolled back or failed. */
   readonly reason?: string;
   /** Set while the rollout waits: paused by an operator, or at a gate that needs `promote`. */
-  readonly waiting?: { readonly for: 'resume' | 'promote'; readonly at: string; readonly reason?: string };
+  readonly waiting?: {
+    readonly for: 'resume' | 'promote';
+    readonly at: string;
+    readonly reason?: string;
+    /** When a timed pause ends, or an approval gate times out. */
+    readonly until?: string;
+  };
   /** Every operator command the rollout accepted, oldest first. */
   readonly commands: readonly AcceptedCommand[];
 }

@@ -18,6 +18,7 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
     const state = new RolloutState(spec.target.name, spec.strategy.type, spec.version, []);
     setHandler(statusQuery, () => state.status());
     const control = new RolloutControl(state);
+    if (spec.progressDeadline) void control.watchProgress(spec.progressDeadline);
     return rollingKubernetesStrategy(kubernetesSpec, state, new KubernetesSteps(kubernetesSpec), control);
   }
   const fleetSpec = spec as FleetRolloutSpec;
@@ -29,5 +30,6 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
   );
   setHandler(statusQuery, () => state.status());
   const control = new RolloutControl(state);
+  if (spec.progressDeadline) void control.watchProgress(spec.progressDeadline);
   return rollingFleetStrategy(fleetSpec, state, new FleetSteps(fleetSpec, state), control);
 }

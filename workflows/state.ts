@@ -19,6 +19,8 @@ export class RolloutState {
   failedServers = 0;
   reason?: string;
   waiting?: RolloutStatus['waiting'];
+  /** Counts every change of a server or Deployment: the progress deadline watches it. */
+  progress = 0;
   readonly commands: AcceptedCommand[] = [];
   private readonly servers = new Map<string, MutableServerStatus>();
   private kubernetes?: { desired: number; deployments: Map<DeploymentStatus['role'], DeploymentStatus> };
@@ -47,6 +49,7 @@ export class RolloutState {
     this.kubernetes ??= { desired, deployments: new Map() };
     this.kubernetes.desired = desired;
     this.kubernetes.deployments.set(deployment.role, deployment);
+    this.progress++;
   }
 
   deployment(role: DeploymentStatus['role']): DeploymentStatus | undefined {
@@ -63,6 +66,7 @@ export class RolloutState {
     const server = this.servers.get(name);
     if (!server) throw new Error(`unknown server ${name}`);
     Object.assign(server, patch);
+    this.progress++;
   }
 
   setStep(name: string, step: ServerStep): void {

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
 import { delay } from '../../infra/processes';
+import type { RolloutSpecInput } from '../../spec';
 import { createBatonWorker } from '../../worker/create-worker';
 import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutStatus } from '../../workflows/messages';
@@ -25,7 +26,12 @@ before(async () => {
 after(async () => temporal.close());
 
 /** Starts a rollout of `servers` in-memory servers, one per batch, each upgrade taking `upgradeMs`. */
-async function startSlowRollout(name: string, servers: number, upgradeMs: number) {
+async function startSlowRollout(
+  name: string,
+  servers: number,
+  upgradeMs: number,
+  overrides: Partial<RolloutSpecInput> = {},
+) {
   const fleet = new InMemoryFleet(serverNames(servers), 'v1', { upgradeMs });
   const taskQueue = uniqueTaskQueue('operator');
   const worker = await createBatonWorker({
@@ -37,7 +43,7 @@ async function startSlowRollout(name: string, servers: number, upgradeMs: number
   });
   const running = worker.run();
   const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-    args: [inMemoryFleetSpec(servers, { strategy: { type: 'rolling', batchSize: 1 } }, name)],
+    args: [inMemoryFleetSpec(servers, { strategy: { type: 'rolling', batchSize: 1 }, ...overrides }, name)],
     taskQueue,
     workflowId: `rollout/${name}/${Date.now()}`,
   });
@@ -151,6 +157,114 @@ describe('operator commands on a running rollout (real Temporal, in-memory fleet
       assert.equal(status.commands.length, 1, 'the second abort was ignored');
     } finally {
       await stop();
+    }
+  });
+});
+
+describe('pauses, approval gates and the progress deadline of a spec (real Temporal, in-memory fleet)', () => {
+  it('waits at an approval gate until promote, refusing resume there', async () => {
+    const { handle, stop, fleet } = await startSlowRollout('gate-promote', 3, 50, {
+      strategy: { type: 'rolling', batchSize: 1, pauses: [{ after: 1 }] },
+    });
+    try {
+      await until(async () => (await handle.query(statusQuery)).phase === 'paused');
+      const status = await handle.query(statusQuery);
+      assert.deepEqual(status.waiting, { for: 'promote', at: 'approval after batch 1' });
+      assert.deepEqual(
+        status.servers.map((s) => s.step),
+        ['done', 'pending', 'pending'],
+      );
+      await rejected(
+        handle.executeUpdate(resumeUpdate, { args: [{}] }),
+        /waits at approval after batch 1 for promote/,
+      );
+      await handle.executeUpdate(promoteUpdate, { args: [{ by: 'frank', reason: 'metrics fine' }] });
+      assert.equal((await handle.result()).phase, 'succeeded');
+      assert.ok(serverNames(3).every((name) => fleet.version(name) === 'v2'));
+    } finally {
+      await stop();
+    }
+  });
+
+  it('rolls back when an approval gate times out with onTimeout abort', async () => {
+    const { handle, stop, fleet } = await startSlowRollout('gate-timeout', 3, 50, {
+      strategy: { type: 'rolling', batchSize: 1, pauses: [{ after: 1, timeout: '1s', onTimeout: 'abort' }] },
+    });
+    try {
+      const result = await handle.result();
+      assert.equal(result.phase, 'rolled-back');
+      assert.equal(result.reason, 'the approval after batch 1 timed out after 1s with no promote');
+      assert.ok(serverNames(3).every((name) => fleet.version(name) === 'v1'));
+    } finally {
+      await stop();
+    }
+  });
+
+  it('ends a timed pause on its own, and promote --full waves through every pause ahead', async () => {
+    const timed = await startSlowRollout('timed-pause', 3, 50, {
+      strategy: { type: 'rolling', batchSize: 1, pauses: [{ after: 1, duration: '2s' }] },
+    });
+    try {
+      const started = Date.now();
+      await until(async () => (await timed.handle.query(statusQuery)).phase === 'paused');
+      const waiting = (await timed.handle.query(statusQuery)).waiting;
+      assert.equal(waiting?.at, 'pause after batch 1 (2s)');
+      assert.ok(waiting?.until !== undefined && Date.parse(waiting.until) > started);
+      assert.equal((await timed.handle.result()).phase, 'succeeded');
+      assert.ok(Date.now() - started >= 2_000, 'the pause lasted its duration');
+    } finally {
+      await timed.stop();
+    }
+
+    const gated = await startSlowRollout('full-promote', 4, 50, {
+      strategy: { type: 'rolling', batchSize: 1, pauses: [{ after: 1 }, { after: 2 }, { after: 3 }] },
+    });
+    try {
+      await until(async () => (await gated.handle.query(statusQuery)).phase === 'paused');
+      await gated.handle.executeUpdate(promoteUpdate, { args: [{ full: true }] });
+      assert.equal((await gated.handle.result()).phase, 'succeeded');
+      const status = await gated.handle.query(statusQuery);
+      assert.deepEqual(
+        status.commands.map((c) => [c.command, c.full]),
+        [['promote', true]],
+      );
+    } finally {
+      await gated.stop();
+    }
+  });
+
+  it('aborts a rollout stuck past its progress deadline, or pauses it for an operator', async () => {
+    const stuck = await startSlowRollout('deadline-abort', 3, 3_000, {
+      progressDeadline: { timeout: '1s', action: 'abort' },
+    });
+    try {
+      const result = await stuck.handle.result();
+      assert.equal(result.phase, 'rolled-back');
+      assert.equal(result.reason, 'aborted by progress deadline: no progress for 1 s');
+      assert.ok(serverNames(3).every((name) => stuck.fleet.version(name) === 'v1'));
+    } finally {
+      await stuck.stop();
+    }
+
+    const held = await startSlowRollout('deadline-pause', 2, 2_000, {
+      progressDeadline: { timeout: '1s', action: 'pause' },
+    });
+    try {
+      await until(async () => (await held.handle.query(statusQuery)).phase === 'paused');
+      const status = await held.handle.query(statusQuery);
+      assert.equal(status.commands[0]?.by, 'progress deadline');
+      await held.handle.executeUpdate(resumeUpdate, { args: [{}] });
+      // Each 2 s upgrade outlasts the 1 s deadline again: resume until done, as an operator watching would.
+      for (;;) {
+        const now = await held.handle.query(statusQuery);
+        if (now.phase === 'succeeded') break;
+        if (now.phase === 'paused')
+          await held.handle.executeUpdate(resumeUpdate, { args: [{}] }).catch(() => undefined);
+        await delay(100);
+      }
+      assert.ok(serverNames(2).every((name) => held.fleet.version(name) === 'v2'));
+    } finally {
+      await held.stop();
     }
   });
 });

@@ -36,7 +36,7 @@ describe('rollout spec', () => {
     const spec = parseRolloutSpec(minimal());
     assert.equal(spec.apiVersion, 'baton.dev/v1');
     // The batch size (1) is resolved by the fleet strategy: Kubernetes targets take none.
-    assert.deepEqual(spec.strategy, { type: 'rolling', pauseBetweenBatches: 0 });
+    assert.deepEqual(spec.strategy, { type: 'rolling', pauseBetweenBatches: 0, pauses: [] });
     assert.deepEqual(spec.drain, { timeout: 60_000, onTimeout: 'fail', pollInterval: 250 });
     assert.equal(spec.verify.http.path, '/healthz');
     assert.deepEqual(spec.verify.http.versionFrom, { json: 'version' });
@@ -83,6 +83,38 @@ describe('rollout spec', () => {
     assert.deepEqual(spec.strategy.maxSurge, { kind: 'percent', value: 50 });
     assertRejected(kubernetesInput({ batchSize: 2 }), 'strategy.batchSize', /maxSurge and maxUnavailable/);
     assertRejected(kubernetesInput({ maxSurge: 0, maxUnavailable: '0%' }), 'strategy.maxSurge', /never move/);
+  });
+
+  it('reads pauses: timed, approval gates with a timeout, never both; none in native mode', () => {
+    const spec = parseRolloutSpec({
+      ...minimal(),
+      strategy: {
+        type: 'rolling',
+        pauses: [
+          { after: 1, duration: '5m' },
+          { after: 2, timeout: '1h' },
+        ],
+      },
+      progressDeadline: { timeout: '30m' },
+    });
+    assert.deepEqual(spec.strategy.pauses, [
+      { after: 1, duration: 300_000, onTimeout: 'abort' },
+      { after: 2, timeout: 3_600_000, onTimeout: 'abort' },
+    ]);
+    assert.deepEqual(spec.progressDeadline, { timeout: 1_800_000, action: 'abort' });
+    assertRejected(
+      { ...minimal(), strategy: { type: 'rolling', pauses: [{ after: 1, duration: '1m', timeout: '1h' }] } },
+      'strategy.pauses[0].timeout',
+      /not both/,
+    );
+    assertRejected(
+      { ...minimal(), strategy: { type: 'rolling', pauses: [{ after: 0 }] } },
+      'strategy.pauses[0].after',
+      />=1|at least|too small/i,
+    );
+    const native = kubernetesInput({ pauses: [{ after: 1 }] }) as { target: Record<string, unknown> };
+    native.target.mode = 'native';
+    assertRejected(native, 'strategy.pauses', /native mode/);
   });
 
   it('refuses maxSurge on a fleet, whose rolling strategy upgrades in place', () => {

@@ -1,6 +1,7 @@
 import { ApplicationFailure, CancellationScope, condition } from '@temporalio/workflow';
 import type { RolloutControl } from '../control';
 import { RolloutAborted } from '../control';
+import { pauseAfter } from '../pauses';
 import type { ReplicaCount } from '../../activities/kubernetes/kubernetes-activities';
 import { failureMessage } from '../fleet-steps';
 import type { KubernetesRolloutSpec, KubernetesSteps } from '../kubernetes-steps';
@@ -78,6 +79,10 @@ export async function rollingKubernetesStrategy(
         show(next);
       },
       checkpoint: () => control.checkpoint(),
+      afterScaleUp: async (n) => {
+        const stop = await pauseAfter(control, spec.strategy.pauses, n, `step ${n}`);
+        if (stop !== undefined) throw new RolloutAborted(stop);
+      },
     });
   } catch (error) {
     stopReason = failureMessage(error);
@@ -188,9 +193,15 @@ async function converge(
   from: Side,
   to: Side,
   steps: KubernetesSteps,
-  hooks: { changed: () => void; checkpoint?: () => Promise<void> },
+  hooks: {
+    changed: () => void;
+    checkpoint?: () => Promise<void>;
+    /** Called after the nth scale-up of `to` has all its pods available. */
+    afterScaleUp?: (n: number) => Promise<void>;
+  },
 ): Promise<void> {
   const { changed } = hooks;
+  let scaleUps = 0;
   for (let waitedWithoutChange = 0; ; ) {
     const step = nextReplicaStep(desired, fenceposts, from.count, to.count);
     if (step.kind === 'done') return;
@@ -200,6 +211,9 @@ async function converge(
       to.count = { replicas: step.replicas, available: to.count.available };
       changed();
       to.count = await steps.scale(to.name, step.replicas, 'up');
+      changed();
+      // The last scale-up finishes the move: a pause there would hold nothing back.
+      if (step.replicas < desired || from.count.replicas > 0) await hooks.afterScaleUp?.(++scaleUps);
     } else if (step.kind === 'scale-down') {
       from.count = { replicas: step.replicas, available: Math.min(from.count.available, step.replicas) };
       changed();

@@ -1,6 +1,7 @@
 import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { RolloutControl } from '../control';
 import { RolloutAborted } from '../control';
+import { pauseAfter } from '../pauses';
 import type { FleetServer } from '../../spec/rollout';
 import type { ForwardStep, FleetRolloutSpec, FleetSteps } from '../fleet-steps';
 import { failureMessage } from '../fleet-steps';
@@ -79,6 +80,8 @@ export async function rollingFleetStrategy(
       else stopReason ??= `could not put ${server.name} back on its old version: ${restored.error}`;
     });
     if (control.aborted) stopReason ??= control.abortReason();
+    if (stopReason === undefined && index < batches.length - 1)
+      stopReason = await pauseAfter(control, spec.strategy.pauses, index + 1, `batch ${index + 1}`);
     if (stopReason !== undefined) break;
     if (pauseBetweenBatches > 0 && index < batches.length - 1) await control.sleep(pauseBetweenBatches);
   }

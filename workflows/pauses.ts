@@ -1,0 +1,34 @@
+import type { RolloutPause } from '../spec/rollout';
+import type { RolloutControl } from './control';
+import { RolloutAborted } from './control';
+
+const seconds = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : `${Math.round(ms / 1000)}s`);
+
+/**
+ * Runs the spec's pauses that fall after point `n` ("batch 1", "step 2"): timed pauses end on their own or at
+ * `promote`; approval gates wait for `promote`, up to their timeout. Returns why the rollout must stop (an abort,
+ * or a gate that timed out with onTimeout abort), or undefined to go on.
+ */
+export async function pauseAfter(
+  control: RolloutControl,
+  pauses: readonly RolloutPause[] | undefined,
+  n: number,
+  point: string,
+): Promise<string | undefined> {
+  try {
+    // Specs of rollouts started before pauses existed carry none.
+    for (const pause of (pauses ?? []).filter((p) => p.after === n)) {
+      if (pause.duration !== undefined) {
+        await control.gate(`pause after ${point} (${seconds(pause.duration)})`, pause.duration);
+        continue;
+      }
+      const promoted = await control.gate(`approval after ${point}`, pause.timeout);
+      if (!promoted && pause.onTimeout === 'abort' && pause.timeout !== undefined)
+        return `the approval after ${point} timed out after ${seconds(pause.timeout)} with no promote`;
+    }
+    return undefined;
+  } catch (error) {
+    if (error instanceof RolloutAborted) return error.message;
+    throw error;
+  }
+}
