@@ -1,8 +1,11 @@
 import { hostname, userInfo } from 'node:os';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
+import type { RolloutSpec } from '../spec';
 import { loadRolloutSpecFile, SpecError } from '../spec';
+import type { rolloutWorkflow } from '../workflows';
 import { defaultTaskQueue, rolloutWorkflowId } from '../workflows/messages';
 import { renderHistory, rolloutHistory } from './history';
 import type { BatonClient } from './connection';
@@ -18,8 +21,10 @@ import {
   RolloutConflictError,
   rolloutHandle,
   RolloutNotFoundError,
+  retryRollout,
   rolloutStatus,
   startRollout,
+  undoRollout,
 } from './rollouts';
 
 type OutputFormat = 'table' | 'json' | 'yaml';
@@ -101,32 +106,49 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
       });
       process.exitCode = await withClient(async ({ client }) => {
         const handle = await startRollout(client, spec, { taskQueue: options.taskQueue });
-        const started = {
-          workflowId: handle.workflowId,
-          runId: handle.firstExecutionRunId,
-          target: spec.target.name,
-        };
-        if (options.detach) {
-          print(options.output, started, () => [`started ${started.workflowId} (run ${started.runId})`]);
-          return exitCodes.ok;
-        }
-        const view = options.output === 'table' ? new ProgressView(process.stderr) : undefined;
-        const outcome = await followRollout(handle, (status) => view?.update(status));
-        if (outcome.kind === 'failed') {
-          print(options.output, { ...started, phase: 'failed', reason: outcome.reason }, () => [
-            `${spec.target.name}: failed: ${outcome.reason}`,
-          ]);
-          return exitCodes.failed;
-        }
-        const { result } = outcome;
-        print(options.output, { ...started, ...result }, () => [
-          result.phase === 'succeeded'
-            ? `${spec.target.name}: succeeded, ${result.kubernetes ? `${result.kubernetes.desired} replicas` : `${result.servers.length} servers`} on ${result.toVersion}`
-            : `${spec.target.name}: rolled back: ${result.reason ?? ''}`,
-        ]);
-        return result.phase === 'succeeded' ? exitCodes.ok : exitCodes.failed;
+        return report(handle, spec, options);
       });
     });
+
+  const again: ReadonlyArray<['retry' | 'undo', string, string]> = [
+    [
+      'retry',
+      'Start the last rollout of a target again, same spec, when it failed or rolled back: servers already on the version stay as they are',
+      'baton retry web',
+    ],
+    [
+      'undo',
+      'Roll a target back to the version its last successful rollout started from, with the same strategy',
+      'baton undo web --detach',
+    ],
+  ];
+  for (const [verb, description, example] of again) {
+    program
+      .command(verb)
+      .description(description)
+      .argument('<target>', 'the target name from the spec')
+      .option('--detach', 'return as soon as the rollout has started')
+      .option(
+        '--task-queue <name>',
+        'task queue of the Baton workers',
+        process.env.BATON_TASK_QUEUE ?? defaultTaskQueue,
+      )
+      .addOption(outputOption())
+      .addHelpText(
+        'after',
+        `\nExamples:\n  ${example}\nExit codes: 0 succeeded, 1 rolled back or failed, 3 no such rollout, still running, or nothing to ${verb}.`,
+      )
+      .action(
+        async (target: string, options: { detach?: boolean; taskQueue: string; output: OutputFormat }) => {
+          process.exitCode = await withClient(async ({ client }) => {
+            const { handle, spec } = await (verb === 'retry' ? retryRollout : undoRollout)(client, target, {
+              taskQueue: options.taskQueue,
+            });
+            return report(handle, spec, options);
+          });
+        },
+      );
+  }
 
   program
     .command('status')
@@ -274,6 +296,40 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
     });
 
   return program;
+}
+
+/** Prints a started rollout, then (unless detached) follows it to its end; returns the exit code. */
+async function report(
+  handle: WorkflowHandleWithFirstExecutionRunId<typeof rolloutWorkflow>,
+  spec: RolloutSpec,
+  options: { detach?: boolean; output: OutputFormat },
+): Promise<number> {
+  const started = {
+    workflowId: handle.workflowId,
+    runId: handle.firstExecutionRunId,
+    target: spec.target.name,
+  };
+  if (options.detach) {
+    print(options.output, { ...started, version: spec.version }, () => [
+      `started ${started.workflowId} (run ${started.runId}) to ${spec.version}`,
+    ]);
+    return exitCodes.ok;
+  }
+  const view = options.output === 'table' ? new ProgressView(process.stderr) : undefined;
+  const outcome = await followRollout(handle, (status) => view?.update(status));
+  if (outcome.kind === 'failed') {
+    print(options.output, { ...started, phase: 'failed', reason: outcome.reason }, () => [
+      `${spec.target.name}: failed: ${outcome.reason}`,
+    ]);
+    return exitCodes.failed;
+  }
+  const { result } = outcome;
+  print(options.output, { ...started, ...result }, () => [
+    result.phase === 'succeeded'
+      ? `${spec.target.name}: succeeded, ${result.kubernetes ? `${result.kubernetes.desired} replicas` : `${result.servers.length} servers`} on ${result.toVersion}`
+      : `${spec.target.name}: rolled back: ${result.reason ?? ''}`,
+  ]);
+  return result.phase === 'succeeded' ? exitCodes.ok : exitCodes.failed;
 }
 
 /** Who sends a command, as recorded in the rollout's history: BATON_OPERATOR, else user@host. */

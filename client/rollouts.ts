@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
@@ -198,4 +199,76 @@ export async function listRollouts(
     if (listed.length >= filter.limit) break;
   }
   return listed;
+}
+
+/** The last rollout of a target as Temporal keeps it: its spec, how it ended, and the version it started from. */
+export interface PastRollout {
+  readonly spec: RolloutSpec;
+  readonly runId: string;
+  /** Temporal's status: RUNNING, COMPLETED, FAILED, TERMINATED, ... */
+  readonly status: string;
+  /** For completed runs: succeeded or rolled-back. */
+  readonly phase?: string;
+  readonly fromVersion?: string;
+}
+
+export async function lastRollout(client: Client, target: string): Promise<PastRollout> {
+  const handle = rolloutHandle(client, target);
+  try {
+    const description = await handle.describe();
+    const history = await handle.fetchHistory();
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    const input = started?.input?.payloads?.[0];
+    if (!input) throw new RolloutNotFoundError(`the last rollout of ${target} has no spec in its history`);
+    // Our own input, written by startRollout from a validated spec.
+    const spec = defaultPayloadConverter.fromPayload<RolloutSpec>(input);
+    let phase: string | undefined;
+    if (description.status.name === 'COMPLETED') phase = ((await handle.result())).phase;
+    const fromVersion = description.typedSearchAttributes.get(searchAttributes.fromVersion);
+    return {
+      spec,
+      runId: description.runId,
+      status: description.status.name,
+      ...(phase !== undefined ? { phase } : {}),
+      ...(fromVersion !== undefined ? { fromVersion } : {}),
+    };
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError)
+      throw new RolloutNotFoundError(`no rollout of ${target} was found`);
+    throw error;
+  }
+}
+
+/**
+ * Starts the last rollout of a target again, with the same spec, when it did not succeed: servers already on the
+ * version are left as they are, a Kubernetes rollout picks up from the Deployments as they stand.
+ */
+export async function retryRollout(client: Client, target: string, options: { taskQueue?: string } = {}) {
+  const last = await lastRollout(client, target);
+  if (last.status === 'RUNNING')
+    throw new RolloutCommandRejectedError(`the rollout of ${target} is still running: nothing to retry`);
+  if (last.phase === 'succeeded')
+    throw new RolloutCommandRejectedError(
+      `the last rollout of ${target} succeeded (${last.spec.version}): nothing to retry`,
+    );
+  return { handle: await startRollout(client, last.spec, options), spec: last.spec };
+}
+
+/** Rolls a target back to the version its last, successful, rollout started from. */
+export async function undoRollout(client: Client, target: string, options: { taskQueue?: string } = {}) {
+  const last = await lastRollout(client, target);
+  if (last.status === 'RUNNING')
+    throw new RolloutCommandRejectedError(
+      `the rollout of ${target} is still running: abort it instead of undo`,
+    );
+  if (last.phase !== 'succeeded')
+    throw new RolloutCommandRejectedError(
+      `the last rollout of ${target} did not succeed (${last.phase ?? last.status.toLowerCase()}): its target is already on the old version, or use retry`,
+    );
+  if (last.fromVersion === undefined)
+    throw new RolloutCommandRejectedError(
+      `the last rollout of ${target} did not record the version it started from`,
+    );
+  const spec: RolloutSpec = { ...last.spec, version: last.fromVersion };
+  return { handle: await startRollout(client, spec, options), spec };
 }

@@ -62,6 +62,11 @@ export class InMemoryFleet {
     return this.get(name).version;
   }
 
+  /** Puts one server on a version, as an earlier, interrupted rollout might have left it. */
+  setVersion(name: string, version: string): void {
+    this.get(name).version = version;
+  }
+
   /** Each server's actions in order, consecutive repeats folded: ['detach', 'drain-check', 'upgrade:v2', ...]. */
   timeline(name: string): string[] {
     const steps = this.events

@@ -187,6 +187,25 @@ describe('baton CLI (real Temporal, real fleet)', () => {
     assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v4', 'v4', 'v4']);
   });
 
+  it('retry starts a rolled-back rollout again; undo takes a succeeded one back to the version before', async () => {
+    const refused = await baton(['undo', 'cli-abort']);
+    assert.equal(refused.code, 3);
+    assert.match(refused.stderr, /did not succeed \(rolled-back\)/);
+
+    const retried = await baton(['retry', 'cli-abort']);
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.match(retried.stdout, /cli-abort: succeeded, 3 servers on v5/);
+    assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v5', 'v5', 'v5']);
+    const again = await baton(['retry', 'cli-abort']);
+    assert.equal(again.code, 3);
+    assert.match(again.stderr, /succeeded \(v5\): nothing to retry/);
+
+    const undone = await baton(['undo', 'cli-abort', '-o', 'json']);
+    assert.equal(undone.code, 0, undone.stderr);
+    assert.equal((JSON.parse(undone.stdout) as { toVersion: string }).toVersion, 'v4');
+    assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v4', 'v4', 'v4']);
+  });
+
   it('unknown flags exit 2 with usage', async () => {
     const { code, stderr } = await baton(['start', '-f', 'x.yaml', '--fiel']);
     assert.equal(code, 2);

@@ -24,6 +24,21 @@ const rollOut = (fleet: InMemoryFleet, spec: RolloutSpec): Promise<RolloutResult
   runRollout(temporal, fleet.deps(), spec);
 
 describe('rolling rollout of a fleet (real Temporal, in-memory fleet)', () => {
+  it('leaves servers already on the version alone, as a retry after an interrupted rollout needs', async () => {
+    const fleet = new InMemoryFleet(serverNames(4), 'v1');
+    fleet.setVersion('web-2', 'v2');
+    fleet.setVersion('web-3', 'v2');
+    const result = await rollOut(
+      fleet,
+      inMemoryFleetSpec(4, { strategy: { type: 'rolling', batchSize: 1 } }),
+    );
+    assert.equal(result.phase, 'succeeded');
+    assert.ok(serverNames(4).every((name) => fleet.version(name) === 'v2'));
+    assert.deepEqual(fleet.timeline('web-2'), ['probe'], 'web-2 was only asked its version');
+    assert.deepEqual(fleet.timeline('web-3'), ['probe']);
+    assert.ok(fleet.timeline('web-1').includes('upgrade:v2'));
+  });
+
   it('moves all 9 servers to v2, each detached, drained, upgraded, verified and attached in that order', async () => {
     const fleet = new InMemoryFleet(serverNames(9), 'v1', { inFlightOnDetach: 3 });
     const result = await rollOut(fleet, inMemoryFleetSpec(9));

@@ -37,11 +37,17 @@ export async function rollingFleetStrategy(
   }
   for (const server of servers)
     state.update(server.name, { fromVersion: versions[server.name], version: versions[server.name] });
-  const firstVersion = servers[0] && versions[servers[0].name];
+  // A retried rollout leaves servers already on the version alone; rollouts started before this moved them all.
+  const toMove = patched('skip-servers-on-version')
+    ? servers.filter((server) => versions[server.name] !== spec.version)
+    : servers;
+  for (const server of servers) if (!toMove.includes(server)) state.update(server.name, { step: 'done' });
+  const first = toMove[0] ?? servers[0];
+  const firstVersion = first && versions[first.name];
   // Rollouts started before BatonFromVersion was upserted replay without the command.
   if (firstVersion !== undefined && patched('upsert-from-version')) state.setFromVersion(firstVersion);
 
-  const batches = planBatches(servers, batchSize);
+  const batches = planBatches(toMove, batchSize);
   const limit = maxServersOut(servers.length, batchSize, maxUnavailable);
   state.batches = batches.length;
   state.setPhase('progressing');
