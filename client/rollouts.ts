@@ -223,7 +223,7 @@ export async function lastRollout(client: Client, target: string): Promise<PastR
     // Our own input, written by startRollout from a validated spec.
     const spec = defaultPayloadConverter.fromPayload<RolloutSpec>(input);
     let phase: string | undefined;
-    if (description.status.name === 'COMPLETED') phase = ((await handle.result())).phase;
+    if (description.status.name === 'COMPLETED') phase = (await handle.result()).phase;
     const fromVersion = description.typedSearchAttributes.get(searchAttributes.fromVersion);
     return {
       spec,
