@@ -3,6 +3,7 @@ import { HaproxyTrafficProvider } from './haproxy/traffic-provider';
 import { ExecHostExecutor } from './hosts/exec-host-executor';
 import { defaultKubernetesClients } from './kubernetes/api';
 import { createKubernetesActivities } from './kubernetes/kubernetes-activities';
+import { sendWebhook } from './notify/webhook';
 import type { ActivityDeps } from './ports';
 import { HttpVerifier } from './verify/http-verifier';
 
@@ -10,7 +11,7 @@ export type { ActivityDeps } from './ports';
 
 /** Every activity Baton's workflows call, built from the dependencies the caller wires. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createFleetActivities(deps), ...createKubernetesActivities(deps) };
+  return { ...createFleetActivities(deps), ...createKubernetesActivities(deps), sendWebhook };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -136,6 +136,41 @@ export const progressDeadline = z.strictObject({
   action: z.enum(['abort', 'pause'], { error: 'expected "abort" or "pause"' }).default('abort'),
 });
 
+/** Rollout events a webhook hears about. */
+export const notificationEvents = [
+  'started',
+  'paused',
+  'promoted',
+  'succeeded',
+  'rolled-back',
+  'failed',
+] as const;
+
+export const webhook = z
+  .strictObject({
+    /** The URL to POST to, when it is not a secret. */
+    url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+    /**
+     * The name of an environment variable of the worker that holds the URL (Slack webhook URLs are secrets):
+     * read by the activity that sends, so the URL never enters the workflow's input or history.
+     */
+    urlFromEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name such as SLACK_WEBHOOK_URL')
+      .optional(),
+    /** json: Baton's event object; slack: a Slack-compatible `{"text": ...}` message. */
+    format: z.enum(['json', 'slack'], { error: 'expected "json" or "slack"' }).default('json'),
+    events: z
+      .array(z.enum(notificationEvents, { error: `expected one of ${notificationEvents.join(', ')}` }))
+      .default([...notificationEvents]),
+  })
+  .superRefine((hook, ctx) => {
+    if ((hook.url === undefined) === (hook.urlFromEnv === undefined))
+      ctx.addIssue({ code: 'custom', message: 'expected exactly one of url and urlFromEnv' });
+  });
+
+export const notifications = z.strictObject({ webhook });
+
 export const rollingStrategy = z.strictObject({
   type: z.literal('rolling'),
   /** Fleets: servers moved per batch, a count or a percentage rounded up; 1 when not given. */
@@ -207,6 +242,8 @@ export const rolloutSpecSchema = z
     failureBudget: z.strictObject({ maxFailPercent: z.number().min(0).max(100).default(0) }).prefault({}),
     /** Optional: what to do when no step completes for a while (operator pauses and gates don't count). */
     progressDeadline: progressDeadline.optional(),
+    /** Optional: where to tell people when the rollout starts, pauses, is promoted, and how it ends. */
+    notify: notifications.optional(),
   })
   .superRefine((spec, ctx) => {
     if (spec.target.kind === 'fleet') {
@@ -291,3 +328,5 @@ export type UpgradeCommand = FleetTarget['upgrade'];
 
 export type ProgressDeadline = z.output<typeof progressDeadline>;
 export type RolloutPause = z.output<typeof rolloutPause>;
+export type Webhook = z.output<typeof webhook>;
+export type NotificationEvent = (typeof notificationEvents)[number];

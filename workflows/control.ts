@@ -246,6 +246,7 @@ export class RolloutControl {
   /** Promote lifts an operator pause too, as in Argo Rollouts. */
   private promote(command: PromoteCommand): void {
     this.record('promote', command);
+    this.state.listener?.('promoted');
     if (command.full) this.promotedFully = true;
     if (this.paused) this.unpause();
     if (this.atGate) this.promoted = true;

@@ -5,6 +5,7 @@ import { RolloutControl } from './control';
 import { FleetSteps } from './fleet-steps';
 import type { KubernetesRolloutSpec } from './kubernetes-steps';
 import { KubernetesSteps } from './kubernetes-steps';
+import { Notifier } from './notifier';
 import type { RolloutResult } from './messages';
 import { statusQuery } from './messages';
 import { RolloutState } from './state';
@@ -19,7 +20,9 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
     setHandler(statusQuery, () => state.status());
     const control = new RolloutControl(state);
     if (spec.progressDeadline) void control.watchProgress(spec.progressDeadline);
-    return rollingKubernetesStrategy(kubernetesSpec, state, new KubernetesSteps(kubernetesSpec), control);
+    return notifying(spec, state, () =>
+      rollingKubernetesStrategy(kubernetesSpec, state, new KubernetesSteps(kubernetesSpec), control),
+    );
   }
   const fleetSpec = spec as FleetRolloutSpec;
   const state = new RolloutState(
@@ -31,5 +34,23 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
   setHandler(statusQuery, () => state.status());
   const control = new RolloutControl(state);
   if (spec.progressDeadline) void control.watchProgress(spec.progressDeadline);
-  return rollingFleetStrategy(fleetSpec, state, new FleetSteps(fleetSpec, state), control);
+  return notifying(spec, state, () =>
+    rollingFleetStrategy(fleetSpec, state, new FleetSteps(fleetSpec, state), control),
+  );
+}
+
+/** Runs a strategy with the spec's notifications, letting the last ones reach their receiver before the end. */
+async function notifying(
+  spec: RolloutSpec,
+  state: RolloutState,
+  strategy: () => Promise<RolloutResult>,
+): Promise<RolloutResult> {
+  if (!spec.notify) return strategy();
+  const notifier = new Notifier(spec, state);
+  state.listener = (change) => notifier.changed(change);
+  try {
+    return await strategy();
+  } finally {
+    await notifier.flush();
+  }
 }

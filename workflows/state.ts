@@ -34,14 +34,21 @@ export class RolloutState {
     for (const name of serverNames) this.servers.set(name, { name, step: 'pending' });
   }
 
+  /** Hears every phase change and promotion (the notifier). */
+  listener?: (change: RolloutPhase | 'promoted') => void;
+  fromVersion?: string;
+
   setPhase(phase: RolloutPhase, reason?: string): void {
+    const changed = phase !== this.phase;
     this.phase = phase;
     if (reason !== undefined) this.reason = reason;
     upsertSearchAttributes([{ key: searchAttributes.phase, value: phase }]);
+    if (changed) this.listener?.(phase);
   }
 
   /** The version the target ran before the rollout, once known; searchable as BatonFromVersion. */
   setFromVersion(version: string): void {
+    this.fromVersion = version;
     upsertSearchAttributes([{ key: searchAttributes.fromVersion, value: version }]);
   }
 

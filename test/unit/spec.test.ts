@@ -117,6 +117,29 @@ describe('rollout spec', () => {
     assertRejected(native, 'strategy.pauses', /native mode/);
   });
 
+  it('takes a webhook by URL or by the name of a worker environment variable, exactly one of them', () => {
+    const spec = parseRolloutSpec({
+      ...minimal(),
+      notify: { webhook: { urlFromEnv: 'SLACK_WEBHOOK_URL', format: 'slack' } },
+    });
+    assert.equal(spec.notify?.webhook.events.length, 6);
+    assertRejected(
+      { ...minimal(), notify: { webhook: {} } },
+      'notify.webhook',
+      /exactly one of url and urlFromEnv/,
+    );
+    assertRejected(
+      { ...minimal(), notify: { webhook: { urlFromEnv: 'lower-case' } } },
+      'notify.webhook.urlFromEnv',
+      /environment variable name/,
+    );
+    assertRejected(
+      { ...minimal(), notify: { webhook: { url: 'http://x/', events: ['exploded'] } } },
+      'notify.webhook.events[0]',
+      /expected one of started, paused/,
+    );
+  });
+
   it('refuses maxSurge on a fleet, whose rolling strategy upgrades in place', () => {
     assertRejected(
       { ...minimal(), strategy: { type: 'rolling', maxSurge: 1 } },
