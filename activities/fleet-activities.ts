@@ -3,10 +3,11 @@ import type {
   DrainPolicy,
   FleetServer,
   HaproxyLoadBalancer,
+  HookCommand,
   HttpVerification,
   UpgradeCommand,
 } from '../spec/rollout';
-import { renderArgv } from './hosts/argv-template';
+import { fillArgv, renderArgv } from './hosts/argv-template';
 import type { ActivityDeps, ServerTraffic } from './ports';
 
 /** Failure types the workflow reacts to; retrying them would not help. */
@@ -181,6 +182,25 @@ export function createFleetActivities(deps: ActivityDeps) {
         throw ApplicationFailure.retryable(
           `upgrade of ${input.server.name} to ${input.version}: ${(error as Error).message}`,
           failureTypes.upgrade,
+        );
+      }
+    },
+
+    /**
+     * Runs a rollout's hook command (a migration between the versions) on the worker, without a shell. Failing
+     * is for good: a half-run migration is for a human to look at, not to run again blindly.
+     */
+    runHook: async (input: { hook: HookCommand; target: string; version: string }): Promise<void> => {
+      const argv = fillArgv(input.hook.argv, { name: input.target, version: input.version });
+      try {
+        await deps.hosts.run(argv, {
+          timeoutMs: input.hook.timeout,
+          signal: Context.current().cancellationSignal,
+        });
+      } catch (error) {
+        throw ApplicationFailure.nonRetryable(
+          `pre-step ${argv.join(' ')}: ${(error as Error).message}`,
+          'HookFailed',
         );
       }
     },

@@ -37,22 +37,36 @@ export const quantity = z
 export const argvPlaceholders = ['name', 'address', 'host', 'port', 'version'] as const;
 const placeholderPattern = /\{([^{}]*)\}/g;
 
-const argvTemplate = z
-  .array(z.string().min(1, 'expected a non-empty argument'), { error: 'expected a list of arguments' })
-  .min(1, 'expected at least the program to run')
-  .superRefine((argv, ctx) => {
-    argv.forEach((arg, index) => {
-      for (const [, key] of arg.matchAll(placeholderPattern)) {
-        if (!(argvPlaceholders as readonly string[]).includes(key ?? '')) {
-          ctx.addIssue({
-            code: 'custom',
-            path: [index],
-            message: `unknown placeholder {${key}}; expected one of ${argvPlaceholders.map((p) => `{${p}}`).join(', ')}`,
-          });
+/** An argv template whose {placeholders} must be among `placeholders`. */
+function argvTemplateOf(placeholders: readonly string[]) {
+  return z
+    .array(z.string().min(1, 'expected a non-empty argument'), { error: 'expected a list of arguments' })
+    .min(1, 'expected at least the program to run')
+    .superRefine((argv, ctx) => {
+      argv.forEach((arg, index) => {
+        for (const [, key] of arg.matchAll(placeholderPattern)) {
+          if (!placeholders.includes(key ?? '')) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [index],
+              message: `unknown placeholder {${key}}; expected one of ${placeholders.map((p) => `{${p}}`).join(', ')}`,
+            });
+          }
         }
-      }
+      });
     });
-  });
+}
+
+const argvTemplate = argvTemplateOf(argvPlaceholders);
+
+/** Placeholders of a hook's argv: the target's name and the version being rolled out. */
+export const hookPlaceholders = ['name', 'version'] as const;
+
+/** A command Baton runs once per rollout, on the worker, without a shell (e.g. a schema migration). */
+export const hookCommand = z.strictObject({
+  argv: argvTemplateOf(hookPlaceholders),
+  timeout: duration.default(600_000),
+});
 
 const address = z
   .string({ error: 'expected host:port' })
@@ -192,8 +206,30 @@ export const rollingStrategy = z.strictObject({
   pauses: z.array(rolloutPause).max(100).default([]),
 });
 
-export const strategy = z.discriminatedUnion('type', [rollingStrategy], {
-  error: (issue) => (issue.code === 'invalid_union' ? 'expected strategy type "rolling"' : undefined),
+export const recreateStrategy = z.strictObject({
+  type: z.literal('recreate'),
+  /**
+   * Runs after every old server or pod has stopped and before the new version starts, e.g. a schema migration
+   * the two versions can't share; when it fails, the old version is started again.
+   */
+  preStep: hookCommand.optional(),
+});
+
+export const blueGreenStrategy = z.strictObject({
+  type: z.literal('blue-green'),
+  /** Switch traffic as soon as the new set is available; false: wait for `baton promote` first. */
+  autoPromote: z.boolean().default(true),
+  /** How long the old set is kept, idle, after the switch: the instant way back. */
+  scaleDownDelay: duration.default(30_000),
+});
+
+export const strategyTypes = ['rolling', 'recreate', 'blue-green'] as const;
+
+export const strategy = z.discriminatedUnion('type', [rollingStrategy, recreateStrategy, blueGreenStrategy], {
+  error: (issue) =>
+    issue.code === 'invalid_union'
+      ? `expected strategy type ${strategyTypes.map((t) => `"${t}"`).join(', ')}`
+      : undefined,
 });
 
 export const drainPolicy = z.strictObject({
@@ -270,6 +306,24 @@ export const rolloutSpecSchema = z
         seenAddresses.set(server.address, index);
       });
     }
+    if (spec.strategy.type === 'blue-green' && spec.target.kind === 'fleet') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strategy', 'type'],
+        message:
+          'expected "rolling" or "recreate" for a fleet target: blue-green runs on kubernetes targets so far',
+      });
+    }
+    if (spec.strategy.type !== 'rolling') {
+      if (spec.target.kind === 'kubernetes' && spec.target.mode === 'native') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['target', 'mode'],
+          message: `expected side-by-side for the ${spec.strategy.type} strategy: native mode only rolls`,
+        });
+      }
+      return;
+    }
     const { batchSize, maxSurge, maxUnavailable } = spec.strategy;
     if (spec.target.kind === 'kubernetes') {
       if (spec.target.mode === 'native' && spec.strategy.pauses.length > 0) {
@@ -330,3 +384,6 @@ export type ProgressDeadline = z.output<typeof progressDeadline>;
 export type RolloutPause = z.output<typeof rolloutPause>;
 export type Webhook = z.output<typeof webhook>;
 export type NotificationEvent = (typeof notificationEvents)[number];
+export type RecreateStrategy = z.output<typeof recreateStrategy>;
+export type BlueGreenStrategy = z.output<typeof blueGreenStrategy>;
+export type HookCommand = z.output<typeof hookCommand>;

@@ -1,6 +1,6 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { FleetActivities } from '../activities/fleet-activities';
-import type { FleetServer, FleetTarget, RolloutSpec } from '../spec/rollout';
+import type { FleetServer, FleetTarget, HookCommand, RolloutSpec } from '../spec/rollout';
 import type { ServerStep } from './messages';
 import {
   attachProfile,
@@ -104,24 +104,36 @@ export class FleetSteps {
     }
   }
 
+  /** The spec's pre-step, once, between the old version stopping and the new one starting. */
+  hook(hook: HookCommand): Promise<void> {
+    return acts.runHook.executeWithOptions(
+      {
+        ...upgradeProfile(hook.timeout),
+        retry: { maximumAttempts: 1 },
+        summary: `pre-step ${hook.argv[0] ?? ''}`,
+      },
+      [{ hook, target: this.spec.target.name, version: this.spec.version }],
+    );
+  }
+
   private ref(server: FleetServer) {
     return { loadBalancer: this.lb, server: server.name };
   }
 
-  private detach(server: FleetServer): Promise<void> {
+  detach(server: FleetServer): Promise<void> {
     return acts.detachServer.executeWithOptions(
       { ...loadBalancerProfile, summary: `detach ${server.name}` },
       [this.ref(server)],
     );
   }
 
-  private attach(server: FleetServer): Promise<void> {
+  attach(server: FleetServer): Promise<void> {
     return acts.attachServer.executeWithOptions({ ...attachProfile, summary: `attach ${server.name}` }, [
       this.ref(server),
     ]);
   }
 
-  private async drain(server: FleetServer): Promise<void> {
+  async drain(server: FleetServer): Promise<void> {
     const outcome = await acts.drainServer.executeWithOptions(
       { ...drainProfile(this.spec.drain), summary: `drain ${server.name}` },
       [{ ...this.ref(server), policy: this.spec.drain }],
@@ -129,7 +141,7 @@ export class FleetSteps {
     if (!outcome.drained) this.state.update(server.name, { drainForced: true });
   }
 
-  private async upgrade(server: FleetServer, version: string): Promise<void> {
+  async upgrade(server: FleetServer, version: string): Promise<void> {
     await acts.upgradeServer.executeWithOptions(
       {
         ...upgradeProfile(this.spec.target.upgrade.timeout),
@@ -140,7 +152,7 @@ export class FleetSteps {
     this.state.update(server.name, { version });
   }
 
-  private async verify(server: FleetServer, version: string): Promise<void> {
+  async verify(server: FleetServer, version: string): Promise<void> {
     await acts.verifyServer.executeWithOptions(
       { ...verifyProfile(this.spec.verify.http), summary: `verify ${server.name} runs ${version}` },
       [{ server, verify: this.spec.verify.http, version }],

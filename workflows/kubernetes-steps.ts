@@ -4,12 +4,14 @@ import type {
   KubernetesPreflight,
   ReplicaCount,
 } from '../activities/kubernetes/kubernetes-activities';
-import type { KubernetesTarget, RolloutSpec } from '../spec/rollout';
+import type { FleetActivities } from '../activities/fleet-activities';
+import type { HookCommand, KubernetesTarget, RolloutSpec } from '../spec/rollout';
 import { kubernetesApiProfile, kubernetesWaitProfile, preflightProfile } from './profiles';
 
 export type KubernetesRolloutSpec = RolloutSpec & { target: KubernetesTarget };
 
 const acts = proxyActivities<KubernetesActivities>(kubernetesApiProfile);
+const hooks = proxyActivities<Pick<FleetActivities, 'runHook'>>({ startToCloseTimeout: '10m' });
 
 /**
  * The steps of a Kubernetes rollout, each one activity with a summary for the Temporal UI ("scale web-v2 to
@@ -114,6 +116,30 @@ export class KubernetesSteps {
           version,
         },
       ],
+    );
+  }
+
+  templateHash(name: string): Promise<string> {
+    return acts.templateHash.executeWithOptions(
+      { ...kubernetesApiProfile, summary: `read the template hash of ${name}` },
+      [{ namespace: this.namespace, name }],
+    );
+  }
+
+  setServiceSelector(service: string, selector: Record<string, string>, summary: string): Promise<void> {
+    return acts.setServiceSelector.executeWithOptions({ ...kubernetesApiProfile, summary }, [
+      { namespace: this.namespace, service, selector },
+    ]);
+  }
+
+  hook(hook: HookCommand): Promise<void> {
+    return hooks.runHook.executeWithOptions(
+      {
+        startToCloseTimeout: hook.timeout + 10_000,
+        retry: { maximumAttempts: 1 },
+        summary: `pre-step ${hook.argv[0] ?? ''}`,
+      },
+      [{ hook, target: this.spec.target.name, version: this.spec.version }],
     );
   }
 

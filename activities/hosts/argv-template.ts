@@ -6,7 +6,11 @@ import type { FleetServer } from '../../spec/rollout';
  */
 export function renderArgv(template: readonly string[], server: FleetServer, version: string): string[] {
   const [host = '', port = ''] = server.address.split(':');
-  const values: Record<string, string> = { name: server.name, address: server.address, host, port, version };
+  return fillArgv(template, { name: server.name, address: server.address, host, port, version });
+}
+
+/** Replaces each {placeholder} inside its own argument; an unknown one is an error, never left as text. */
+export function fillArgv(template: readonly string[], values: Readonly<Record<string, string>>): string[] {
   return template.map((arg) =>
     arg.replace(/\{([a-z]+)\}/g, (whole, key: string) => {
       const value = values[key];

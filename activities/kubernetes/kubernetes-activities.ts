@@ -29,6 +29,8 @@ export interface KubernetesPreflight {
   /** The Deployment serving now, whose pods the rollout replaces. */
   readonly stable: string;
   readonly fromVersion: string;
+  /** The Service's selector as the user wrote it (without a blue/green pin), when the spec names a Service. */
+  readonly serviceSelector?: Record<string, string>;
   /** Desired replicas, taken from the stable Deployment. */
   readonly replicas: number;
   /** The Deployment the new version will run in (`<app>-<version>`). */
@@ -117,6 +119,7 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
       const fromVersion = deploymentVersion(stable, target.container);
       if (fromVersion === undefined)
         throw reject(`Deployment ${stableName}: the image of container ${target.container} has no tag`);
+      let serviceSelector: Record<string, string> | undefined;
       if (target.service !== undefined) {
         const service = await core
           .readNamespacedService({ namespace: target.namespace, name: target.service })
@@ -128,15 +131,20 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
             throw error;
           });
         const selector = service.spec?.selector ?? {};
+        // A Service a blue/green rollout left pinned to one ReplicaSet selects on pod-template-hash too.
+        serviceSelector = Object.fromEntries(
+          Object.entries(selector).filter(([key]) => key !== 'pod-template-hash'),
+        );
         const podLabels = stable.spec?.template.metadata?.labels ?? {};
-        const unmatched = Object.entries(selector).filter(([key, value]) => podLabels[key] !== value);
-        if (Object.keys(selector).length === 0 || unmatched.length > 0)
+        const unmatched = Object.entries(serviceSelector).filter(([key, value]) => podLabels[key] !== value);
+        if (Object.keys(serviceSelector).length === 0 || unmatched.length > 0)
           throw reject(
             `target.service: Service ${target.service} does not select the pods of ${stableName} (selector ${labelSelector(selector) || 'empty'})`,
           );
       }
       return {
         stable: stableName,
+        ...(serviceSelector ? { serviceSelector } : {}),
         fromVersion,
         replicas: stable.spec?.replicas ?? 0,
         next: target.mode === 'native' ? stableName : versionDeploymentName(target.deployment, input.version),
@@ -402,6 +410,31 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
       );
     },
 
+    /**
+     * The pod-template-hash of the Deployment's current ReplicaSet: a label only its current pods carry, which a
+     * Service can select on to pin traffic to exactly that version (blue/green).
+     */
+    templateHash: async (input: DeploymentRef): Promise<string> => {
+      const { apps } = deps.kubernetes();
+      const deployment = await readDeployment(input);
+      const revision = deployment.metadata?.annotations?.['deployment.kubernetes.io/revision'];
+      const sets = await kubernetesCall(`listing ReplicaSets of ${input.name}`, () =>
+        apps.listNamespacedReplicaSet({
+          namespace: input.namespace,
+          labelSelector: labelSelector(deployment.spec?.selector.matchLabels ?? {}),
+        }),
+      );
+      const current = sets.items.find(
+        (rs) =>
+          rs.metadata?.ownerReferences?.some((o) => o.uid === deployment.metadata?.uid) &&
+          rs.metadata.annotations?.['deployment.kubernetes.io/revision'] === revision,
+      );
+      const hash = current?.metadata?.labels?.['pod-template-hash'];
+      // Retryable: a Deployment created a moment ago may not have its ReplicaSet yet.
+      if (!hash) throw ApplicationFailure.retryable(`Deployment ${input.name} has no current ReplicaSet yet`);
+      return hash;
+    },
+
     /** The Service selects exactly these labels (blue/green's switch of all traffic at once). */
     setServiceSelector: async (input: {
       namespace: string;
@@ -452,7 +485,10 @@ async function retirePods(
     // Labels the Service selects on but the Deployment does not: removing them leaves the pod owned by its
     // ReplicaSet and out of the Service. A Service that selects only on the Deployment's own labels can't be left
     // this way; those pods leave its endpoints when they terminate, as Kubernetes does by default.
-    detachKeys = Object.keys(service.spec?.selector ?? {}).filter((key) => !(key in selector));
+    // pod-template-hash is in every ReplicaSet's selector: removing it would orphan the pod.
+    detachKeys = Object.keys(service.spec?.selector ?? {}).filter(
+      (key) => !(key in selector) && key !== 'pod-template-hash',
+    );
   }
   for (const pod of chosen) {
     Context.current().heartbeat();

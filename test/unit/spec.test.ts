@@ -50,6 +50,7 @@ describe('rollout spec', () => {
       strategy: { type: 'rolling', batchSize: '25%', maxUnavailable: 1, pauseBetweenBatches: '1.5s' },
       drain: { timeout: '2m', onTimeout: 'force' },
     });
+    assert.ok(spec.strategy.type === 'rolling');
     assert.deepEqual(spec.strategy.batchSize, { kind: 'percent', value: 25 });
     assert.deepEqual(spec.strategy.maxUnavailable, { kind: 'count', value: 1 });
     assert.equal(spec.strategy.pauseBetweenBatches, 1_500);
@@ -80,6 +81,7 @@ describe('rollout spec', () => {
 
   it('takes maxSurge and maxUnavailable on Kubernetes, and refuses a batch size there', () => {
     const spec = parseRolloutSpec(kubernetesInput({ maxSurge: '50%', maxUnavailable: 0 }));
+    assert.ok(spec.strategy.type === 'rolling');
     assert.deepEqual(spec.strategy.maxSurge, { kind: 'percent', value: 50 });
     assertRejected(kubernetesInput({ batchSize: 2 }), 'strategy.batchSize', /maxSurge and maxUnavailable/);
     assertRejected(kubernetesInput({ maxSurge: 0, maxUnavailable: '0%' }), 'strategy.maxSurge', /never move/);
@@ -97,6 +99,7 @@ describe('rollout spec', () => {
       },
       progressDeadline: { timeout: '30m' },
     });
+    assert.ok(spec.strategy.type === 'rolling');
     assert.deepEqual(spec.strategy.pauses, [
       { after: 1, duration: 300_000, onTimeout: 'abort' },
       { after: 2, timeout: 3_600_000, onTimeout: 'abort' },

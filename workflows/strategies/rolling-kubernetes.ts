@@ -3,6 +3,7 @@ import type { RolloutControl } from '../control';
 import { RolloutAborted } from '../control';
 import { pauseAfter } from '../pauses';
 import type { ReplicaCount } from '../../activities/kubernetes/kubernetes-activities';
+import type { RollingStrategy } from '../../spec/rollout';
 import { failureMessage } from '../fleet-steps';
 import type { KubernetesRolloutSpec, KubernetesSteps } from '../kubernetes-steps';
 import type { DeploymentStatus, RolloutResult } from '../messages';
@@ -24,7 +25,7 @@ interface Side {
  * change back the same way, in reverse, until the old version again has every replica available.
  */
 export async function rollingKubernetesStrategy(
-  spec: KubernetesRolloutSpec,
+  spec: KubernetesRolloutSpec & { strategy: RollingStrategy },
   state: RolloutState,
   steps: KubernetesSteps,
   control: RolloutControl,
@@ -123,7 +124,7 @@ export async function rollingKubernetesStrategy(
  * rollout whose pods stop becoming available is undone to the previous ReplicaSet's template.
  */
 async function nativeRolling(
-  spec: KubernetesRolloutSpec,
+  spec: KubernetesRolloutSpec & { strategy: RollingStrategy },
   state: RolloutState,
   steps: KubernetesSteps,
   control: RolloutControl,

@@ -2,7 +2,7 @@ import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { RolloutControl } from '../control';
 import { RolloutAborted } from '../control';
 import { pauseAfter } from '../pauses';
-import type { FleetServer } from '../../spec/rollout';
+import type { FleetServer, RollingStrategy } from '../../spec/rollout';
 import type { ForwardStep, FleetRolloutSpec, FleetSteps } from '../fleet-steps';
 import { failureMessage } from '../fleet-steps';
 import { forEachLimited } from '../limit';
@@ -17,7 +17,7 @@ import type { RolloutState } from '../state';
  * first. A pause takes effect before the next server starts.
  */
 export async function rollingFleetStrategy(
-  spec: FleetRolloutSpec,
+  spec: FleetRolloutSpec & { strategy: RollingStrategy },
   state: RolloutState,
   steps: FleetSteps,
   control: RolloutControl,

@@ -1,0 +1,198 @@
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { KubernetesPreflight } from '../../activities/kubernetes/kubernetes-activities';
+import type { BlueGreenStrategy, RecreateStrategy } from '../../spec/rollout';
+import type { RolloutControl } from '../control';
+import { RolloutAborted } from '../control';
+import { failureMessage } from '../fleet-steps';
+import type { KubernetesRolloutSpec, KubernetesSteps } from '../kubernetes-steps';
+import type { RolloutResult } from '../messages';
+import type { RolloutState } from '../state';
+
+interface Started {
+  readonly preflight: KubernetesPreflight;
+  readonly show: (
+    role: 'stable' | 'next',
+    name: string,
+    version: string,
+    replicas: number,
+    available: number,
+  ) => void;
+}
+
+/** Preflight shared by the strategies that replace a Deployment's pods all at once. */
+async function begin(
+  spec: KubernetesRolloutSpec,
+  state: RolloutState,
+  steps: KubernetesSteps,
+): Promise<Started | RolloutResult> {
+  let preflight: KubernetesPreflight;
+  try {
+    preflight = await steps.preflight();
+  } catch (error) {
+    const reason = `rejected before any change: ${failureMessage(error)}`;
+    state.setPhase('failed', reason);
+    throw ApplicationFailure.nonRetryable(reason, 'PreflightFailed');
+  }
+  state.setFromVersion(preflight.fromVersion);
+  const show: Started['show'] = (role, name, version, replicas, available) =>
+    state.setDeployment(preflight.replicas, { role, name, version, replicas, available });
+  show('stable', preflight.stable, preflight.fromVersion, preflight.replicas, preflight.replicas);
+  if (preflight.fromVersion === spec.version) {
+    state.setPhase('succeeded', `${preflight.stable} already runs ${spec.version}`);
+    return finished(state, spec.version);
+  }
+  return { preflight, show };
+}
+
+function finished(state: RolloutState, toVersion: string, reason?: string): RolloutResult {
+  const status = state.status();
+  return {
+    phase: reason === undefined ? 'succeeded' : 'rolled-back',
+    ...(reason !== undefined ? { reason } : {}),
+    toVersion,
+    servers: status.servers,
+    ...(status.kubernetes ? { kubernetes: status.kubernetes } : {}),
+  };
+}
+
+const stopReasonOf = (error: unknown) =>
+  error instanceof RolloutAborted ? error.message : failureMessage(error);
+
+/**
+ * Recreate on Kubernetes: the old version's pods all go, the optional pre-step runs (a migration), then the new
+ * version's Deployment is scaled to full. Any failure, or an abort, removes the new Deployment and scales the old
+ * one back to full.
+ */
+export async function recreateKubernetesStrategy(
+  spec: KubernetesRolloutSpec & { strategy: RecreateStrategy },
+  state: RolloutState,
+  steps: KubernetesSteps,
+  control: RolloutControl,
+): Promise<RolloutResult> {
+  const started = await begin(spec, state, steps);
+  if (!('preflight' in started)) return started;
+  const { preflight, show } = started;
+  const replicas = preflight.replicas;
+  state.setPhase('progressing');
+  let next: string | undefined;
+  let stopReason: string | undefined;
+  try {
+    next = (await steps.ensureVersionDeployment(preflight.stable)).name;
+    show('next', next, spec.version, 0, 0);
+    await control.checkpoint();
+    const gone = await steps.scale(preflight.stable, 0, 'down');
+    show('stable', preflight.stable, preflight.fromVersion, gone.replicas, gone.available);
+    if (spec.strategy.preStep) {
+      await control.checkpoint();
+      await steps.hook(spec.strategy.preStep);
+    }
+    await control.checkpoint();
+    show('next', next, spec.version, replicas, 0);
+    const up = await steps.scale(next, replicas, 'up');
+    show('next', next, spec.version, up.replicas, up.available);
+  } catch (error) {
+    stopReason = stopReasonOf(error);
+  }
+  if (stopReason === undefined) {
+    await steps.prune([preflight.stable, preflight.next]);
+    state.setPhase('succeeded');
+    return finished(state, spec.version);
+  }
+  state.setPhase('rolling-back', stopReason);
+  try {
+    if (next !== undefined) {
+      await steps.scale(next, 0, 'down');
+      await steps.delete(next);
+      show('next', next, spec.version, 0, 0);
+    }
+    const back = await steps.scale(preflight.stable, replicas, 'up');
+    show('stable', preflight.stable, preflight.fromVersion, back.replicas, back.available);
+  } catch (error) {
+    const reason = `${stopReason}; the rollback did not complete: ${failureMessage(error)}`;
+    state.setPhase('failed', reason);
+    throw ApplicationFailure.nonRetryable(reason, 'RollbackIncomplete');
+  }
+  state.setPhase('rolled-back');
+  return finished(state, spec.version, stopReason);
+}
+
+/**
+ * Blue/green on Kubernetes: the Service is pinned to the old pods (their pod-template-hash, as Argo Rollouts
+ * does), the new version's Deployment comes up to full beside them with no traffic, then one selector change
+ * switches all traffic at once. The old pods stay, idle, for scaleDownDelay as the instant way back, then go, and
+ * the Service's selector is the user's again. Before or during the delay, a failure or an abort switches back.
+ */
+export async function blueGreenKubernetesStrategy(
+  spec: KubernetesRolloutSpec & { strategy: BlueGreenStrategy },
+  state: RolloutState,
+  steps: KubernetesSteps,
+  control: RolloutControl,
+): Promise<RolloutResult> {
+  const service = spec.target.service;
+  if (service === undefined) {
+    const reason =
+      'rejected before any change: target.service: blue-green switches a Service; name it in the spec';
+    state.setPhase('failed', reason);
+    throw ApplicationFailure.nonRetryable(reason, 'PreflightFailed');
+  }
+  const started = await begin(spec, state, steps);
+  if (!('preflight' in started)) return started;
+  const { preflight, show } = started;
+  const replicas = preflight.replicas;
+  const selector = preflight.serviceSelector ?? {};
+  const pinTo = (hash: string) => ({ ...selector, 'pod-template-hash': hash });
+  state.setPhase('progressing');
+
+  const stableHash = await steps.templateHash(preflight.stable);
+  await steps.setServiceSelector(service, pinTo(stableHash), `pin ${service} to ${preflight.stable}`);
+  let next: string | undefined;
+  let switched = false;
+  let stopReason: string | undefined;
+  try {
+    next = (await steps.ensureVersionDeployment(preflight.stable)).name;
+    show('next', next, spec.version, replicas, 0);
+    await control.checkpoint();
+    const up = await steps.scale(next, replicas, 'up');
+    show('next', next, spec.version, up.replicas, up.available);
+    if (!spec.strategy.autoPromote)
+      await control.gate(`approval before switching ${service} to ${spec.version}`);
+    await control.checkpoint();
+    const nextHash = await steps.templateHash(next);
+    await steps.setServiceSelector(service, pinTo(nextHash), `switch ${service} to ${next}`);
+    switched = true;
+    await control.sleep(spec.strategy.scaleDownDelay);
+    await control.checkpoint();
+  } catch (error) {
+    stopReason = stopReasonOf(error);
+  }
+
+  if (stopReason === undefined) {
+    const gone = await steps.scale(preflight.stable, 0, 'down');
+    show('stable', preflight.stable, preflight.fromVersion, gone.replicas, gone.available);
+    await steps.setServiceSelector(service, selector, `give ${service} its own selector back`);
+    await steps.prune([preflight.stable, preflight.next]);
+    state.setPhase('succeeded');
+    return finished(state, spec.version);
+  }
+  state.setPhase('rolling-back', stopReason);
+  try {
+    if (switched)
+      await steps.setServiceSelector(
+        service,
+        pinTo(stableHash),
+        `switch ${service} back to ${preflight.stable}`,
+      );
+    if (next !== undefined) {
+      await steps.scale(next, 0, 'down');
+      await steps.delete(next);
+      show('next', next, spec.version, 0, 0);
+    }
+    await steps.setServiceSelector(service, selector, `give ${service} its own selector back`);
+  } catch (error) {
+    const reason = `${stopReason}; the rollback did not complete: ${failureMessage(error)}`;
+    state.setPhase('failed', reason);
+    throw ApplicationFailure.nonRetryable(reason, 'RollbackIncomplete');
+  }
+  state.setPhase('rolled-back');
+  return finished(state, spec.version, stopReason);
+}
