@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AppsV1Api, CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
+import { realActivityDeps } from '../../activities';
+import { kubernetesClients } from '../../activities/kubernetes/api';
+import type { LocalCluster } from '../../infra/kubernetes-cluster';
+import { startLocalCluster } from '../../infra/kubernetes-cluster';
+import { delay } from '../../infra/processes';
+import type { RolloutSpecInput } from '../../spec';
+import { parseRolloutSpec } from '../../spec';
+import { createBatonWorker } from '../../worker/create-worker';
+import type { rolloutWorkflow } from '../../workflows';
+import { promoteUpdate, statusQuery } from '../../workflows/messages';
+import { seedApp, watchCapacity } from '../helpers/kubernetes';
+import { runRollout } from '../helpers/rollout';
+import type { TestTemporal } from '../helpers/temporal';
+import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
+
+let cluster: LocalCluster;
+let kc: KubeConfig;
+let temporal: TestTemporal;
+let dir: string;
+before(async () => {
+  const root = process.env.BATON_TEST_FLEETS_DIR ?? tmpdir();
+  await mkdir(root, { recursive: true });
+  dir = await mkdtemp(join(root, 'cluster-'));
+  [cluster, temporal] = await Promise.all([
+    startLocalCluster({ dir, name: 'baton-strategies' }),
+    connectTestTemporal(),
+  ]);
+  kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfig);
+});
+after(async () => {
+  await cluster?.stop();
+  await temporal?.close();
+});
+
+const replicas = 4;
+const image = 'registry.local/web';
+const deps = () => ({ ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) });
+
+function spec(namespace: string, version: string, strategy: RolloutSpecInput['strategy']) {
+  return parseRolloutSpec({
+    target: {
+      kind: 'kubernetes',
+      name: `web-${namespace}`,
+      namespace,
+      deployment: 'web',
+      container: 'app',
+      image,
+      service: 'web',
+      readyTimeout: '6s',
+    },
+    version,
+    strategy,
+  });
+}
+
+async function deploymentsOf(namespace: string) {
+  const list = await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace });
+  return Object.fromEntries(
+    list.items.map((d) => [
+      d.metadata?.name ?? '',
+      { replicas: d.spec?.replicas, available: d.status?.availableReplicas ?? 0 },
+    ]),
+  );
+}
+
+const serviceSelector = async (namespace: string) =>
+  (await kc.makeApiClient(CoreV1Api).readNamespacedService({ namespace, name: 'web' })).spec?.selector;
+
+/** The images of the pods the Service's endpoints send traffic to now. */
+async function servedImages(namespace: string): Promise<string[]> {
+  const slices = await kc
+    .makeApiClient(DiscoveryV1Api)
+    .listNamespacedEndpointSlice({ namespace, labelSelector: 'kubernetes.io/service-name=web' });
+  const names = slices.items
+    .flatMap((s) => s.endpoints)
+    .filter((e) => e.conditions?.ready)
+    .map((e) => e.targetRef?.name);
+  const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
+  return [
+    ...new Set(
+      pods.items
+        .filter((p) => names.includes(p.metadata?.name))
+        .map((p) => p.spec?.containers[0]?.image ?? ''),
+    ),
+  ];
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await delay(100);
+  }
+}
+
+describe('recreate and blue/green on a real Kubernetes control plane', () => {
+  it('recreate: all old pods go, the pre-step runs, the new version comes up to full', async () => {
+    const namespace = 'recreate';
+    await seedApp(kc, namespace, { replicas, image });
+    const marker = join(dir, 'migrated');
+    const watch = await watchCapacity(kc, namespace, { app: 'web' });
+    const result = await runRollout(
+      temporal,
+      deps(),
+      spec(namespace, 'v2', {
+        type: 'recreate',
+        preStep: { argv: ['/usr/bin/touch', `${marker}-{name}-{version}`] },
+      }),
+    );
+    const report = watch.stop();
+    assert.equal(result.phase, 'succeeded', result.reason);
+    assert.ok(existsSync(`${marker}-web-recreate-v2`));
+    assert.equal(report.minServing, 0, 'recreate leaves no pod serving for a moment, by design');
+    assert.ok(report.maxPods <= replicas, `never both versions at once: up to ${report.maxPods} pods`);
+    assert.deepEqual(await deploymentsOf(namespace), {
+      web: { replicas: 0, available: 0 },
+      'web-v2': { replicas, available: replicas },
+    });
+  });
+
+  it('recreate: a failing pre-step brings the old version back to full and removes the new Deployment', async () => {
+    const namespace = 'recreate-fail';
+    await seedApp(kc, namespace, { replicas, image });
+    const result = await runRollout(
+      temporal,
+      deps(),
+      spec(namespace, 'v2', { type: 'recreate', preStep: { argv: ['/bin/false'] } }),
+    );
+    assert.equal(result.phase, 'rolled-back');
+    assert.match(result.reason ?? '', /pre-step \/bin\/false/);
+    assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
+  });
+
+  it('blue/green: the new set comes up with no traffic, waits for promote, then takes all traffic at once', async () => {
+    const namespace = 'blue-green';
+    await seedApp(kc, namespace, { replicas, image });
+    const watch = await watchCapacity(kc, namespace, {});
+    const taskQueue = uniqueTaskQueue('blue-green');
+    const worker = await createBatonWorker({
+      connection: temporal.nativeConnection,
+      namespace: temporal.namespace,
+      taskQueue,
+      deps: deps(),
+      workflowBundle: await workflowBundle(),
+    });
+    const result = await worker.runUntil(async () => {
+      const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+        args: [spec(namespace, 'v2', { type: 'blue-green', autoPromote: false, scaleDownDelay: '2s' })],
+        taskQueue,
+        workflowId: `rollout/web-${namespace}/${Date.now()}`,
+      });
+      await waitFor(async () => (await handle.query(statusQuery)).phase === 'paused');
+      // At the gate: the new set is up and available, and the Service still sends everything to the old one.
+      assert.deepEqual((await deploymentsOf(namespace))['web-v2'], { replicas, available: replicas });
+      assert.ok((await serviceSelector(namespace))?.['pod-template-hash'], 'the Service is pinned');
+      assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
+      await handle.executeUpdate(promoteUpdate, { args: [{ by: 'hank' }] });
+      // After the switch, within the scale-down delay: all traffic on v2, the old set still there.
+      await waitFor(async () => (await servedImages(namespace)).join() === `${image}:v2`);
+      assert.equal(
+        (await deploymentsOf(namespace)).web?.replicas,
+        replicas,
+        'the old set waits as the way back',
+      );
+      return handle.result();
+    });
+    const report = watch.stop();
+    assert.equal(result.phase, 'succeeded', result.reason);
+    assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
+    assert.ok(report.maxPods <= 2 * replicas);
+    assert.deepEqual(
+      await serviceSelector(namespace),
+      { app: 'web' },
+      'the Service has its own selector back',
+    );
+    assert.deepEqual(await deploymentsOf(namespace), {
+      web: { replicas: 0, available: 0 },
+      'web-v2': { replicas, available: replicas },
+    });
+    assert.deepEqual(await servedImages(namespace), [`${image}:v2`]);
+  });
+
+  it('blue/green: a new set that never becomes Ready is removed and the Service never left the old one', async () => {
+    const namespace = 'blue-green-broken';
+    await seedApp(kc, namespace, { replicas, image });
+    const result = await runRollout(
+      temporal,
+      deps(),
+      spec(namespace, cluster.pods.brokenTag, { type: 'blue-green' }),
+    );
+    assert.equal(result.phase, 'rolled-back');
+    assert.match(result.reason ?? '', /not Ready/);
+    assert.deepEqual(await serviceSelector(namespace), { app: 'web' });
+    assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
+    assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
+  });
+});
