@@ -56,7 +56,9 @@ function parseOptions(argv: string[]): DemoOptions {
     )
     .option('--from <version>', 'version the fleet starts on', 'v1')
     .option('--to <version>', 'version to roll out', 'v2')
-    .addOption(new Option('--strategy <name>', 'rollout strategy').choices(['rolling']).default('rolling'))
+    .addOption(
+      new Option('--strategy <name>', 'rollout strategy').choices(['rolling', 'recreate']).default('rolling'),
+    )
     .option('--keep', 'leave everything running afterwards, for exploring (Ctrl-C stops it)', false)
     .option('--json', 'print the summary as one JSON object on the last line of stdout', false)
     .addHelpText(
@@ -137,7 +139,13 @@ async function main(): Promise<number> {
 
     const spec = parseRolloutSpec(
       fleet.spec(
-        { version: options.to, strategy: { type: 'rolling', batchSize: options.batch } },
+        {
+          version: options.to,
+          strategy:
+            options.strategy === 'recreate'
+              ? { type: 'recreate' }
+              : { type: 'rolling', batchSize: options.batch },
+        },
         'demo-web',
       ),
       'demo spec',
@@ -148,7 +156,11 @@ async function main(): Promise<number> {
     const started = Date.now();
     const handle = await startRollout(baton.client, spec, { taskQueue });
     const uiUrl = `${uiBase}/namespaces/${baton.namespace}/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`;
-    log(`rolling ${options.from} → ${options.to}, ${options.batch} at a time (${uiUrl})\n`);
+    log(
+      options.strategy === 'recreate'
+        ? `recreating ${options.from} → ${options.to}: every server stops, then all start on ${options.to} (${uiUrl})\n`
+        : `rolling ${options.from} → ${options.to}, ${options.batch} at a time (${uiUrl})\n`,
+    );
     const view = new ProgressView(process.stderr);
     const outcome = await followRollout(handle, (status) => view.update(status));
     const durationS = (Date.now() - started) / 1000;
@@ -169,6 +181,11 @@ async function main(): Promise<number> {
       '',
       `rollout ${summary.phase}: ${summary.onNewVersion} of ${summary.servers} servers on ${options.to} in ${summary.durationS} s`,
       `requests: ${summary.sent} sent, ${summary.failed} failed${stats.failed > 0 ? ` ${JSON.stringify(stats.errors)}` : ''}`,
+      ...(options.strategy === 'recreate'
+        ? [
+            '(recreate drops the requests that arrive while no server runs, by design: for versions that cannot overlap)',
+          ]
+        : []),
       `history in the Temporal UI: ${uiUrl}`,
     ];
     process.stdout.write(
@@ -181,7 +198,10 @@ async function main(): Promise<number> {
       );
       await new Promise(() => undefined);
     }
-    return summary.phase === 'succeeded' && summary.failed === 0 ? exitCodes.ok : exitCodes.failed;
+    const droppedByDesign = options.strategy === 'recreate';
+    return summary.phase === 'succeeded' && (summary.failed === 0 || droppedByDesign)
+      ? exitCodes.ok
+      : exitCodes.failed;
   } finally {
     await cleanup();
   }

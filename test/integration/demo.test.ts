@@ -47,6 +47,31 @@ describe('npm run demo', () => {
     assert.match(stderr, /demo-web: succeeded/);
   });
 
+  it('--strategy recreate stops every server, starts them all on v2, and says why requests failed', async () => {
+    const env = { ...process.env };
+    delete env.TEMPORAL_ADDRESS;
+    const args = [
+      'run',
+      '--silent',
+      'demo',
+      '--',
+      '--strategy',
+      'recreate',
+      '--servers',
+      '3',
+      '--rate',
+      '50',
+      '--json',
+    ];
+    const { code, stdout, stderr } = await runToEnd('npm', args, { cwd: root, env });
+    assert.equal(code, 0, `${stdout}\n${stderr.slice(-3_000)}`);
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
+    assert.equal(summary.strategy, 'recreate');
+    assert.equal(summary.onNewVersion, 3);
+    assert.equal(summary.phase, 'succeeded');
+    assert.match(stdout, /recreate drops the requests that arrive while no server runs, by design/);
+  });
+
   it('rejects a bad option with exit code 2 and starts nothing', async () => {
     const { code, stderr } = await runToEnd('npm', ['run', '--silent', 'demo', '--', '--servers', 'many'], {
       cwd: root,

@@ -143,6 +143,41 @@ describe('rollout spec', () => {
     );
   });
 
+  it('takes recreate on both targets and blue-green on Kubernetes, refusing what is not there', () => {
+    const recreate = parseRolloutSpec({
+      ...minimal(),
+      strategy: { type: 'recreate', preStep: { argv: ['/bin/m', '{version}'] } },
+    });
+    assert.deepEqual(recreate.strategy, {
+      type: 'recreate',
+      preStep: { argv: ['/bin/m', '{version}'], timeout: 600_000 },
+    });
+    assertRejected(
+      { ...minimal(), strategy: { type: 'recreate', preStep: { argv: ['/bin/m', '{host}'] } } },
+      'strategy.preStep.argv[1]',
+      /unknown placeholder \{host\}; expected one of \{name\}, \{version\}/,
+    );
+    assertRejected(
+      { ...minimal(), strategy: { type: 'blue-green' } },
+      'strategy.type',
+      /blue-green runs on kubernetes/,
+    );
+    const blueGreen = parseRolloutSpec(kubernetesInput({}) as RolloutSpecInput);
+    assert.equal(blueGreen.strategy.type, 'rolling');
+    const native = kubernetesInput({}) as {
+      target: Record<string, unknown>;
+      strategy: Record<string, unknown>;
+    };
+    native.target.mode = 'native';
+    native.strategy = { type: 'blue-green' };
+    assertRejected(native, 'target.mode', /side-by-side for the blue-green strategy/);
+    assertRejected(
+      { ...minimal(), strategy: { type: 'canary' } },
+      'strategy.type',
+      /"rolling", "recreate", "blue-green"/,
+    );
+  });
+
   it('refuses maxSurge on a fleet, whose rolling strategy upgrades in place', () => {
     assertRejected(
       { ...minimal(), strategy: { type: 'rolling', maxSurge: 1 } },
