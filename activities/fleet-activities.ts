@@ -36,6 +36,19 @@ export function healthUrl(server: FleetServer, check: HttpVerification): string 
 
 const isIdle = (t: ServerTraffic) => t.sessions === 0 && t.queued === 0 && t.usedConnections === 0;
 
+/**
+ * Heartbeats every few seconds while a command runs, so a worker that dies mid-command is noticed by its
+ * heartbeat timeout instead of the command's whole timeout.
+ */
+async function heartbeating<T>(ctx: Context, work: Promise<T>): Promise<T> {
+  const beat = setInterval(() => ctx.heartbeat(), 3_000);
+  try {
+    return await work;
+  } finally {
+    clearInterval(beat);
+  }
+}
+
 /** Limits concurrent probes of a large fleet. */
 async function mapLimited<T, R>(
   items: readonly T[],
@@ -176,7 +189,10 @@ export function createFleetActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const argv = renderArgv(input.upgrade.argv, input.server, input.version);
       try {
-        await deps.hosts.run(argv, { timeoutMs: input.upgrade.timeout, signal: ctx.cancellationSignal });
+        await heartbeating(
+          ctx,
+          deps.hosts.run(argv, { timeoutMs: input.upgrade.timeout, signal: ctx.cancellationSignal }),
+        );
       } catch (error) {
         // Retryable: a flaky command is retried by the workflow's upgrade profile before the server counts as failed.
         throw ApplicationFailure.retryable(
@@ -193,10 +209,14 @@ export function createFleetActivities(deps: ActivityDeps) {
     runHook: async (input: { hook: HookCommand; target: string; version: string }): Promise<void> => {
       const argv = fillArgv(input.hook.argv, { name: input.target, version: input.version });
       try {
-        await deps.hosts.run(argv, {
-          timeoutMs: input.hook.timeout,
-          signal: Context.current().cancellationSignal,
-        });
+        const ctx = Context.current();
+        await heartbeating(
+          ctx,
+          deps.hosts.run(argv, {
+            timeoutMs: input.hook.timeout,
+            signal: ctx.cancellationSignal,
+          }),
+        );
       } catch (error) {
         throw ApplicationFailure.nonRetryable(
           `pre-step ${argv.join(' ')}: ${(error as Error).message}`,

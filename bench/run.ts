@@ -1,4 +1,5 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { runCrashMatrix } from './crash-matrix';
 import { runZeroDrop } from './zero-drop';
 
 /**
@@ -7,6 +8,7 @@ import { runZeroDrop } from './zero-drop';
  */
 const benchmarks: Record<string, () => Promise<void>> = {
   'zero-drop': runZeroDrop,
+  'crash-matrix': runCrashMatrix,
 };
 
 async function main(): Promise<number> {

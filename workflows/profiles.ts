@@ -1,9 +1,12 @@
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { DrainPolicy, HttpVerification } from '../spec/rollout';
 
-/** Load balancer commands: quick, idempotent, worth retrying through a short outage of the admin socket. */
+/**
+ * Load balancer commands: quick, idempotent, worth retrying through a short outage of the admin socket. A short
+ * timeout, so a command lost with a dead worker is retried by the next one within seconds.
+ */
 export const loadBalancerProfile = {
-  startToCloseTimeout: '30s',
+  startToCloseTimeout: '10s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 20 },
 } as const satisfies ActivityOptions;
 
@@ -29,10 +32,14 @@ export function drainProfile(policy: DrainPolicy): ActivityOptions {
   };
 }
 
-/** Upgrade commands get three tries: a flaky package mirror should not roll back a fleet. */
+/**
+ * Upgrade commands get three tries: a flaky package mirror should not roll back a fleet. They heartbeat while
+ * they run, so a dead worker's upgrade is retried within seconds.
+ */
 export function upgradeProfile(timeoutMs: number): ActivityOptions {
   return {
     startToCloseTimeout: timeoutMs + 10_000,
+    heartbeatTimeout: '15s',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumAttempts: 3 },
   };
 }

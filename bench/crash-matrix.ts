@@ -1,0 +1,78 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { startLocalFleet } from '../infra/fleet/local-fleet';
+import { startTemporalDevServer } from '../infra/temporal-server';
+import type { CrashCase } from '../test/chaos/crash-matrix';
+import { crashSteps, runCrashCase } from '../test/chaos/crash-matrix';
+import { printTable } from './table';
+
+/**
+ * The crash matrix: for each step kind, a rolling rollout of a real 3-server fleet under load whose worker
+ * process is killed with SIGKILL in that step and replaced. Counts failed requests and duplicate upgrades.
+ */
+export async function runCrashMatrix(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'baton-bench-crash-'));
+  const temporal = await startTemporalDevServer({
+    dbFile: join(dir, 'temporal.db'),
+    logFile: join(dir, 'temporal.log'),
+    namespace: 'bench',
+  });
+  const connection = await Connection.connect({ address: temporal.address });
+  const client = new Client({ connection, namespace: 'bench' });
+  const cases: Array<CrashCase & { passed: boolean }> = [];
+  try {
+    for (const step of crashSteps) {
+      const fleet = await startLocalFleet({
+        dir: join(dir, `fleet-${step}`),
+        servers: 3,
+        version: 'v1',
+        defaults: { latencyMs: 5, startupMs: 800 },
+      });
+      try {
+        process.stderr.write(`killing the worker during ${step}…\n`);
+        const result = await runCrashCase({
+          step,
+          fleet,
+          client,
+          temporal: { address: temporal.address, namespace: 'bench' },
+          taskQueue: `crash-${step}`,
+          version: 'v2',
+        });
+        const passed =
+          result.phase === 'succeeded' &&
+          result.allOnNewVersion &&
+          result.failedRequests === 0 &&
+          result.duplicateUpgrades === 0;
+        cases.push({ ...result, passed });
+      } finally {
+        await fleet.stop();
+      }
+    }
+    printTable(
+      ['killed during', 'server', 'rollout', 'requests', 'failed', 'duplicate upgrades', 'seconds', 'pass'],
+      cases.map((c) => [
+        c.step,
+        c.killedAt,
+        c.phase,
+        c.sent,
+        c.failedRequests,
+        c.duplicateUpgrades,
+        c.durationS,
+        c.passed ? 'yes' : 'NO',
+      ]),
+    );
+    const figures = {
+      cases: cases.length,
+      passed: cases.filter((c) => c.passed).length,
+      failedRequests: cases.reduce((sum, c) => sum + c.failedRequests, 0),
+      duplicateUpgrades: cases.reduce((sum, c) => sum + c.duplicateUpgrades, 0),
+    };
+    process.stdout.write(`${JSON.stringify(figures)}\n`);
+  } finally {
+    await connection.close();
+    await temporal.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,97 @@
+import type { Client } from '@temporalio/client';
+import { countStarts, hostVersions } from '../../infra/fleet/hosts';
+import type { LocalFleet } from '../../infra/fleet/local-fleet';
+import { startLoad } from '../../infra/load';
+import { delay } from '../../infra/processes';
+import { parseRolloutSpec } from '../../spec';
+import type { rolloutWorkflow } from '../../workflows';
+import type { ServerStep } from '../../workflows/messages';
+import { statusQuery } from '../../workflows/messages';
+import { startWorkerProcess } from '../helpers/worker';
+
+/** The step kinds a worker is killed in, one case each. */
+export const crashSteps = [
+  'detach',
+  'drain',
+  'upgrade',
+  'verify',
+  'attach',
+] as const satisfies readonly ServerStep[];
+export type CrashStep = (typeof crashSteps)[number];
+
+export interface CrashCase {
+  readonly step: CrashStep;
+  /** The server whose step was showing when the worker was killed. */
+  readonly killedAt: string;
+  readonly phase: string;
+  readonly sent: number;
+  readonly failedRequests: number;
+  /** Starts of the new version beyond one per server. */
+  readonly duplicateUpgrades: number;
+  readonly allOnNewVersion: boolean;
+  readonly durationS: number;
+}
+
+/**
+ * One case of the crash matrix: a rolling rollout of a real fleet under load, run by a worker process that is
+ * killed with SIGKILL as soon as some server is in `step`, then replaced by a new worker process. Reports
+ * whether the rollout finished, how many requests failed, and whether any server started the new version twice.
+ */
+export async function runCrashCase(options: {
+  step: CrashStep;
+  fleet: LocalFleet;
+  client: Client;
+  temporal: { address: string; namespace: string };
+  taskQueue: string;
+  version: string;
+}): Promise<CrashCase> {
+  const { fleet, step } = options;
+  const env = {
+    TEMPORAL_ADDRESS: options.temporal.address,
+    TEMPORAL_NAMESPACE: options.temporal.namespace,
+    BATON_TASK_QUEUE: options.taskQueue,
+  };
+  const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/?delay=200`, ratePerSecond: 60 });
+  const started = Date.now();
+  let worker = await startWorkerProcess(env);
+  try {
+    const spec = parseRolloutSpec(
+      fleet.spec({ version: options.version, strategy: { type: 'rolling', batchSize: 1 } }, `crash-${step}`),
+    );
+    const handle = await options.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+      args: [spec],
+      taskQueue: options.taskQueue,
+      workflowId: `rollout/crash-${step}/${Date.now()}`,
+    });
+    // Kill the worker the moment a server (after the first) shows the step: mid-rollout, mid-step.
+    let killedAt = '';
+    const deadline = Date.now() + 120_000;
+    while (!killedAt) {
+      if (Date.now() > deadline) throw new Error(`no server ever showed ${step}`);
+      const status = await handle.query(statusQuery).catch(() => undefined);
+      const server = status?.servers.slice(1).find((s) => s.step === step);
+      if (server) killedAt = server.name;
+      else await delay(10);
+    }
+    await worker.crash();
+    worker = await startWorkerProcess(env);
+    const result = await handle.result();
+    await delay(300);
+    const stats = await load.stop();
+    const starts = (await countStarts(fleet.dir)).filter((s) => s.version === options.version);
+    const versions = Object.values(await hostVersions(fleet.dir));
+    return {
+      step,
+      killedAt,
+      phase: result.phase,
+      sent: stats.sent,
+      failedRequests: stats.failed,
+      duplicateUpgrades: starts.length - new Set(starts.map((s) => s.name)).size,
+      allOnNewVersion: versions.every((v) => v === options.version),
+      durationS: Math.round((Date.now() - started) / 100) / 10,
+    };
+  } finally {
+    await load.stop().catch(() => undefined);
+    await worker.stop();
+  }
+}
