@@ -1,4 +1,3 @@
-import { ApplicationFailure } from '@temporalio/workflow';
 import type { KubernetesPreflight } from '../../activities/kubernetes/kubernetes-activities';
 import type { BlueGreenStrategy, RecreateStrategy } from '../../spec/rollout';
 import type { RolloutControl } from '../control';
@@ -7,6 +6,7 @@ import { failureMessage } from '../fleet-steps';
 import type { KubernetesRolloutSpec, KubernetesSteps } from '../kubernetes-steps';
 import type { RolloutResult } from '../messages';
 import type { RolloutState } from '../state';
+import { preflightOrReject, rejectBeforeAnyChange, rollBack } from './outcome';
 
 interface Started {
   readonly preflight: KubernetesPreflight;
@@ -25,14 +25,7 @@ async function begin(
   state: RolloutState,
   steps: KubernetesSteps,
 ): Promise<Started | RolloutResult> {
-  let preflight: KubernetesPreflight;
-  try {
-    preflight = await steps.preflight();
-  } catch (error) {
-    const reason = `rejected before any change: ${failureMessage(error)}`;
-    state.setPhase('failed', reason);
-    throw ApplicationFailure.nonRetryable(reason, 'PreflightFailed');
-  }
+  const preflight = await preflightOrReject(state, () => steps.preflight());
   state.setFromVersion(preflight.fromVersion);
   const show: Started['show'] = (role, name, version, replicas, available) =>
     state.setDeployment(preflight.replicas, { role, name, version, replicas, available });
@@ -98,8 +91,7 @@ export async function recreateKubernetesStrategy(
     state.setPhase('succeeded');
     return finished(state, spec.version);
   }
-  state.setPhase('rolling-back', stopReason);
-  try {
+  await rollBack(state, stopReason, async () => {
     if (next !== undefined) {
       await steps.scale(next, 0, 'down');
       await steps.delete(next);
@@ -107,12 +99,7 @@ export async function recreateKubernetesStrategy(
     }
     const back = await steps.scale(preflight.stable, replicas, 'up');
     show('stable', preflight.stable, preflight.fromVersion, back.replicas, back.available);
-  } catch (error) {
-    const reason = `${stopReason}; the rollback did not complete: ${failureMessage(error)}`;
-    state.setPhase('failed', reason);
-    throw ApplicationFailure.nonRetryable(reason, 'RollbackIncomplete');
-  }
-  state.setPhase('rolled-back');
+  });
   return finished(state, spec.version, stopReason);
 }
 
@@ -130,10 +117,7 @@ export async function blueGreenKubernetesStrategy(
 ): Promise<RolloutResult> {
   const service = spec.target.service;
   if (service === undefined) {
-    const reason =
-      'rejected before any change: target.service: blue-green switches a Service; name it in the spec';
-    state.setPhase('failed', reason);
-    throw ApplicationFailure.nonRetryable(reason, 'PreflightFailed');
+    rejectBeforeAnyChange(state, 'target.service: blue-green switches a Service; name it in the spec');
   }
   const started = await begin(spec, state, steps);
   if (!('preflight' in started)) return started;
@@ -174,8 +158,7 @@ export async function blueGreenKubernetesStrategy(
     state.setPhase('succeeded');
     return finished(state, spec.version);
   }
-  state.setPhase('rolling-back', stopReason);
-  try {
+  await rollBack(state, stopReason, async () => {
     if (switched)
       await steps.setServiceSelector(
         service,
@@ -188,11 +171,6 @@ export async function blueGreenKubernetesStrategy(
       show('next', next, spec.version, 0, 0);
     }
     await steps.setServiceSelector(service, selector, `give ${service} its own selector back`);
-  } catch (error) {
-    const reason = `${stopReason}; the rollback did not complete: ${failureMessage(error)}`;
-    state.setPhase('failed', reason);
-    throw ApplicationFailure.nonRetryable(reason, 'RollbackIncomplete');
-  }
-  state.setPhase('rolled-back');
+  });
   return finished(state, spec.version, stopReason);
 }

@@ -1,4 +1,3 @@
-import { ApplicationFailure } from '@temporalio/workflow';
 import type { FleetServer, RecreateStrategy } from '../../spec/rollout';
 import type { RolloutControl } from '../control';
 import { RolloutAborted } from '../control';
@@ -7,6 +6,7 @@ import { failureMessage } from '../fleet-steps';
 import { forEachLimited } from '../limit';
 import type { RolloutResult } from '../messages';
 import type { RolloutState } from '../state';
+import { preflightOrReject, rollBack } from './outcome';
 
 /** How many servers one step of a recreate touches at once. */
 const parallel = 50;
@@ -24,14 +24,7 @@ export async function recreateFleetStrategy(
   control: RolloutControl,
 ): Promise<RolloutResult> {
   const { servers } = spec.target;
-  let versions: Record<string, string>;
-  try {
-    versions = await steps.preflight();
-  } catch (error) {
-    const reason = `rejected before any change: ${failureMessage(error)}`;
-    state.setPhase('failed', reason);
-    throw ApplicationFailure.nonRetryable(reason, 'PreflightFailed');
-  }
+  const versions = await preflightOrReject(state, () => steps.preflight());
   for (const server of servers)
     state.update(server.name, { fromVersion: versions[server.name], version: versions[server.name] });
   const first = servers[0];
@@ -78,17 +71,14 @@ export async function recreateFleetStrategy(
     state.setPhase('succeeded');
     return { phase: 'succeeded', toVersion: spec.version, servers: state.status().servers };
   }
-  state.setPhase('rolling-back', stopReason);
-  const problems: string[] = [];
-  await forEachLimited(servers, parallel, async (server) => {
-    const restored = await steps.restoreServer(server, reached.get(server.name) ?? 'detach');
-    if (!restored.ok) problems.push(`${server.name}: ${restored.error}`);
+  await rollBack(state, stopReason, async () => {
+    const problems: string[] = [];
+    await forEachLimited(servers, parallel, async (server) => {
+      const restored = await steps.restoreServer(server, reached.get(server.name) ?? 'detach');
+      if (!restored.ok) problems.push(`${server.name}: ${restored.error}`);
+    });
+    if (problems.length > 0) throw new Error(problems.join('; '));
   });
-  if (problems.length > 0) {
-    state.setPhase('failed', `${stopReason}; the rollback did not complete: ${problems.join('; ')}`);
-    throw ApplicationFailure.nonRetryable(state.reason ?? stopReason, 'RollbackIncomplete');
-  }
-  state.setPhase('rolled-back');
   return {
     phase: 'rolled-back',
     reason: stopReason,

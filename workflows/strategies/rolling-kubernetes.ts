@@ -10,6 +10,7 @@ import type { DeploymentStatus, RolloutResult } from '../messages';
 import type { Fenceposts, Quantity } from '../plan';
 import { nextReplicaStep, percent, resolveFenceposts } from '../plan';
 import type { RolloutState } from '../state';
+import { preflightOrReject, rejectBeforeAnyChange, rollBack } from './outcome';
 
 interface Side {
   readonly role: DeploymentStatus['role'];
@@ -30,14 +31,7 @@ export async function rollingKubernetesStrategy(
   steps: KubernetesSteps,
   control: RolloutControl,
 ): Promise<RolloutResult> {
-  let preflight;
-  try {
-    preflight = await steps.preflight();
-  } catch (error) {
-    const reason = `rejected before any change: ${failureMessage(error)}`;
-    state.setPhase('failed', reason);
-    throw ApplicationFailure.nonRetryable(reason, 'PreflightFailed');
-  }
+  const preflight = await preflightOrReject(state, () => steps.preflight());
   const desired = preflight.replicas;
   state.setFromVersion(preflight.fromVersion);
   let fenceposts: Fenceposts;
@@ -48,8 +42,7 @@ export async function rollingKubernetesStrategy(
       spec.strategy.maxUnavailable ?? percent(25),
     );
   } catch (error) {
-    state.setPhase('failed', failureMessage(error));
-    throw ApplicationFailure.nonRetryable(failureMessage(error), 'PreflightFailed');
+    rejectBeforeAnyChange(state, failureMessage(error));
   }
 
   const stable: Side = {
@@ -96,8 +89,7 @@ export async function rollingKubernetesStrategy(
     return result(state, spec.version);
   }
 
-  state.setPhase('rolling-back', stopReason);
-  try {
+  await rollBack(state, stopReason, async () => {
     // Re-read both: the failed step may have left either side anywhere.
     stable.count = await steps.read(stable.name);
     next.count = await steps.read(next.name);
@@ -110,12 +102,7 @@ export async function rollingKubernetesStrategy(
     await steps.delete(next.name);
     next.count = { replicas: 0, available: 0 };
     show(next);
-  } catch (error) {
-    const reason = `${stopReason}; the rollback did not complete: ${failureMessage(error)}`;
-    state.setPhase('failed', reason);
-    throw ApplicationFailure.nonRetryable(reason, 'RollbackIncomplete');
-  }
-  state.setPhase('rolled-back');
+  });
   return { ...result(state, spec.version), phase: 'rolled-back', reason: stopReason };
 }
 
@@ -149,16 +136,10 @@ async function nativeRolling(
     state.setPhase('succeeded');
     return result(state, spec.version);
   }
-  state.setPhase('rolling-back', stopReason);
-  try {
+  await rollBack(state, stopReason, async () => {
     await steps.undo(deployment.version);
     show(deployment.version, await steps.waitForRollout());
-  } catch (error) {
-    const reason = `${stopReason}; the rollback did not complete: ${failureMessage(error)}`;
-    state.setPhase('failed', reason);
-    throw ApplicationFailure.nonRetryable(reason, 'RollbackIncomplete');
-  }
-  state.setPhase('rolled-back');
+  });
   return { ...result(state, spec.version), phase: 'rolled-back', reason: stopReason };
 }
 

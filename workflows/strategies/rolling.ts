@@ -1,14 +1,14 @@
-import { ApplicationFailure, patched } from '@temporalio/workflow';
+import { patched } from '@temporalio/workflow';
 import type { RolloutControl } from '../control';
 import { RolloutAborted } from '../control';
 import { pauseAfter } from '../pauses';
 import type { FleetServer, RollingStrategy } from '../../spec/rollout';
 import type { ForwardStep, FleetRolloutSpec, FleetSteps } from '../fleet-steps';
-import { failureMessage } from '../fleet-steps';
 import { forEachLimited } from '../limit';
 import type { RolloutResult } from '../messages';
 import { count, failureBudgetExceeded, maxServersOut, planBatches } from '../plan';
 import type { RolloutState } from '../state';
+import { preflightOrReject, rollBack } from './outcome';
 
 /**
  * Rolling update of a fleet: a batch at a time, each server detached, drained, upgraded, verified and attached,
@@ -27,14 +27,7 @@ export async function rollingFleetStrategy(
   const batchSize = spec.strategy.batchSize ?? count(1);
   const budget = spec.failureBudget.maxFailPercent;
 
-  let versions: Record<string, string>;
-  try {
-    versions = await steps.preflight();
-  } catch (error) {
-    const reason = `rejected before any change: ${failureMessage(error)}`;
-    state.setPhase('failed', reason);
-    throw ApplicationFailure.nonRetryable(reason, 'PreflightFailed');
-  }
+  const versions = await preflightOrReject(state, () => steps.preflight());
   for (const server of servers)
     state.update(server.name, { fromVersion: versions[server.name], version: versions[server.name] });
   // A retried rollout leaves servers already on the version alone; rollouts started before this moved them all.
@@ -97,20 +90,17 @@ export async function rollingFleetStrategy(
     return { phase: 'succeeded', toVersion: spec.version, servers: state.status().servers };
   }
 
-  state.setPhase('rolling-back', stopReason);
-  const problems: string[] = [];
-  for (const batch of [...touched].reverse()) {
-    await forEachLimited(batch, limit, async ({ server, reached }) => {
-      if (state.server(server.name).step === 'restored') return;
-      const restored = await steps.restoreServer(server, reached);
-      if (!restored.ok) problems.push(`${server.name}: ${restored.error}`);
-    });
-  }
-  if (problems.length > 0) {
-    state.setPhase('failed', `${stopReason}; the rollback did not complete: ${problems.join('; ')}`);
-    throw ApplicationFailure.nonRetryable(state.reason ?? stopReason, 'RollbackIncomplete');
-  }
-  state.setPhase('rolled-back');
+  await rollBack(state, stopReason, async () => {
+    const problems: string[] = [];
+    for (const batch of [...touched].reverse()) {
+      await forEachLimited(batch, limit, async ({ server, reached }) => {
+        if (state.server(server.name).step === 'restored') return;
+        const restored = await steps.restoreServer(server, reached);
+        if (!restored.ok) problems.push(`${server.name}: ${restored.error}`);
+      });
+    }
+    if (problems.length > 0) throw new Error(problems.join('; '));
+  });
   return {
     phase: 'rolled-back',
     reason: stopReason,
