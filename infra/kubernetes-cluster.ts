@@ -6,6 +6,9 @@ import type { KubernetesBinaries } from './components';
 import { ensureKubernetesBinaries, kubernetesVersions } from './components';
 import type { PodBehaviour } from './kubernetes/kwok-stages';
 import { kwokStagesConfig } from './kubernetes/kwok-stages';
+import { cacheRoot } from './cache';
+import { withFileLock } from './lock';
+import { delay } from './processes';
 import { runCommand } from './run-command';
 
 export interface LocalCluster {
@@ -50,37 +53,41 @@ export async function startLocalCluster(options: {
   const pods: PodBehaviour = { readyDelayMs: 1_000, brokenTag: 'broken', ...options.pods };
   const stagesConfig = join(options.dir, 'kwok-stages.yaml');
   await writeFile(stagesConfig, await kwokStagesConfig(binaries.kwokStages, pods));
-  await runCommand(
-    [
-      binaries.kwokctl,
-      '--config',
-      stagesConfig,
-      'create',
-      'cluster',
-      '--name',
-      name,
-      '--runtime',
-      'binary',
-      '--kube-apiserver-binary',
-      binaries.kubeApiserver,
-      '--kube-controller-manager-binary',
-      binaries.kubeControllerManager,
-      '--kube-scheduler-binary',
-      binaries.kubeScheduler,
-      '--kwok-controller-binary',
-      binaries.kwok,
-      '--etcd-binary',
-      binaries.etcd,
-      '--kubeconfig',
-      kubeconfig,
-      // RBAC on, as in any real cluster, so a least-privilege Role can be proven to be enough.
-      '--kube-authorization',
-      '--wait',
-      '120s',
-      '--timeout',
-      '180s',
-    ],
-    { label: `starting Kubernetes ${kubernetesVersions.kubernetes} (kwokctl, binary runtime)`, env },
+  // kwokctl picks free ports for each component when it creates a cluster; two creations at once can pick the
+  // same port, and one cluster's kwok then fails to bind. One creation at a time on this machine.
+  await withFileLock(join(cacheRoot(), 'kwokctl-create.lock'), () =>
+    runCommand(
+      [
+        binaries.kwokctl,
+        '--config',
+        stagesConfig,
+        'create',
+        'cluster',
+        '--name',
+        name,
+        '--runtime',
+        'binary',
+        '--kube-apiserver-binary',
+        binaries.kubeApiserver,
+        '--kube-controller-manager-binary',
+        binaries.kubeControllerManager,
+        '--kube-scheduler-binary',
+        binaries.kubeScheduler,
+        '--kwok-controller-binary',
+        binaries.kwok,
+        '--etcd-binary',
+        binaries.etcd,
+        '--kubeconfig',
+        kubeconfig,
+        // RBAC on, as in any real cluster, so a least-privilege Role can be proven to be enough.
+        '--kube-authorization',
+        '--wait',
+        '120s',
+        '--timeout',
+        '180s',
+      ],
+      { label: `starting Kubernetes ${kubernetesVersions.kubernetes} (kwokctl, binary runtime)`, env },
+    ),
   );
   const stop = () => deleteCluster(binaries, workdir, name);
   try {
@@ -108,6 +115,16 @@ export async function startLocalCluster(options: {
           },
         },
       });
+    }
+    // kwok marks its nodes Ready through the node-initialize stage; a busy machine can take a moment.
+    const deadline = Date.now() + 60_000;
+    for (const node of nodes) {
+      for (;;) {
+        const status = (await core.readNode({ name: node })).status;
+        if (status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) break;
+        if (Date.now() > deadline) throw new Error(`kwok did not make node ${node} Ready within 60 s`);
+        await delay(100);
+      }
     }
     return { name, kubeconfig, nodes, pods, stop };
   } catch (error) {

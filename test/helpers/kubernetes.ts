@@ -1,7 +1,14 @@
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
-import { AppsV1Api, CoreV1Api, Watch } from '@kubernetes/client-node';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { isReady, isTerminating } from '../../activities/kubernetes/objects';
+import type { LocalCluster } from '../../infra/kubernetes-cluster';
+import { startLocalCluster } from '../../infra/kubernetes-cluster';
 import { delay } from '../../infra/processes';
+import type { TestTemporal } from './temporal';
+import { connectTestTemporal } from './temporal';
 
 export interface CapacityReport {
   /** Fewest pods that were Ready, not terminating and selected by the Service, at any moment watched. */
@@ -104,4 +111,50 @@ export async function seedApp(
     },
   });
   await waitAvailable(kc, namespace, 'web', app.replicas);
+}
+
+/** Each Deployment of a namespace: desired replicas and available pods. */
+export async function deploymentsOf(
+  kc: KubeConfig,
+  namespace: string,
+): Promise<Record<string, { replicas: number | undefined; available: number }>> {
+  const list = await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace });
+  return Object.fromEntries(
+    list.items.map((d) => [
+      d.metadata?.name ?? '',
+      { replicas: d.spec?.replicas, available: d.status?.availableReplicas ?? 0 },
+    ]),
+  );
+}
+
+export interface TestCluster {
+  readonly cluster: LocalCluster;
+  readonly kc: KubeConfig;
+  readonly temporal: TestTemporal;
+  /** The cluster's folder, for files a test wants beside it. */
+  readonly dir: string;
+  readonly stop: () => Promise<void>;
+}
+
+/**
+ * A real control plane, and the test Temporal, for one test file; under BATON_TEST_FLEETS_DIR so the runner
+ * sweeps it if the file crashes.
+ */
+export async function startTestCluster(name: string): Promise<TestCluster> {
+  const root = process.env.BATON_TEST_FLEETS_DIR ?? tmpdir();
+  await mkdir(root, { recursive: true });
+  const dir = await mkdtemp(join(root, 'cluster-'));
+  const [cluster, temporal] = await Promise.all([startLocalCluster({ dir, name }), connectTestTemporal()]);
+  const kc = new KubeConfig();
+  kc.loadFromFile(cluster.kubeconfig);
+  return {
+    cluster,
+    kc,
+    temporal,
+    dir,
+    stop: async () => {
+      await cluster.stop();
+      await temporal.close();
+    },
+  };
 }

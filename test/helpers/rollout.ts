@@ -31,3 +31,42 @@ export async function runRollout(
     }),
   );
 }
+
+/**
+ * Starts a rollout on an in-process worker and hands back its handle, for tests that steer it or watch it while
+ * it runs; `stop` shuts the worker down.
+ */
+export async function startRolloutInProcess(temporal: TestTemporal, deps: ActivityDeps, spec: RolloutSpec) {
+  const taskQueue = uniqueTaskQueue('steer');
+  const worker = await createBatonWorker({
+    connection: temporal.nativeConnection,
+    namespace: temporal.namespace,
+    taskQueue,
+    deps,
+    workflowBundle: await workflowBundle(),
+  });
+  const running = worker.run();
+  runs++;
+  const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+    args: [spec],
+    taskQueue,
+    workflowId: `rollout/${spec.target.name}/test-${process.pid}-${runs}-${Date.now()}`,
+  });
+  return {
+    handle,
+    stop: async () => {
+      worker.shutdown();
+      await running;
+    },
+  };
+}
+
+/** Polls `check` until it holds, failing after `timeoutMs`. */
+export async function until(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${check.toString()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

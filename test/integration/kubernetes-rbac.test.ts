@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -10,31 +8,19 @@ import { parseAllDocuments } from 'yaml';
 import { realActivityDeps } from '../../activities';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
-import { startLocalCluster } from '../../infra/kubernetes-cluster';
 import { parseRolloutSpec } from '../../spec';
-import { seedApp, waitAvailable } from '../helpers/kubernetes';
+import { seedApp, startTestCluster, waitAvailable } from '../helpers/kubernetes';
 import { runRollout } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal } from '../helpers/temporal';
 
 let cluster: LocalCluster;
 let admin: KubeConfig;
 let temporal: TestTemporal;
+let stop: (() => Promise<void>) | undefined;
 before(async () => {
-  const root = process.env.BATON_TEST_FLEETS_DIR ?? tmpdir();
-  await mkdir(root, { recursive: true });
-  const dir = await mkdtemp(join(root, 'cluster-'));
-  [cluster, temporal] = await Promise.all([
-    startLocalCluster({ dir, name: 'baton-rbac' }),
-    connectTestTemporal(),
-  ]);
-  admin = new KubeConfig();
-  admin.loadFromFile(cluster.kubeconfig);
+  ({ cluster, kc: admin, temporal, stop } = await startTestCluster('baton-rbac'));
 });
-after(async () => {
-  await cluster?.stop();
-  await temporal?.close();
-});
+after(() => stop?.());
 
 const deployDir = join(__dirname, '..', '..', 'deploy');
 const manifests = (file: string) =>

@@ -1,50 +1,37 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { realActivityDeps } from '../../activities';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import { createKubernetesActivities } from '../../activities/kubernetes/kubernetes-activities';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
-import { startLocalCluster } from '../../infra/kubernetes-cluster';
 import { delay } from '../../infra/processes';
-import type { RolloutSpec, RolloutSpecInput } from '../../spec';
+import type { RolloutSpecInput } from '../../spec';
 import type { KubernetesTarget } from '../../spec/rollout';
 import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutStatus } from '../../workflows/messages';
 import { abortUpdate, pauseUpdate, resumeUpdate, statusQuery } from '../../workflows/messages';
 import type { CapacityReport } from '../helpers/kubernetes';
-import { seedApp, watchCapacity } from '../helpers/kubernetes';
+import { deploymentsOf, seedApp, startTestCluster, watchCapacity } from '../helpers/kubernetes';
 import { runToEnd } from '../helpers/process';
-import { runRollout } from '../helpers/rollout';
+import { runRollout, startRolloutInProcess, until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
+import { uniqueTaskQueue } from '../helpers/temporal';
 import { startWorkerProcess } from '../helpers/worker';
-import { createBatonWorker } from '../../worker/create-worker';
 
 const root = join(__dirname, '..', '..');
 let cluster: LocalCluster;
 let kc: KubeConfig;
 let temporal: TestTemporal;
+let stop: (() => Promise<void>) | undefined;
 before(async () => {
-  const root = process.env.BATON_TEST_FLEETS_DIR ?? tmpdir();
-  await mkdir(root, { recursive: true });
-  const dir = await mkdtemp(join(root, 'cluster-'));
-  [cluster, temporal] = await Promise.all([
-    startLocalCluster({ dir, name: 'baton-rolling' }),
-    connectTestTemporal(),
-  ]);
-  kc = new KubeConfig();
-  kc.loadFromFile(cluster.kubeconfig);
+  ({ cluster, kc, temporal, stop } = await startTestCluster('baton-rolling'));
 });
-after(async () => {
-  await cluster?.stop();
-  await temporal?.close();
-});
+after(() => stop?.());
 
 const replicas = 10;
 const image = 'registry.local/web';
@@ -89,41 +76,6 @@ const nativeTarget = (namespace: string) => nativeSpec(namespace, 'v0').target a
 
 const deps = () => ({ ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) });
 
-/** Starts a rollout on an in-process worker and hands back its handle, for tests that steer it. */
-async function startInProcess(rollout: RolloutSpec) {
-  const taskQueue = uniqueTaskQueue('kubernetes-steer');
-  const worker = await createBatonWorker({
-    connection: temporal.nativeConnection,
-    namespace: temporal.namespace,
-    taskQueue,
-    deps: deps(),
-    workflowBundle: await workflowBundle(),
-  });
-  const running = worker.run();
-  const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-    args: [rollout],
-    taskQueue,
-    workflowId: `rollout/${rollout.target.name}/${Date.now()}`,
-  });
-  return {
-    handle,
-    stop: async () => {
-      worker.shutdown();
-      await running;
-    },
-  };
-}
-
-async function deploymentsOf(namespace: string) {
-  const list = await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace });
-  return Object.fromEntries(
-    list.items.map((d) => [
-      d.metadata?.name ?? '',
-      { replicas: d.spec?.replicas, available: d.status?.availableReplicas ?? 0 },
-    ]),
-  );
-}
-
 async function podImages(namespace: string): Promise<string[]> {
   const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
   return pods.items
@@ -151,7 +103,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     const first = await runRollout(temporal, deps(), spec(namespace, 'v2'));
     assertFencePostsHeld(watch.stop());
     assert.equal(first.phase, 'succeeded');
-    assert.deepEqual(await deploymentsOf(namespace), {
+    assert.deepEqual(await deploymentsOf(kc, namespace), {
       web: { replicas: 0, available: 0 },
       'web-v2': { replicas, available: replicas },
     });
@@ -181,7 +133,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     );
     assert.ok(report.detachedBeforeDeletion.every((name) => name.startsWith('web-v2-')));
     // The user's Deployment and the previous version stay at 0 as the way back; nothing older is kept.
-    assert.deepEqual(await deploymentsOf(namespace), {
+    assert.deepEqual(await deploymentsOf(kc, namespace), {
       web: { replicas: 0, available: 0 },
       'web-v2': { replicas: 0, available: 0 },
       'web-v3': { replicas, available: replicas },
@@ -201,8 +153,8 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
       /web-broken: 0 of 3 pods available, none more for 8 s; not Ready: web-broken-/,
     );
     // Only the old version is left, whole.
-    assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
-    await waitFor(async () => (await podImages(namespace)).length === replicas);
+    assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
+    await until(async () => (await podImages(namespace)).length === replicas);
     assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v1`));
   });
 
@@ -214,8 +166,8 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     const rolled = await runRollout(temporal, deps(), native('v2'));
     assertFencePostsHeld(watch.stop());
     assert.equal(rolled.phase, 'succeeded', rolled.reason);
-    assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
-    await waitFor(async () => (await podImages(namespace)).length === replicas);
+    assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
+    await until(async () => (await podImages(namespace)).length === replicas);
     assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
 
     watch = await watchCapacity(kc, namespace, { app: 'web' });
@@ -225,7 +177,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     assert.match(undone.reason ?? '', /none more for 10 s; not Ready: web-/);
     const web = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace, name: 'web' });
     assert.equal(web.spec?.template.spec?.containers[0]?.image, `${image}:v2`);
-    await waitFor(async () => (await podImages(namespace)).length === replicas);
+    await until(async () => (await podImages(namespace)).length === replicas);
     assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
   });
 
@@ -247,7 +199,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     await env.run(activities.setDeploymentPaused, { ...ref, paused: false });
     const done = await env.run(activities.waitForRollout, { ...ref, timeoutMs: 30_000 });
     assert.deepEqual(done, { replicas, available: replicas });
-    await waitFor(async () => (await podImages(namespace)).length === replicas);
+    await until(async () => (await podImages(namespace)).length === replicas);
     assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
   });
 
@@ -255,9 +207,9 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     const namespace = 'abort';
     await seed(namespace);
     const watch = await watchCapacity(kc, namespace, { app: 'web' });
-    const { handle, stop } = await startInProcess(spec(namespace, 'v2'));
+    const { handle, stop } = await startRolloutInProcess(temporal, deps(), spec(namespace, 'v2'));
     try {
-      await waitFor(async () => {
+      await until(async () => {
         const next = (await handle.query(statusQuery)).kubernetes?.deployments.find((d) => d.role === 'next');
         return (next?.available ?? 0) >= 3;
       });
@@ -272,18 +224,18 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
       await stop();
     }
     assertFencePostsHeld(watch.stop());
-    assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
+    assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
   });
 
   it('native mode: pause sets spec.paused on the Deployment, resume clears it and the rollout finishes', async () => {
     const namespace = 'native-pause';
     await seed(namespace);
     const apps = kc.makeApiClient(AppsV1Api);
-    const { handle, stop } = await startInProcess(nativeSpec(namespace, 'v2'));
+    const { handle, stop } = await startRolloutInProcess(temporal, deps(), nativeSpec(namespace, 'v2'));
     try {
-      await waitFor(async () => (await handle.query(statusQuery)).phase === 'progressing');
+      await until(async () => (await handle.query(statusQuery)).phase === 'progressing');
       await handle.executeUpdate(pauseUpdate, { args: [{ by: 'erin' }] });
-      await waitFor(
+      await until(
         async () => (await apps.readNamespacedDeployment({ namespace, name: 'web' })).spec?.paused === true,
       );
       assert.equal((await handle.query(statusQuery)).phase, 'paused');
@@ -295,7 +247,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     }
     const web = await apps.readNamespacedDeployment({ namespace, name: 'web' });
     assert.notEqual(web.spec?.paused, true);
-    await waitFor(async () => (await podImages(namespace)).length === replicas);
+    await until(async () => (await podImages(namespace)).length === replicas);
     assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
   });
 
@@ -339,7 +291,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     } finally {
       await worker.stop();
     }
-    assert.deepEqual(await deploymentsOf('default'), {
+    assert.deepEqual(await deploymentsOf(kc, 'default'), {
       web: { replicas: 0, available: 0 },
       'web-v2': { replicas: 4, available: 4 },
     });
@@ -364,7 +316,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     });
     try {
       // Once the new Deployment has pods but the old one still serves, kill the worker as a crash would.
-      await waitFor(async () => {
+      await until(async () => {
         const next = (await handle.query(statusQuery)).kubernetes?.deployments.find((d) => d.role === 'next');
         return (next?.replicas ?? 0) >= 3;
       });
@@ -377,7 +329,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
       await worker.stop();
     }
     assertFencePostsHeld(watch.stop());
-    assert.deepEqual(await deploymentsOf(namespace), {
+    assert.deepEqual(await deploymentsOf(kc, namespace), {
       web: { replicas: 0, available: 0 },
       'web-v2': { replicas, available: replicas },
     });
@@ -390,11 +342,3 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v2`));
   });
 });
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await delay(100);
-  }
-}

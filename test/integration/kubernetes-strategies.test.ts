@@ -1,44 +1,31 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AppsV1Api, CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { realActivityDeps } from '../../activities';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
-import { startLocalCluster } from '../../infra/kubernetes-cluster';
-import { delay } from '../../infra/processes';
 import type { RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
 import { createBatonWorker } from '../../worker/create-worker';
 import type { rolloutWorkflow } from '../../workflows';
 import { promoteUpdate, statusQuery } from '../../workflows/messages';
-import { seedApp, watchCapacity } from '../helpers/kubernetes';
-import { runRollout } from '../helpers/rollout';
+import { deploymentsOf, seedApp, startTestCluster, watchCapacity } from '../helpers/kubernetes';
+import { runRollout, until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
+import { uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
 
 let cluster: LocalCluster;
 let kc: KubeConfig;
 let temporal: TestTemporal;
 let dir: string;
+let stop: (() => Promise<void>) | undefined;
 before(async () => {
-  const root = process.env.BATON_TEST_FLEETS_DIR ?? tmpdir();
-  await mkdir(root, { recursive: true });
-  dir = await mkdtemp(join(root, 'cluster-'));
-  [cluster, temporal] = await Promise.all([
-    startLocalCluster({ dir, name: 'baton-strategies' }),
-    connectTestTemporal(),
-  ]);
-  kc = new KubeConfig();
-  kc.loadFromFile(cluster.kubeconfig);
+  ({ cluster, kc, temporal, dir, stop } = await startTestCluster('baton-strategies'));
 });
-after(async () => {
-  await cluster?.stop();
-  await temporal?.close();
-});
+after(() => stop?.());
 
 const replicas = 4;
 const image = 'registry.local/web';
@@ -59,16 +46,6 @@ function spec(namespace: string, version: string, strategy: RolloutSpecInput['st
     version,
     strategy,
   });
-}
-
-async function deploymentsOf(namespace: string) {
-  const list = await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace });
-  return Object.fromEntries(
-    list.items.map((d) => [
-      d.metadata?.name ?? '',
-      { replicas: d.spec?.replicas, available: d.status?.availableReplicas ?? 0 },
-    ]),
-  );
 }
 
 const serviceSelector = async (namespace: string) =>
@@ -93,14 +70,6 @@ async function servedImages(namespace: string): Promise<string[]> {
   ];
 }
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await delay(100);
-  }
-}
-
 describe('recreate and blue/green on a real Kubernetes control plane', () => {
   it('recreate: all old pods go, the pre-step runs, the new version comes up to full', async () => {
     const namespace = 'recreate';
@@ -120,7 +89,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
     assert.ok(existsSync(`${marker}-web-recreate-v2`));
     assert.equal(report.minServing, 0, 'recreate leaves no pod serving for a moment, by design');
     assert.ok(report.maxPods <= replicas, `never both versions at once: up to ${report.maxPods} pods`);
-    assert.deepEqual(await deploymentsOf(namespace), {
+    assert.deepEqual(await deploymentsOf(kc, namespace), {
       web: { replicas: 0, available: 0 },
       'web-v2': { replicas, available: replicas },
     });
@@ -136,7 +105,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
     );
     assert.equal(result.phase, 'rolled-back');
     assert.match(result.reason ?? '', /pre-step \/bin\/false/);
-    assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
+    assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
   });
 
   it('blue/green: the new set comes up with no traffic, waits for promote, then takes all traffic at once', async () => {
@@ -157,16 +126,16 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
         taskQueue,
         workflowId: `rollout/web-${namespace}/${Date.now()}`,
       });
-      await waitFor(async () => (await handle.query(statusQuery)).phase === 'paused');
+      await until(async () => (await handle.query(statusQuery)).phase === 'paused');
       // At the gate: the new set is up and available, and the Service still sends everything to the old one.
-      assert.deepEqual((await deploymentsOf(namespace))['web-v2'], { replicas, available: replicas });
+      assert.deepEqual((await deploymentsOf(kc, namespace))['web-v2'], { replicas, available: replicas });
       assert.ok((await serviceSelector(namespace))?.['pod-template-hash'], 'the Service is pinned');
       assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
       await handle.executeUpdate(promoteUpdate, { args: [{ by: 'hank' }] });
       // After the switch, within the scale-down delay: all traffic on v2, the old set still there.
-      await waitFor(async () => (await servedImages(namespace)).join() === `${image}:v2`);
+      await until(async () => (await servedImages(namespace)).join() === `${image}:v2`);
       assert.equal(
-        (await deploymentsOf(namespace)).web?.replicas,
+        (await deploymentsOf(kc, namespace)).web?.replicas,
         replicas,
         'the old set waits as the way back',
       );
@@ -181,7 +150,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
       { app: 'web' },
       'the Service has its own selector back',
     );
-    assert.deepEqual(await deploymentsOf(namespace), {
+    assert.deepEqual(await deploymentsOf(kc, namespace), {
       web: { replicas: 0, available: 0 },
       'web-v2': { replicas, available: replicas },
     });
@@ -199,7 +168,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
     assert.equal(result.phase, 'rolled-back');
     assert.match(result.reason ?? '', /not Ready/);
     assert.deepEqual(await serviceSelector(namespace), { app: 'web' });
-    assert.deepEqual(await deploymentsOf(namespace), { web: { replicas, available: replicas } });
+    assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
     assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
   });
 });

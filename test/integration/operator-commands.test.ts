@@ -15,6 +15,7 @@ import {
   resumeUpdate,
   statusQuery,
 } from '../../workflows/messages';
+import { until } from '../helpers/rollout';
 import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
 import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
@@ -55,14 +56,6 @@ async function startSlowRollout(
 }
 
 const stepsTaken = (status: RolloutStatus) => status.servers.filter((s) => s.step !== 'pending').length;
-
-async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, 'timed out');
-    await delay(50);
-  }
-}
 
 async function rejected(send: Promise<unknown>, message: RegExp): Promise<void> {
   await assert.rejects(send, (error: unknown) => {
