@@ -14,22 +14,12 @@ export async function runRollout(
   deps: ActivityDeps,
   spec: RolloutSpec,
 ): Promise<RolloutResult> {
-  const taskQueue = uniqueTaskQueue('rollout');
-  const worker = await createBatonWorker({
-    connection: temporal.nativeConnection,
-    namespace: temporal.namespace,
-    taskQueue,
-    deps,
-    workflowBundle: await workflowBundle(),
-  });
-  runs++;
-  return worker.runUntil(
-    temporal.client.workflow.execute<typeof rolloutWorkflow>('rolloutWorkflow', {
-      args: [spec],
-      taskQueue,
-      workflowId: `rollout/${spec.target.name}/test-${process.pid}-${runs}-${Date.now()}`,
-    }),
-  );
+  const { handle, stop } = await startRolloutInProcess(temporal, deps, spec);
+  try {
+    return await handle.result();
+  } finally {
+    await stop();
+  }
 }
 
 /**

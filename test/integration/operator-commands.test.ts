@@ -4,8 +4,6 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
 import { delay } from '../../infra/processes';
 import type { RolloutSpecInput } from '../../spec';
-import { createBatonWorker } from '../../worker/create-worker';
-import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutStatus } from '../../workflows/messages';
 import {
   abortSignal,
@@ -15,10 +13,10 @@ import {
   resumeUpdate,
   statusQuery,
 } from '../../workflows/messages';
-import { until } from '../helpers/rollout';
+import { startRolloutInProcess, until } from '../helpers/rollout';
 import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
 import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
+import { connectTestTemporal } from '../helpers/temporal';
 
 let temporal: TestTemporal;
 before(async () => {
@@ -34,24 +32,12 @@ async function startSlowRollout(
   overrides: Partial<RolloutSpecInput> = {},
 ) {
   const fleet = new InMemoryFleet(serverNames(servers), 'v1', { upgradeMs });
-  const taskQueue = uniqueTaskQueue('operator');
-  const worker = await createBatonWorker({
-    connection: temporal.nativeConnection,
-    namespace: temporal.namespace,
-    taskQueue,
-    deps: fleet.deps(),
-    workflowBundle: await workflowBundle(),
-  });
-  const running = worker.run();
-  const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-    args: [inMemoryFleetSpec(servers, { strategy: { type: 'rolling', batchSize: 1 }, ...overrides }, name)],
-    taskQueue,
-    workflowId: `rollout/${name}/${Date.now()}`,
-  });
-  const stop = async () => {
-    worker.shutdown();
-    await running;
-  };
+  const spec = inMemoryFleetSpec(
+    servers,
+    { strategy: { type: 'rolling', batchSize: 1 }, ...overrides },
+    name,
+  );
+  const { handle, stop } = await startRolloutInProcess(temporal, fleet.deps(), spec);
   return { fleet, handle, stop };
 }
 
