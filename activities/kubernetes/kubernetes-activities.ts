@@ -60,6 +60,16 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
       deps.kubernetes().apps.readNamespacedDeployment(ref),
     );
 
+  /** Deletes a Deployment (its ReplicaSets and pods follow in the background); one already gone counts as deleted. */
+  const deleteDeployment = async (ref: DeploymentRef): Promise<void> => {
+    try {
+      await deps.kubernetes().apps.deleteNamespacedDeployment({ ...ref, propagationPolicy: 'Background' });
+    } catch (error) {
+      if (apiStatus(error) === 404) return;
+      await kubernetesCall(`deleting Deployment ${ref.name}`, () => Promise.reject(error as Error));
+    }
+  };
+
   return {
     /**
      * Finds the Deployment serving the app now (the one named in the spec, or the Baton-made one with
@@ -250,16 +260,7 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
     },
 
     /** The Deployment is gone (with its ReplicaSets and pods); already gone is fine. */
-    deleteDeployment: async (input: DeploymentRef): Promise<void> => {
-      try {
-        await deps
-          .kubernetes()
-          .apps.deleteNamespacedDeployment({ ...input, propagationPolicy: 'Background' });
-      } catch (error) {
-        if (apiStatus(error) === 404) return;
-        await kubernetesCall(`deleting Deployment ${input.name}`, () => Promise.reject(error as Error));
-      }
-    },
+    deleteDeployment: (input: DeploymentRef): Promise<void> => deleteDeployment(input),
 
     /** Deployments Baton made for this app that no longer serve (0 replicas), except those to keep, are gone. */
     pruneVersions: async (input: {
@@ -278,15 +279,7 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
       for (const deployment of list.items) {
         const name = deployment.metadata?.name ?? '';
         if (input.keep.includes(name) || (deployment.spec?.replicas ?? 0) > 0) continue;
-        await kubernetesCall(`deleting Deployment ${name}`, () =>
-          apps.deleteNamespacedDeployment({
-            namespace: input.namespace,
-            name,
-            propagationPolicy: 'Background',
-          }),
-        ).catch((error: unknown) => {
-          if (!(error instanceof ApplicationFailure && /HTTP 404/.test(error.message))) throw error;
-        });
+        await deleteDeployment({ namespace: input.namespace, name });
         pruned.push(name);
       }
       return pruned;
