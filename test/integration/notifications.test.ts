@@ -6,12 +6,12 @@ import { after, before, describe, it } from 'node:test';
 import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
 import { delay } from '../../infra/processes';
 import type { RolloutSpecInput } from '../../spec';
-import { createBatonWorker } from '../../worker/create-worker';
 import type { rolloutWorkflow } from '../../workflows';
 import { promoteUpdate, statusQuery } from '../../workflows/messages';
 import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
 import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
+import { connectTestTemporal } from '../helpers/temporal';
+import { startRolloutInProcess } from '../helpers/rollout';
 
 /** A real HTTP receiver: records every POST body, and answers 500 to the first `failFirst` of them. */
 async function startReceiver(failFirst = 0) {
@@ -54,24 +54,14 @@ async function runWithWorker(
   ) => Promise<void> = () => Promise.resolve(),
 ) {
   const fleet = new InMemoryFleet(serverNames(2), 'v1');
-  const taskQueue = uniqueTaskQueue('notify');
-  const worker = await createBatonWorker({
-    connection: temporal.nativeConnection,
-    namespace: temporal.namespace,
-    taskQueue,
-    deps: fleet.deps(),
-    workflowBundle: await workflowBundle(),
-  });
-  return worker.runUntil(async () => {
-    const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-      args: [inMemoryFleetSpec(2, { strategy: { type: 'rolling', batchSize: 1 }, ...overrides }, name)],
-      taskQueue,
-      workflowId: `rollout/${name}/${Date.now()}`,
-    });
+  const spec = inMemoryFleetSpec(2, { strategy: { type: 'rolling', batchSize: 1 }, ...overrides }, name);
+  const { handle, stop } = await startRolloutInProcess(temporal, fleet.deps(), spec);
+  try {
     await during(handle);
-    const result = await handle.result();
-    return { result, handle };
-  });
+    return { result: await handle.result(), handle };
+  } finally {
+    await stop();
+  }
 }
 
 describe('webhook notifications (real HTTP receiver, real Temporal)', () => {
