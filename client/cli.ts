@@ -31,6 +31,11 @@ type OutputFormat = 'table' | 'json' | 'yaml';
 const outputOption = () =>
   new Option('-o, --output <format>', 'output format').choices(['table', 'json', 'yaml']).default('table');
 
+const taskQueueOption = () =>
+  new Option('--task-queue <name>', 'task queue of the Baton workers').default(
+    process.env.BATON_TASK_QUEUE ?? defaultTaskQueue,
+  );
+
 function print(format: OutputFormat, value: unknown, table: () => string[]): void {
   if (format === 'json') process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   else if (format === 'yaml') process.stdout.write(toYaml(value));
@@ -81,11 +86,7 @@ export function buildCli(): Command {
     )
     .requiredOption('-f, --file <path>', 'rollout spec, YAML or JSON')
     .option('--detach', 'return as soon as the rollout has started')
-    .option(
-      '--task-queue <name>',
-      'task queue of the Baton workers',
-      process.env.BATON_TASK_QUEUE ?? defaultTaskQueue,
-    )
+    .addOption(taskQueueOption())
     .addOption(outputOption())
     .addHelpText(
       'after',
@@ -128,11 +129,7 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
       .description(description)
       .argument('<target>', 'the target name from the spec')
       .option('--detach', 'return as soon as the rollout has started')
-      .option(
-        '--task-queue <name>',
-        'task queue of the Baton workers',
-        process.env.BATON_TASK_QUEUE ?? defaultTaskQueue,
-      )
+      .addOption(taskQueueOption())
       .addOption(outputOption())
       .addHelpText(
         'after',
