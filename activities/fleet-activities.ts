@@ -8,7 +8,7 @@ import type {
   UpgradeCommand,
 } from '../spec/rollout';
 import { fillArgv, renderArgv } from './hosts/argv-template';
-import type { ActivityDeps, ServerTraffic } from './ports';
+import type { ActivityDeps, ServerSample, ServerTraffic } from './ports';
 
 /** Failure types the workflow reacts to; retrying them would not help. */
 export const failureTypes = {
@@ -141,9 +141,19 @@ export function createFleetActivities(deps: ActivityDeps) {
       }
     },
 
-    setServerWeight: async (ref: ServerRef & { weight: number }): Promise<void> => {
-      await deps.trafficFor(ref.loadBalancer).setWeight(ref.server, ref.weight);
+    /** Sets several servers' weights; each command is idempotent, so a retry after a partial run is harmless. */
+    setServerWeights: async (input: {
+      loadBalancer: HaproxyLoadBalancer;
+      weights: Record<string, number>;
+    }): Promise<void> => {
+      const traffic = deps.trafficFor(input.loadBalancer);
+      for (const [server, weight] of Object.entries(input.weights)) await traffic.setWeight(server, weight);
     },
+
+    /** One reading of every server's request counters and weight (what a canary analysis compares). */
+    sampleFleet: async (input: {
+      loadBalancer: HaproxyLoadBalancer;
+    }): Promise<Record<string, ServerSample>> => deps.trafficFor(input.loadBalancer).counters(),
 
     /**
      * Waits until a detached server has no request in flight, heartbeating. A retried attempt resumes the clock

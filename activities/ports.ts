@@ -1,4 +1,5 @@
 import type { HaproxyLoadBalancer, HttpVerification } from '../spec/rollout';
+import type { ServerCounters } from '../workflows/plan/canary';
 import type { KubernetesClients } from './kubernetes/api';
 
 /** What a load balancer reports about one server's traffic. */
@@ -24,6 +25,12 @@ export interface TrafficProvider {
   attach(server: string): Promise<void>;
   traffic(server: string): Promise<ServerTraffic>;
   setWeight(server: string, weight: number): Promise<void>;
+  /** Every server's cumulative request counters and current weight, from one reading. */
+  counters(): Promise<Record<string, ServerSample>>;
+}
+
+export interface ServerSample extends ServerCounters {
+  readonly weight: number;
 }
 
 export interface CommandResult {

@@ -128,21 +128,30 @@ export const kubernetesTarget = z.strictObject({
   minReadySeconds: z.number().int().min(0).max(3_600).default(0),
 });
 
+const pauseFields = {
+  duration: duration.optional(),
+  timeout: duration.optional(),
+  onTimeout: z.enum(['promote', 'abort'], { error: 'expected "promote" or "abort"' }).default('abort'),
+};
+
+const durationOrTimeout = (pause: { duration?: number; timeout?: number }, ctx: z.RefinementCtx) => {
+  if (pause.duration !== undefined && pause.timeout !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['timeout'],
+      message: 'expected duration (a timed pause) or timeout (an approval gate), not both',
+    });
+};
+
+/** With a duration, a timed pause (`baton promote` ends it early); without, an approval gate. */
+export const pauseStep = z.strictObject(pauseFields).superRefine(durationOrTimeout);
+
 export const rolloutPause = z
   .strictObject({
     after: z.number({ error: 'expected the number of the batch or step to pause after' }).int().min(1),
-    duration: duration.optional(),
-    timeout: duration.optional(),
-    onTimeout: z.enum(['promote', 'abort'], { error: 'expected "promote" or "abort"' }).default('abort'),
+    ...pauseFields,
   })
-  .superRefine((pause, ctx) => {
-    if (pause.duration !== undefined && pause.timeout !== undefined)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['timeout'],
-        message: 'expected duration (a timed pause) or timeout (an approval gate), not both',
-      });
-  });
+  .superRefine(durationOrTimeout);
 
 /** When nothing moves for this long, abort (roll back) or pause for an operator: a stuck rollout never hangs. */
 export const progressDeadline = z.strictObject({
@@ -223,14 +232,60 @@ export const blueGreenStrategy = z.strictObject({
   scaleDownDelay: duration.default(30_000),
 });
 
-export const strategyTypes = ['rolling', 'recreate', 'blue-green'] as const;
-
-export const strategy = z.discriminatedUnion('type', [rollingStrategy, recreateStrategy, blueGreenStrategy], {
-  error: (issue) =>
-    issue.code === 'invalid_union'
-      ? `expected strategy type ${strategyTypes.map((t) => `"${t}"`).join(', ')}`
-      : undefined,
+/**
+ * A canary analysis: watch the canary servers' answers against the stable servers' for a window, from the load
+ * balancer's own counters; any threshold crossed fails it, and the rollout rolls back on its own. Kubernetes
+ * targets have no request metrics here, so their analysis checks that every canary pod stays available, without
+ * a restart, for the window.
+ */
+export const canaryAnalysis = z.strictObject({
+  window: duration.default(30_000),
+  /** Fleets: fewer canary requests than this in the window fails the analysis (too little to judge); 20 if unset. */
+  minRequests: z.number().int().min(1).optional(),
+  /** Fleets: the canary's share of 5xx answers, in percent, at most this; 5 if unset. */
+  maxErrorRate: z.number().min(0).max(100).optional(),
+  /** Fleets: the canary's 5xx share at most this many percentage points above the stable servers'; 1 if unset. */
+  maxErrorRateIncrease: z.number().min(0).max(100).optional(),
+  /** Fleets: the canary's mean response time at most this multiple of the stable servers'; 2 if unset. */
+  maxResponseTimeRatio: z.number().min(1).max(100).optional(),
 });
+
+export const canaryStep = z.union(
+  [
+    z.strictObject({
+      /** The canary's share of traffic, in percent. */
+      setWeight: z
+        .number({ error: 'expected a percentage from 1 to 100' })
+        .int('expected a whole percentage')
+        .min(1, 'expected a percentage from 1 to 100')
+        .max(100, 'expected a percentage from 1 to 100'),
+    }),
+    z.strictObject({ pause: pauseStep }),
+    z.strictObject({ analysis: canaryAnalysis }),
+  ],
+  { error: 'expected a step { setWeight: N }, { pause: {...} } or { analysis: {...} }' },
+);
+
+export const canaryStrategy = z.strictObject({
+  type: z.literal('canary'),
+  /** Run in order; after the last, the new version is promoted to everyone. */
+  steps: z.array(canaryStep).min(1, 'expected at least one step').max(100),
+  /** Fleets: servers moved per batch when promoting to everyone, a count or a percentage; 1 when not given. */
+  batchSize: quantity.optional(),
+});
+
+export const strategyTypes = ['rolling', 'recreate', 'blue-green', 'canary'] as const;
+
+export const strategy = z.discriminatedUnion(
+  'type',
+  [rollingStrategy, recreateStrategy, blueGreenStrategy, canaryStrategy],
+  {
+    error: (issue) =>
+      issue.code === 'invalid_union'
+        ? `expected strategy type ${strategyTypes.map((t) => `"${t}"`).join(', ')}`
+        : undefined,
+  },
+);
 
 export const drainPolicy = z.strictObject({
   /** How long to wait for a detached server's sessions, queue and connections to reach zero. */
@@ -311,9 +366,10 @@ export const rolloutSpecSchema = z
         code: 'custom',
         path: ['strategy', 'type'],
         message:
-          'expected "rolling" or "recreate" for a fleet target: blue-green runs on kubernetes targets so far',
+          'expected "rolling", "recreate" or "canary" for a fleet target: blue-green runs on kubernetes targets so far',
       });
     }
+    if (spec.strategy.type === 'canary') refineCanary(spec.strategy, spec.target.kind, ctx);
     if (spec.strategy.type !== 'rolling') {
       if (spec.target.kind === 'kubernetes' && spec.target.mode === 'native') {
         ctx.addIssue({
@@ -367,6 +423,49 @@ export const rolloutSpecSchema = z
     }
   });
 
+/** Weights only go up (a canary grows), and a Kubernetes canary has neither batches nor request metrics. */
+function refineCanary(
+  strategy: z.output<typeof canaryStrategy>,
+  targetKind: 'fleet' | 'kubernetes',
+  ctx: z.RefinementCtx,
+): void {
+  let weight = 0;
+  strategy.steps.forEach((step, index) => {
+    if ('setWeight' in step) {
+      if (step.setWeight < weight)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['strategy', 'steps', index, 'setWeight'],
+          message: `expected at least ${weight}, the weight before it: a canary only grows`,
+        });
+      weight = step.setWeight;
+    }
+    if ('analysis' in step && weight === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strategy', 'steps', index, 'analysis'],
+        message: 'expected a setWeight step before the first analysis: there is no canary to analyse yet',
+      });
+    if ('analysis' in step && targetKind === 'kubernetes') {
+      for (const field of ['minRequests', 'maxErrorRate', 'maxErrorRateIncrease', 'maxResponseTimeRatio']) {
+        if (field in step.analysis)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['strategy', 'steps', index, 'analysis', field],
+            message:
+              'expected only window on a kubernetes target: request metrics come from HAProxy, so a kubernetes analysis checks pod availability',
+          });
+      }
+    }
+  });
+  if (targetKind === 'kubernetes' && strategy.batchSize !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['strategy', 'batchSize'],
+      message: 'expected no batchSize on a kubernetes target: the promotion scales the Deployments',
+    });
+}
+
 /** A rollout spec as the user writes it (durations as text, quantities as 2 or "25%"). */
 export type RolloutSpecInput = z.input<typeof rolloutSpecSchema>;
 /** A validated rollout spec with every default applied: what workflows receive. */
@@ -386,4 +485,8 @@ export type Webhook = z.output<typeof webhook>;
 export type NotificationEvent = (typeof notificationEvents)[number];
 export type RecreateStrategy = z.output<typeof recreateStrategy>;
 export type BlueGreenStrategy = z.output<typeof blueGreenStrategy>;
+export type CanaryStrategy = z.output<typeof canaryStrategy>;
+export type CanaryStep = z.output<typeof canaryStep>;
+export type CanaryAnalysis = z.output<typeof canaryAnalysis>;
+export type PauseStep = z.output<typeof pauseStep>;
 export type HookCommand = z.output<typeof hookCommand>;

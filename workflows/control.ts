@@ -102,6 +102,11 @@ export class RolloutControl {
     });
   }
 
+  /** A `promote --full` waved every remaining step through. */
+  get fullyPromoted(): boolean {
+    return this.promotedFully;
+  }
+
   get isPaused(): boolean {
     return this.paused !== undefined;
   }

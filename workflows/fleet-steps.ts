@@ -1,5 +1,6 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { FleetActivities } from '../activities/fleet-activities';
+import type { ServerSample } from '../activities/ports';
 import type { FleetServer, FleetTarget, HookCommand, RolloutSpec } from '../spec/rollout';
 import type { ServerStep } from './messages';
 import {
@@ -114,6 +115,20 @@ export class FleetSteps {
       },
       [{ hook, target: this.spec.target.name, version: this.spec.version }],
     );
+  }
+
+  /** Sets load balancer weights, e.g. a canary's share; the summary says what for ("canary 25%"). */
+  setWeights(weights: Record<string, number>, summary: string): Promise<void> {
+    return acts.setServerWeights.executeWithOptions({ ...loadBalancerProfile, summary }, [
+      { loadBalancer: this.lb, weights },
+    ]);
+  }
+
+  /** One reading of every server's request counters and weight. */
+  sample(summary: string): Promise<Record<string, ServerSample>> {
+    return acts.sampleFleet.executeWithOptions({ ...loadBalancerProfile, summary }, [
+      { loadBalancer: this.lb },
+    ]);
   }
 
   private ref(server: FleetServer) {

@@ -62,6 +62,18 @@ export class KubernetesSteps {
     );
   }
 
+  /** Watches the canary's pods for a window: all available, none restarting. */
+  watchCanary(name: string, replicas: number, windowMs: number, summary: string) {
+    return acts.watchCanaryPods.executeWithOptions(
+      {
+        ...kubernetesApiProfile,
+        startToCloseTimeout: windowMs + 120_000,
+        summary,
+      },
+      [{ namespace: this.namespace, name, replicas, windowMs }],
+    );
+  }
+
   read(name: string): Promise<ReplicaCount> {
     return acts.readReplicas.executeWithOptions({ ...kubernetesApiProfile, summary: `read ${name}` }, [
       { namespace: this.namespace, name },

@@ -1,5 +1,6 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { GroupFigures } from './plan/canary';
 
 /** The task queue Baton's workers poll unless configured otherwise. */
 export const defaultTaskQueue = 'baton';
@@ -51,6 +52,32 @@ export interface DeploymentStatus {
   readonly available: number;
 }
 
+/** One canary analysis, as it ended. */
+export interface AnalysisRecord {
+  /** 1-based canary step. */
+  readonly step: number;
+  readonly passed: boolean;
+  /** Workflow time it ended, ISO 8601. */
+  readonly at: string;
+  /** Fleets: what the load balancer's counters showed for the canary and the stable servers over the window. */
+  readonly canary?: GroupFigures;
+  readonly stable?: GroupFigures;
+  /** Kubernetes: what was watched. */
+  readonly summary?: string;
+  readonly problems: readonly string[];
+}
+
+export interface CanaryStatus {
+  /** The canary's share of traffic now, in percent (0 before the first setWeight, 100 once promoted). */
+  readonly weight: number;
+  /** 1-based step in progress; steps + 1 while the new version is promoted to everyone. */
+  readonly step: number;
+  readonly steps: number;
+  /** Servers or pods on the new version that carry the canary's share. */
+  readonly canaries: number;
+  readonly analyses: readonly AnalysisRecord[];
+}
+
 export interface RolloutStatus {
   readonly target: string;
   readonly strategy: string;
@@ -63,6 +90,8 @@ export interface RolloutStatus {
   readonly failedServers: number;
   /** Kubernetes targets: the Deployments of the two versions, and the replicas the app should have. */
   readonly kubernetes?: { readonly desired: number; readonly deployments: readonly DeploymentStatus[] };
+  /** Canary rollouts: the weight, the step and every analysis so far. */
+  readonly canary?: CanaryStatus;
   /** Why the rollout rolled back or failed. */
   readonly reason?: string;
   /** Set while the rollout waits: paused by an operator, or at a gate that needs `promote`. */

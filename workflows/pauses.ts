@@ -1,4 +1,4 @@
-import type { RolloutPause } from '../spec/rollout';
+import type { PauseStep, RolloutPause } from '../spec/rollout';
 import type { RolloutControl } from './control';
 import { RolloutAborted } from './control';
 
@@ -15,17 +15,31 @@ export async function pauseAfter(
   n: number,
   point: string,
 ): Promise<string | undefined> {
+  // Specs of rollouts started before pauses existed carry none.
+  for (const pause of (pauses ?? []).filter((p) => p.after === n)) {
+    const stop = await pauseAt(control, pause, `after ${point}`);
+    if (stop !== undefined) return stop;
+  }
+  return undefined;
+}
+
+/**
+ * One pause ("after batch 2", "at step 3"): a timed pause, or an approval gate. Returns why the rollout must
+ * stop, or undefined to go on.
+ */
+export async function pauseAt(
+  control: RolloutControl,
+  pause: PauseStep,
+  point: string,
+): Promise<string | undefined> {
   try {
-    // Specs of rollouts started before pauses existed carry none.
-    for (const pause of (pauses ?? []).filter((p) => p.after === n)) {
-      if (pause.duration !== undefined) {
-        await control.gate(`pause after ${point} (${seconds(pause.duration)})`, pause.duration);
-        continue;
-      }
-      const promoted = await control.gate(`approval after ${point}`, pause.timeout);
-      if (!promoted && pause.onTimeout === 'abort' && pause.timeout !== undefined)
-        return `the approval after ${point} timed out after ${seconds(pause.timeout)} with no promote`;
+    if (pause.duration !== undefined) {
+      await control.gate(`pause ${point} (${seconds(pause.duration)})`, pause.duration);
+      return undefined;
     }
+    const promoted = await control.gate(`approval ${point}`, pause.timeout);
+    if (!promoted && pause.onTimeout === 'abort' && pause.timeout !== undefined)
+      return `the approval ${point} timed out after ${seconds(pause.timeout)} with no promote`;
     return undefined;
   } catch (error) {
     if (error instanceof RolloutAborted) return error.message;

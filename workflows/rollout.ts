@@ -13,6 +13,8 @@ import { rollingFleetStrategy } from './strategies/rolling';
 import { blueGreenKubernetesStrategy, recreateKubernetesStrategy } from './strategies/kubernetes-replace';
 import { recreateFleetStrategy } from './strategies/recreate';
 import { rollingKubernetesStrategy } from './strategies/rolling-kubernetes';
+import { canaryFleetStrategy } from './strategies/canary';
+import { canaryKubernetesStrategy } from './strategies/canary-kubernetes';
 
 /** One rollout of one target to one version, from a validated spec. */
 export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult> {
@@ -32,6 +34,8 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
           return recreateKubernetesStrategy({ ...kubernetesSpec, strategy }, state, steps, control);
         case 'blue-green':
           return blueGreenKubernetesStrategy({ ...kubernetesSpec, strategy }, state, steps, control);
+        case 'canary':
+          return canaryKubernetesStrategy({ ...kubernetesSpec, strategy }, state, steps, control);
       }
     });
   }
@@ -52,6 +56,8 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
         return rollingFleetStrategy({ ...fleetSpec, strategy }, state, steps, control);
       case 'recreate':
         return recreateFleetStrategy({ ...fleetSpec, strategy }, state, steps, control);
+      case 'canary':
+        return canaryFleetStrategy({ ...fleetSpec, strategy }, state, steps, control);
       case 'blue-green':
         throw ApplicationFailure.nonRetryable(
           'strategy.type blue-green: this version of Baton runs blue-green on kubernetes targets only',

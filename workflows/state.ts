@@ -1,6 +1,8 @@
 import { upsertSearchAttributes } from '@temporalio/workflow';
 import type {
   AcceptedCommand,
+  AnalysisRecord,
+  CanaryStatus,
   DeploymentStatus,
   RolloutPhase,
   RolloutStatus,
@@ -22,6 +24,7 @@ export class RolloutState {
   /** Counts every change of a server or Deployment: the progress deadline watches it. */
   progress = 0;
   readonly commands: AcceptedCommand[] = [];
+  canary?: Omit<CanaryStatus, 'analyses'> & { analyses: AnalysisRecord[] };
   private readonly servers = new Map<string, MutableServerStatus>();
   private kubernetes?: { desired: number; deployments: Map<DeploymentStatus['role'], DeploymentStatus> };
 
@@ -63,6 +66,13 @@ export class RolloutState {
     return this.kubernetes?.deployments.get(role);
   }
 
+  /** Records a canary's new weight or step; a change of either counts as progress. */
+  setCanary(patch: Partial<Omit<CanaryStatus, 'analyses' | 'steps'>>): void {
+    if (!this.canary) return;
+    Object.assign(this.canary, patch);
+    this.progress++;
+  }
+
   server(name: string): ServerStatus {
     const server = this.servers.get(name);
     if (!server) throw new Error(`unknown server ${name}`);
@@ -97,6 +107,9 @@ export class RolloutState {
               deployments: [...this.kubernetes.deployments.values()].map((d) => ({ ...d })),
             },
           }
+        : {}),
+      ...(this.canary
+        ? { canary: { ...this.canary, analyses: this.canary.analyses.map((a) => ({ ...a })) } }
         : {}),
       ...(this.reason !== undefined ? { reason: this.reason } : {}),
       ...(this.waiting !== undefined ? { waiting: { ...this.waiting } } : {}),

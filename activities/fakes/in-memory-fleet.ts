@@ -4,6 +4,7 @@ import type {
   CommandResult,
   HostExecutor,
   ProbeResult,
+  ServerSample,
   ServerTraffic,
   TrafficProvider,
   Verifier,
@@ -22,12 +23,17 @@ export interface InMemoryFleetOptions {
   readonly failingUpgrades?: Readonly<Record<string, string>>;
   /** Simulated duration of each step, for benchmarks. */
   readonly upgradeMs?: number;
+  /** Share of requests answered 5xx, by version: each counters() reading adds 100 requests per unit of weight. */
+  readonly errorRates?: Readonly<Record<string, number>>;
 }
 
 interface FakeServer {
   version: string;
   ready: boolean;
   inFlight: number;
+  weight: number;
+  responses: number;
+  errors: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -48,7 +54,7 @@ export class InMemoryFleet {
     private readonly options: InMemoryFleetOptions = {},
   ) {
     names.forEach((name, i) => {
-      this.servers.set(name, { version, ready: true, inFlight: 0 });
+      this.servers.set(name, { version, ready: true, inFlight: 0, weight: 1, responses: 0, errors: 0 });
       this.byAddress.set(InMemoryFleet.address(i), name);
     });
   }
@@ -60,6 +66,10 @@ export class InMemoryFleet {
 
   version(name: string): string {
     return this.get(name).version;
+  }
+
+  weight(name: string): number {
+    return this.get(name).weight;
   }
 
   /** Puts one server on a version, as an earlier, interrupted rollout might have left it. */
@@ -122,10 +132,30 @@ export class InMemoryFleet {
         sessions,
         queued: 0,
         usedConnections: 0,
-        weight: 1,
+        weight: server.weight,
       });
     },
-    setWeight: () => Promise.resolve(),
+    setWeight: (name, weight) => {
+      this.get(name).weight = weight;
+      return Promise.resolve();
+    },
+    counters: () => {
+      const samples: Record<string, ServerSample> = {};
+      for (const [name, server] of this.servers) {
+        if (server.ready) {
+          const served = 100 * server.weight;
+          server.responses += served;
+          server.errors += Math.round(served * (this.options.errorRates?.[server.version] ?? 0));
+        }
+        samples[name] = {
+          responses: server.responses,
+          errors: server.errors,
+          responseTimeMs: 10,
+          weight: server.weight,
+        };
+      }
+      return Promise.resolve(samples);
+    },
   };
 
   private readonly hosts: HostExecutor = {

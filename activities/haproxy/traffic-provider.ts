@@ -1,4 +1,4 @@
-import type { ServerTraffic, TrafficProvider } from '../ports';
+import type { ServerSample, ServerTraffic, TrafficProvider } from '../ports';
 import { HaproxyRuntimeApi } from './runtime-api';
 
 /** One HAProxy backend as a TrafficProvider. */
@@ -45,5 +45,24 @@ export class HaproxyTrafficProvider implements TrafficProvider {
       usedConnections: num('used_conn_cur'),
       weight: num('weight'),
     };
+  }
+
+  async counters(): Promise<Record<string, ServerSample>> {
+    const rows = await this.api.showStat();
+    const samples: Record<string, ServerSample> = {};
+    for (const row of rows) {
+      const name = row.svname ?? '';
+      if (row.pxname !== this.backend || name === 'BACKEND' || name === 'FRONTEND') continue;
+      const num = (column: string) => Number(row[column] || 0);
+      samples[name] = {
+        responses: ['hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other', 'eresp']
+          .map(num)
+          .reduce((a, b) => a + b, 0),
+        errors: num('hrsp_5xx') + num('eresp'),
+        responseTimeMs: num('rtime'),
+        weight: num('weight'),
+      };
+    }
+    return samples;
   }
 }

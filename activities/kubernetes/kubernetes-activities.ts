@@ -259,6 +259,50 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
       }
     },
 
+    /**
+     * A canary analysis on Kubernetes: for `windowMs`, every second, the canary Deployment must keep all its
+     * replicas available and its pods must not restart. Fails for good, naming what went wrong; a retried attempt
+     * resumes the window where the last one was.
+     */
+    watchCanaryPods: async (
+      input: DeploymentRef & { replicas: number; windowMs: number },
+    ): Promise<{ checks: number; restarts: number }> => {
+      const ctx = Context.current();
+      const clients = deps.kubernetes();
+      const resumed = ctx.info.heartbeatDetails as { startedAt?: number; restarts?: number } | undefined;
+      const startedAt = resumed?.startedAt ?? Date.now();
+      const restartsOf = async (deployment: V1Deployment) => {
+        const pods = await kubernetesCall(`listing the pods of ${input.name}`, () =>
+          clients.core.listNamespacedPod({
+            namespace: input.namespace,
+            labelSelector: labelSelector(deployment.spec?.selector.matchLabels ?? {}),
+          }),
+        );
+        return pods.items
+          .flatMap((pod) => pod.status?.containerStatuses ?? [])
+          .reduce((sum, container) => sum + container.restartCount, 0);
+      };
+      const fail = (problem: string) =>
+        ApplicationFailure.nonRetryable(`analysis of ${input.name}: ${problem}`, 'AnalysisFailed');
+      const first = await readDeployment(input);
+      const restartsAtStart = resumed?.restarts ?? (await restartsOf(first));
+      let checks = 0;
+      for (;;) {
+        const deployment = await readDeployment(input);
+        checks++;
+        const available = deployment.status?.availableReplicas ?? 0;
+        if (available < input.replicas)
+          throw fail(
+            `${available} of ${input.replicas} pods available after ${Math.round((Date.now() - startedAt) / 1000)} s${await notAvailableReason(clients, deployment)}`,
+          );
+        const restarts = (await restartsOf(deployment)) - restartsAtStart;
+        if (restarts > 0) throw fail(`its containers restarted ${restarts} times in the window`);
+        ctx.heartbeat({ startedAt, restarts: restartsAtStart });
+        if (Date.now() - startedAt >= input.windowMs) return { checks, restarts };
+        await ctx.sleep(Math.min(1_000, Math.max(0, input.windowMs - (Date.now() - startedAt))));
+      }
+    },
+
     /** The Deployment is gone (with its ReplicaSets and pods); already gone is fine. */
     deleteDeployment: (input: DeploymentRef): Promise<void> => deleteDeployment(input),
 

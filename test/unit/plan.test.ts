@@ -3,7 +3,10 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Fenceposts, ReplicaCount, ReplicaStep } from '../../workflows/plan';
 import {
+  canaryCount,
+  canaryWeights,
   count,
+  judgeCanary,
   failureBudgetExceeded,
   maxServersOut,
   nextReplicaStep,
@@ -198,5 +201,95 @@ describe('nextReplicaStep (Kubernetes rolling)', () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('canary plans', () => {
+  it('gives the canary the share of servers it gets of traffic, at least one', () => {
+    assert.equal(canaryCount(10, 10), 1);
+    assert.equal(canaryCount(10, 25), 3);
+    assert.equal(canaryCount(10, 1), 1);
+    assert.equal(canaryCount(3, 100), 3);
+    assert.equal(canaryCount(7, 70), 5);
+  });
+
+  it('finds integer weights that give the share asked for', () => {
+    assert.deepEqual(canaryWeights(10, 1, 10), { canary: 1, stable: 1, share: 10 });
+    const five = canaryWeights(10, 1, 5);
+    assert.equal(five.share, 5);
+    assert.equal(five.canary / (five.canary + 9 * five.stable), 0.05);
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 200 }), fc.integer({ min: 1, max: 99 }), (total, weight) => {
+        const canaries = canaryCount(total, weight);
+        if (canaries >= total) return;
+        const weights = canaryWeights(total, canaries, weight);
+        assert.ok(weights.canary >= 1 && weights.canary <= 256, `canary weight ${weights.canary}`);
+        assert.ok(weights.stable >= 1 && weights.stable <= 256, `stable weight ${weights.stable}`);
+        const share =
+          (100 * canaries * weights.canary) /
+          (canaries * weights.canary + (total - canaries) * weights.stable);
+        assert.ok(Math.abs(share - weights.share) < 1e-9);
+        // Within half a point whenever HAProxy's weights can express it (one server at 256 vs 199 at 1 cannot).
+        const reachable = (canaries * 256) / (canaries * 256 + (total - canaries)) >= weight / 100;
+        if (reachable) assert.ok(Math.abs(share - weight) <= 0.5, `${total}/${canaries}/${weight}: ${share}`);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  const sample = (responses: number, errors: number, responseTimeMs = 10) => ({
+    responses,
+    errors,
+    responseTimeMs,
+  });
+
+  it('passes a canary that answers like the stable servers', () => {
+    const verdict = judgeCanary(
+      { window: 10_000 },
+      ['web-1'],
+      ['web-2', 'web-3'],
+      { 'web-1': sample(100, 0), 'web-2': sample(1000, 1), 'web-3': sample(1000, 0) },
+      { 'web-1': sample(200, 0), 'web-2': sample(1100, 1), 'web-3': sample(1100, 0) },
+    );
+    assert.deepEqual(verdict.problems, []);
+    assert.equal(verdict.passed, true);
+    assert.deepEqual(verdict.canary, { requests: 100, errorRate: 0, responseTimeMs: 10 });
+    assert.deepEqual(verdict.stable, { requests: 200, errorRate: 0, responseTimeMs: 10 });
+  });
+
+  it('fails a canary on its 5xx rate, alone and against the stable servers, and on its response time', () => {
+    const errors = judgeCanary(
+      { window: 10_000 },
+      ['web-1'],
+      ['web-2'],
+      { 'web-1': sample(0, 0), 'web-2': sample(0, 0) },
+      { 'web-1': sample(100, 20), 'web-2': sample(100, 0) },
+    );
+    assert.equal(errors.passed, false);
+    assert.equal(errors.canary.errorRate, 20);
+    assert.match(errors.problems.join('\n'), /5xx rate 20% is above 5%/);
+    assert.match(errors.problems.join('\n'), /more than 1 points above the stable servers' 0%/);
+    const slow = judgeCanary(
+      { window: 10_000, maxResponseTimeRatio: 1.5 },
+      ['web-1'],
+      ['web-2'],
+      { 'web-1': sample(0, 0), 'web-2': sample(0, 0) },
+      { 'web-1': sample(100, 0, 40), 'web-2': sample(100, 0, 20) },
+    );
+    assert.deepEqual(slow.problems, [
+      "the canary's mean response time 40 ms is more than 1.5x the stable servers' 20 ms",
+    ]);
+  });
+
+  it('fails a canary that saw too few requests to judge', () => {
+    const verdict = judgeCanary(
+      { window: 10_000, minRequests: 50 },
+      ['web-1'],
+      ['web-2'],
+      { 'web-1': sample(10, 0), 'web-2': sample(10, 0) },
+      { 'web-1': sample(30, 0), 'web-2': sample(300, 0) },
+    );
+    assert.equal(verdict.passed, false);
+    assert.match(verdict.problems[0] ?? '', /served 20 requests in the window, fewer than the 50/);
   });
 });

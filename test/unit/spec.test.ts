@@ -172,9 +172,55 @@ describe('rollout spec', () => {
     native.strategy = { type: 'blue-green' };
     assertRejected(native, 'target.mode', /side-by-side for the blue-green strategy/);
     assertRejected(
-      { ...minimal(), strategy: { type: 'canary' } },
+      { ...minimal(), strategy: { type: 'surge' } },
       'strategy.type',
-      /"rolling", "recreate", "blue-green"/,
+      /"rolling", "recreate", "blue-green", "canary"/,
+    );
+  });
+
+  it('takes canary steps as a one-of list, refusing what could not run', () => {
+    const canary = parseRolloutSpec({
+      ...minimal(),
+      strategy: {
+        type: 'canary',
+        steps: [{ setWeight: 10 }, { analysis: { window: '20s' } }, { pause: {} }, { setWeight: 50 }],
+      },
+    });
+    assert.deepEqual(canary.strategy, {
+      type: 'canary',
+      steps: [
+        { setWeight: 10 },
+        { analysis: { window: 20_000 } },
+        { pause: { onTimeout: 'abort' } },
+        { setWeight: 50 },
+      ],
+    });
+    const withSteps = (steps: unknown[]) => ({ ...minimal(), strategy: { type: 'canary', steps } });
+    assertRejected(withSteps([]), 'strategy.steps', /at least one step/);
+    assertRejected(withSteps([{ setWeight: 10, pause: {} }]), 'strategy.steps[0]', /expected a step/);
+    assertRejected(withSteps([{ weight: 10 }]), 'strategy.steps[0]', /expected a step \{ setWeight: N \}/);
+    assertRejected(withSteps([{ setWeight: 0 }]), 'strategy.steps[0].setWeight', /from 1 to 100/);
+    assertRejected(
+      withSteps([{ setWeight: 50 }, { setWeight: 20 }]),
+      'strategy.steps[1].setWeight',
+      /at least 50.*only grows/,
+    );
+    assertRejected(
+      withSteps([{ analysis: {} }, { setWeight: 20 }]),
+      'strategy.steps[0].analysis',
+      /setWeight step before the first analysis/,
+    );
+    assertRejected(
+      withSteps([{ setWeight: 20 }, { pause: { duration: '1m', timeout: '1h' } }]),
+      'strategy.steps[1].pause.timeout',
+      /not both/,
+    );
+    const kubernetes = kubernetesInput({}) as { strategy: Record<string, unknown> };
+    kubernetes.strategy = { type: 'canary', steps: [{ setWeight: 20 }, { analysis: { maxErrorRate: 1 } }] };
+    assertRejected(
+      kubernetes,
+      'strategy.steps[1].analysis.maxErrorRate',
+      /only window on a kubernetes target/,
     );
   });
 

@@ -3,3 +3,4 @@ export * from './batches';
 export * from './surge';
 export * from './failure-budget';
 export * from './replicas';
+export * from './canary';

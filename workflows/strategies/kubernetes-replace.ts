@@ -8,7 +8,7 @@ import type { RolloutResult } from '../messages';
 import type { RolloutState } from '../state';
 import { preflightOrReject, rejectBeforeAnyChange, rollBack } from './outcome';
 
-interface Started {
+export interface Started {
   readonly preflight: KubernetesPreflight;
   readonly show: (
     role: 'stable' | 'next',
@@ -20,7 +20,7 @@ interface Started {
 }
 
 /** Preflight shared by the strategies that replace a Deployment's pods all at once. */
-async function begin(
+export async function begin(
   spec: KubernetesRolloutSpec,
   state: RolloutState,
   steps: KubernetesSteps,
@@ -37,7 +37,7 @@ async function begin(
   return { preflight, show };
 }
 
-function finished(state: RolloutState, toVersion: string, reason?: string): RolloutResult {
+export function finished(state: RolloutState, toVersion: string, reason?: string): RolloutResult {
   const status = state.status();
   return {
     phase: reason === undefined ? 'succeeded' : 'rolled-back',
@@ -48,7 +48,7 @@ function finished(state: RolloutState, toVersion: string, reason?: string): Roll
   };
 }
 
-const stopReasonOf = (error: unknown) =>
+export const stopReasonOf = (error: unknown) =>
   error instanceof RolloutAborted ? error.message : failureMessage(error);
 
 /**
