@@ -1,5 +1,3 @@
-import type { CanaryAnalysis } from '../../spec/rollout';
-
 /** HAProxy's server weights run from 0 to 256; 0 would take a server out of rotation. */
 const maxWeight = 256;
 
@@ -74,6 +72,14 @@ export interface CanaryVerdict {
   readonly problems: readonly string[];
 }
 
+/** A canary analysis's thresholds, as the spec gives them (fleets). */
+export interface CanaryThresholds {
+  readonly minRequests?: number;
+  readonly maxErrorRate?: number;
+  readonly maxErrorRateIncrease?: number;
+  readonly maxResponseTimeRatio?: number;
+}
+
 /** The thresholds a fleet analysis applies when the spec leaves them out. */
 export const analysisDefaults = {
   minRequests: 20,
@@ -116,7 +122,7 @@ function figures(
  * analysis that saw nothing proves nothing.
  */
 export function judgeCanary(
-  analysis: CanaryAnalysis,
+  analysis: CanaryThresholds,
   canaries: readonly string[],
   stables: readonly string[],
   before: Readonly<Record<string, ServerCounters>>,
