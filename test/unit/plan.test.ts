@@ -245,7 +245,7 @@ describe('canary plans', () => {
 
   it('passes a canary that answers like the stable servers', () => {
     const verdict = judgeCanary(
-      { window: 10_000 },
+      {},
       ['web-1'],
       ['web-2', 'web-3'],
       { 'web-1': sample(100, 0), 'web-2': sample(1000, 1), 'web-3': sample(1000, 0) },
@@ -259,7 +259,7 @@ describe('canary plans', () => {
 
   it('fails a canary on its 5xx rate, alone and against the stable servers, and on its response time', () => {
     const errors = judgeCanary(
-      { window: 10_000 },
+      {},
       ['web-1'],
       ['web-2'],
       { 'web-1': sample(0, 0), 'web-2': sample(0, 0) },
@@ -270,7 +270,7 @@ describe('canary plans', () => {
     assert.match(errors.problems.join('\n'), /5xx rate 20% is above 5%/);
     assert.match(errors.problems.join('\n'), /more than 1 points above the stable servers' 0%/);
     const slow = judgeCanary(
-      { window: 10_000, maxResponseTimeRatio: 1.5 },
+      { maxResponseTimeRatio: 1.5 },
       ['web-1'],
       ['web-2'],
       { 'web-1': sample(0, 0), 'web-2': sample(0, 0) },
@@ -283,7 +283,7 @@ describe('canary plans', () => {
 
   it('fails a canary that saw too few requests to judge', () => {
     const verdict = judgeCanary(
-      { window: 10_000, minRequests: 50 },
+      { minRequests: 50 },
       ['web-1'],
       ['web-2'],
       { 'web-1': sample(10, 0), 'web-2': sample(10, 0) },
