@@ -1,4 +1,4 @@
-import type { RolloutStatus, ServerStatus } from '../workflows/messages';
+import type { AnalysisRecord, RolloutStatus, ServerStatus } from '../workflows/messages';
 
 const colours = {
   reset: '\x1b[0m',
@@ -30,6 +30,17 @@ function stepColour(server: ServerStatus): keyof typeof colours {
   }
 }
 
+/** One analysis in a line: "analysis 2 passed: canary 120 req, 0% 5xx, 21 ms; stable 480 req, 0% 5xx, 20 ms". */
+export function describeAnalysis(analysis: AnalysisRecord): string {
+  const outcome = analysis.passed ? 'passed' : 'failed';
+  const figures =
+    analysis.canary && analysis.stable
+      ? `canary ${analysis.canary.requests} req, ${analysis.canary.errorRate}% 5xx, ${analysis.canary.responseTimeMs} ms; stable ${analysis.stable.requests} req, ${analysis.stable.errorRate}% 5xx, ${analysis.stable.responseTimeMs} ms`
+      : (analysis.summary ?? '');
+  const problems = analysis.problems.length > 0 ? ` (${analysis.problems.join('; ')})` : '';
+  return `analysis ${analysis.step} ${outcome}: ${figures}${problems}`;
+}
+
 /**
  * The rollout as lines of text: a header, then one line per server with its version and current step, or per
  * Deployment with its replicas.
@@ -50,9 +61,12 @@ export function renderStatus(
   const width = Math.max(...status.servers.map((s) => s.name.length), 4);
   const deployments = status.kubernetes?.deployments ?? [];
   const deploymentWidth = Math.max(...deployments.map((d) => d.name.length), 4);
-  const where = status.kubernetes
-    ? `${status.kubernetes.desired} replicas`
-    : `batch ${status.batch}/${status.batches}`;
+  const canary = status.canary;
+  const where = canary
+    ? `step ${Math.min(canary.step, canary.steps)}/${canary.steps}${canary.step > canary.steps ? ' promoting' : ''}  weight ${canary.weight}%`
+    : status.kubernetes
+      ? `${status.kubernetes.desired} replicas`
+      : `batch ${status.batch}/${status.batches}`;
   return [
     `${status.target}  ${status.strategy}  → ${status.toVersion}  ${where}  ${paint(phaseColour, status.phase)}${elapsed}`,
     ...deployments.map(
@@ -68,6 +82,7 @@ export function renderStatus(
           : '';
       return `  ${server.name.padEnd(width)}  ${version.padEnd(8)}  ${paint(stepColour(server), server.step)}${note}`;
     }),
+    ...(canary?.analyses ?? []).map((a) => `  ${paint(a.passed ? 'green' : 'red', describeAnalysis(a))}`),
     ...(status.reason ? [`  reason: ${status.reason}`] : []),
   ];
 }
@@ -101,6 +116,20 @@ export class ProgressView {
     if (status.phase !== this.lastPhase) {
       this.stream.write(`${status.target}: ${status.phase}${status.reason ? ` (${status.reason})` : ''}\n`);
       this.lastPhase = status.phase;
+    }
+    if (status.canary) {
+      const key = `${status.canary.step}/${status.canary.weight}`;
+      if (this.lastSteps.get('canary') !== key) {
+        this.lastSteps.set('canary', key);
+        this.stream.write(
+          `  canary: step ${status.canary.step}/${status.canary.steps}, weight ${status.canary.weight}%\n`,
+        );
+      }
+      for (const analysis of status.canary.analyses) {
+        if (this.lastSteps.has(`analysis/${analysis.step}/${analysis.at}`)) continue;
+        this.lastSteps.set(`analysis/${analysis.step}/${analysis.at}`, '');
+        this.stream.write(`  ${describeAnalysis(analysis)}\n`);
+      }
     }
     for (const d of status.kubernetes?.deployments ?? []) {
       const key = `${d.version}/${d.replicas}/${d.available}`;

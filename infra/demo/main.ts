@@ -8,6 +8,7 @@ import { connectBaton } from '../../client/connection';
 import { exitCodes } from '../../client/exit-codes';
 import { ProgressView } from '../../client/progress';
 import { followRollout, startRollout } from '../../client/rollouts';
+import type { RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec, SpecError } from '../../spec';
 import { createBatonWorker } from '../../worker/create-worker';
 import { cacheRoot } from '../cache';
@@ -57,17 +58,36 @@ function parseOptions(argv: string[]): DemoOptions {
     .option('--from <version>', 'version the fleet starts on', 'v1')
     .option('--to <version>', 'version to roll out', 'v2')
     .addOption(
-      new Option('--strategy <name>', 'rollout strategy').choices(['rolling', 'recreate']).default('rolling'),
+      new Option('--strategy <name>', 'rollout strategy')
+        .choices(['rolling', 'recreate', 'canary'])
+        .default('rolling'),
     )
     .option('--keep', 'leave everything running afterwards, for exploring (Ctrl-C stops it)', false)
     .option('--json', 'print the summary as one JSON object on the last line of stdout', false)
     .addHelpText(
       'after',
-      '\nExamples:\n  npm run demo\n  npm run demo -- --servers 5 --batch 1 --rate 300 --json',
+      '\nExamples:\n  npm run demo\n  npm run demo -- --servers 5 --batch 1 --rate 300 --json\n  npm run demo -- --strategy canary',
     )
     .exitOverride()
     .parse(argv, { from: 'user' });
   return program.opts<DemoOptions>();
+}
+
+/** The demo's strategy: canary analyses each share over a few seconds of the demo's own load. */
+function demoStrategy(options: DemoOptions): RolloutSpecInput['strategy'] {
+  if (options.strategy === 'recreate') return { type: 'recreate' };
+  if (options.strategy === 'canary')
+    return {
+      type: 'canary',
+      steps: [
+        { setWeight: 10 },
+        { analysis: { window: '5s' } },
+        { setWeight: 50 },
+        { analysis: { window: '5s' } },
+      ],
+      batchSize: options.batch,
+    };
+  return { type: 'rolling', batchSize: options.batch };
 }
 
 async function main(): Promise<number> {
@@ -141,10 +161,7 @@ async function main(): Promise<number> {
       fleet.spec(
         {
           version: options.to,
-          strategy:
-            options.strategy === 'recreate'
-              ? { type: 'recreate' }
-              : { type: 'rolling', batchSize: options.batch },
+          strategy: demoStrategy(options),
         },
         'demo-web',
       ),
@@ -156,11 +173,12 @@ async function main(): Promise<number> {
     const started = Date.now();
     const handle = await startRollout(baton.client, spec, { taskQueue });
     const uiUrl = `${uiBase}/namespaces/${baton.namespace}/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`;
-    log(
-      options.strategy === 'recreate'
-        ? `recreating ${options.from} → ${options.to}: every server stops, then all start on ${options.to} (${uiUrl})\n`
-        : `rolling ${options.from} → ${options.to}, ${options.batch} at a time (${uiUrl})\n`,
-    );
+    const plans: Record<string, string> = {
+      recreate: `recreating ${options.from} → ${options.to}: every server stops, then all start on ${options.to}`,
+      canary: `canary ${options.from} → ${options.to}: 10% of requests, analysis, 50%, analysis, then everyone ${options.batch} at a time`,
+      rolling: `rolling ${options.from} → ${options.to}, ${options.batch} at a time`,
+    };
+    log(`${plans[options.strategy] ?? options.strategy} (${uiUrl})\n`);
     const view = new ProgressView(process.stderr);
     const outcome = await followRollout(handle, (status) => view.update(status));
     const durationS = (Date.now() - started) / 1000;

@@ -72,6 +72,21 @@ describe('npm run demo', () => {
     assert.match(stdout, /recreate drops the requests that arrive while no server runs, by design/);
   });
 
+  it('--strategy canary analyses a canary on real traffic, promotes it, and fails nothing', async () => {
+    const env = { ...process.env };
+    delete env.TEMPORAL_ADDRESS;
+    const args = ['run', '--silent', 'demo', '--', '--strategy', 'canary', '--servers', '4', '--json'];
+    const { code, stdout, stderr } = await runToEnd('npm', args, { cwd: root, env });
+    assert.equal(code, 0, `${stdout}\n${stderr.slice(-3_000)}`);
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
+    assert.equal(summary.strategy, 'canary');
+    assert.equal(summary.onNewVersion, 4);
+    assert.equal(summary.failed, 0);
+    assert.equal(summary.phase, 'succeeded');
+    assert.match(stderr, /analysis 2 passed: canary \d+ req, 0% 5xx/);
+    assert.match(stderr, /analysis 4 passed/);
+  });
+
   it('rejects a bad option with exit code 2 and starts nothing', async () => {
     const { code, stderr } = await runToEnd('npm', ['run', '--silent', 'demo', '--', '--servers', 'many'], {
       cwd: root,
