@@ -11,7 +11,7 @@ import type { RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
 import { createBatonWorker } from '../../worker/create-worker';
 import type { rolloutWorkflow } from '../../workflows';
-import { promoteUpdate, statusQuery } from '../../workflows/messages';
+import { abortUpdate, promoteUpdate, statusQuery } from '../../workflows/messages';
 import { deploymentsOf, seedApp, startTestCluster, watchCapacity } from '../helpers/kubernetes';
 import { runRollout, until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
@@ -168,6 +168,81 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
     assert.equal(result.phase, 'rolled-back');
     assert.match(result.reason ?? '', /not Ready/);
     assert.deepEqual(await serviceSelector(namespace), { app: 'web' });
+    assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
+    assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
+  });
+
+  it('canary: the new version gets its share of pods and traffic, an analysis, a pause, then everyone', async () => {
+    const namespace = 'canary';
+    await seedApp(kc, namespace, { replicas, image });
+    const watch = await watchCapacity(kc, namespace, {});
+    const taskQueue = uniqueTaskQueue('canary');
+    const worker = await createBatonWorker({
+      connection: temporal.nativeConnection,
+      namespace: temporal.namespace,
+      taskQueue,
+      deps: deps(),
+      workflowBundle: await workflowBundle(),
+    });
+    const result = await worker.runUntil(async () => {
+      const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+        args: [
+          spec(namespace, 'v2', {
+            type: 'canary',
+            steps: [{ setWeight: 25 }, { analysis: { window: '2s' } }, { pause: {} }],
+          }),
+        ],
+        taskQueue,
+        workflowId: `rollout/web-${namespace}/${Date.now()}`,
+      });
+      await until(async () => (await handle.query(statusQuery)).phase === 'paused');
+      // At the pause: one pod of four on v2 beside three of v1, both behind the Service.
+      assert.deepEqual(await deploymentsOf(kc, namespace), {
+        web: { replicas: 3, available: 3 },
+        'web-v2': { replicas: 1, available: 1 },
+      });
+      assert.deepEqual((await servedImages(namespace)).sort(), [`${image}:v1`, `${image}:v2`]);
+      const status = await handle.query(statusQuery);
+      assert.equal(status.canary?.weight, 25);
+      assert.equal(status.canary?.analyses[0]?.passed, true);
+      await handle.executeUpdate(promoteUpdate, { args: [{ by: 'hank' }] });
+      return handle.result();
+    });
+    const report = watch.stop();
+    assert.equal(result.phase, 'succeeded', result.reason);
+    assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
+    assert.deepEqual(await deploymentsOf(kc, namespace), {
+      web: { replicas: 0, available: 0 },
+      'web-v2': { replicas, available: replicas },
+    });
+  });
+
+  it('canary: an abort at the pause brings the old version back to full and removes the canary', async () => {
+    const namespace = 'canary-abort';
+    await seedApp(kc, namespace, { replicas, image });
+    const watch = await watchCapacity(kc, namespace, {});
+    const taskQueue = uniqueTaskQueue('canary-abort');
+    const worker = await createBatonWorker({
+      connection: temporal.nativeConnection,
+      namespace: temporal.namespace,
+      taskQueue,
+      deps: deps(),
+      workflowBundle: await workflowBundle(),
+    });
+    const result = await worker.runUntil(async () => {
+      const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+        args: [spec(namespace, 'v2', { type: 'canary', steps: [{ setWeight: 50 }, { pause: {} }] })],
+        taskQueue,
+        workflowId: `rollout/web-${namespace}/${Date.now()}`,
+      });
+      await until(async () => (await handle.query(statusQuery)).phase === 'paused');
+      await handle.executeUpdate(abortUpdate, { args: [{ by: 'hank', reason: 'latency' }] });
+      return handle.result();
+    });
+    const report = watch.stop();
+    assert.equal(result.phase, 'rolled-back');
+    assert.match(result.reason ?? '', /aborted by hank: latency/);
+    assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
     assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
     assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
   });
