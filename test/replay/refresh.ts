@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -9,14 +10,31 @@ import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers
 import { replayScenarios } from './scenarios';
 
 /**
- * `npm run replay:refresh`: runs each replay scenario on a real Temporal server and saves its history. Do this on
- * purpose only, after a workflow change that is meant to change histories and is guarded by patched() for the
- * rollouts already running (see README, "Changing workflow code").
+ * `npm run replay:refresh`: runs replay scenarios on a real Temporal server and saves their histories. With no
+ * argument, only the scenarios with no saved history yet: a saved history stands for rollouts already running,
+ * and overwriting it would hide the very break replay tests exist to catch. Name scenarios (or pass --all) to
+ * save them again on purpose, after a change that is meant to change histories and is guarded by patched() for
+ * the rollouts already running (see README, "Changing workflow code").
  */
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => a !== '--all' && !replayScenarios.some((s) => s.name === a));
+  if (unknown.length > 0) {
+    process.stderr.write(
+      `replay:refresh: no scenario ${unknown.join(', ')}; expected --all or some of ${replayScenarios.map((s) => s.name).join(', ')}\n`,
+    );
+    process.exit(2);
+  }
+  const chosen = replayScenarios.filter((scenario) =>
+    args.includes('--all')
+      ? true
+      : args.length > 0
+        ? args.includes(scenario.name)
+        : !existsSync(join(__dirname, 'histories', `${scenario.name}.json`)),
+  );
   const temporal = await connectTestTemporal();
   try {
-    for (const scenario of replayScenarios) {
+    for (const scenario of chosen) {
       const taskQueue = uniqueTaskQueue(`replay-${scenario.name}`);
       const worker = await createBatonWorker({
         connection: temporal.nativeConnection,

@@ -25,4 +25,33 @@ export const replayScenarios: readonly ReplayScenario[] = [
     fleet: () => new InMemoryFleet(serverNames(5), 'v1', { failingUpgrades: { 'web-2': 'v2' } }),
     spec: inMemoryFleetSpec(5, { failureBudget: { maxFailPercent: 20 } }, 'replay-budget'),
   },
+  {
+    name: 'recreate-succeeds',
+    fleet: () => new InMemoryFleet(serverNames(3), 'v1'),
+    spec: inMemoryFleetSpec(3, { strategy: { type: 'recreate' } }, 'replay-recreate'),
+  },
+  {
+    name: 'canary-succeeds',
+    fleet: () => new InMemoryFleet(serverNames(5), 'v1'),
+    spec: inMemoryFleetSpec(
+      5,
+      {
+        strategy: {
+          type: 'canary',
+          steps: [{ setWeight: 20 }, { analysis: { window: '200ms' } }, { setWeight: 60 }],
+          batchSize: 2,
+        },
+      },
+      'replay-canary',
+    ),
+  },
+  {
+    name: 'canary-rolls-back',
+    fleet: () => new InMemoryFleet(serverNames(5), 'v1', { errorRates: { v2: 0.5 } }),
+    spec: inMemoryFleetSpec(
+      5,
+      { strategy: { type: 'canary', steps: [{ setWeight: 40 }, { analysis: { window: '200ms' } }] } },
+      'replay-canary-back',
+    ),
+  },
 ];
