@@ -12,6 +12,7 @@ import { parseRolloutSpec } from '../../spec';
 import { createBatonWorker } from '../../worker/create-worker';
 import type { rolloutWorkflow } from '../../workflows';
 import { abortUpdate, promoteUpdate, statusQuery } from '../../workflows/messages';
+import { exampleFiles, localExample, promoteUntilDone } from '../helpers/examples';
 import { deploymentsOf, seedApp, startTestCluster, watchCapacity } from '../helpers/kubernetes';
 import { runRollout, until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
@@ -246,4 +247,49 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
     assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
     assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
   });
+});
+
+describe('examples/ on a real Kubernetes control plane', () => {
+  for (const file of exampleFiles('kubernetes')) {
+    it(`${file}: rolls a Deployment of ${replicas} to the example's version`, async () => {
+      const namespace = `example-${file.replace(/^kubernetes-|\.yaml$/g, '')}`;
+      await seedApp(kc, namespace, { replicas, image });
+      const rollout = parseRolloutSpec(
+        localExample(file, (written) => ({
+          kind: 'kubernetes',
+          name: namespace,
+          namespace,
+          deployment: 'web',
+          container: 'app',
+          image,
+          service: 'web',
+          readyTimeout: '6s',
+          ...(written.kind === 'kubernetes' && written.mode ? { mode: written.mode } : {}),
+        })),
+        file,
+      );
+      const taskQueue = uniqueTaskQueue(namespace);
+      const worker = await createBatonWorker({
+        connection: temporal.nativeConnection,
+        namespace: temporal.namespace,
+        taskQueue,
+        deps: deps(),
+        workflowBundle: await workflowBundle(),
+      });
+      const result = await worker.runUntil(async () => {
+        const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+          args: [rollout],
+          taskQueue,
+          workflowId: `rollout/${namespace}/${Date.now()}`,
+        });
+        return promoteUntilDone(handle);
+      });
+      assert.equal(result.phase, 'succeeded', result.reason);
+      const deployments = await deploymentsOf(kc, namespace);
+      const serving = Object.entries(deployments).filter(([, d]) => (d.replicas ?? 0) > 0);
+      assert.equal(serving.length, 1, JSON.stringify(deployments));
+      assert.deepEqual(serving[0]?.[1], { replicas, available: replicas });
+      assert.deepEqual(await servedImages(namespace), [`${image}:${rollout.version}`]);
+    });
+  }
 });
