@@ -44,8 +44,10 @@ export function localExample(
   const strategy = shorten(example.strategy) as RolloutSpecInput['strategy'];
   if (strategy && 'preStep' in strategy && strategy.preStep)
     strategy.preStep = { ...strategy.preStep, argv: ['/bin/echo', ...strategy.preStep.argv.slice(1)] };
-  const { notify: _notify, progressDeadline: _deadline, ...rest } = example;
-  return { ...rest, target: target(example.target), strategy };
+  const local: RolloutSpecInput = { ...example, target: target(example.target), strategy };
+  delete local.notify;
+  delete local.progressDeadline;
+  return local;
 }
 
 /** Promotes the rollout at each approval gate or pause it reaches, as an operator would, until it ends. */
