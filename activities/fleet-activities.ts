@@ -1,6 +1,8 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import { z } from 'zod';
 import type {
   DrainPolicy,
+  FleetProvision,
   FleetServer,
   HaproxyLoadBalancer,
   HookCommand,
@@ -17,6 +19,12 @@ export const failureTypes = {
   verification: 'VerificationFailed',
   upgrade: 'UpgradeFailed',
 } as const;
+
+/** The address a create command prints as its last line of output. */
+const createdAddress = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'expected host:port as the last line of its output');
 
 export interface ServerRef {
   readonly loadBalancer: HaproxyLoadBalancer;
@@ -118,6 +126,118 @@ export function createFleetActivities(deps: ActivityDeps) {
         );
       }
       return versions;
+    },
+
+    /** The servers the backend holds now, with their addresses: the fleet of a target Baton provisions. */
+    discoverFleet: async (input: { loadBalancer: HaproxyLoadBalancer }): Promise<FleetServer[]> => {
+      try {
+        return await deps.trafficFor(input.loadBalancer).servers();
+      } catch (error) {
+        throw ApplicationFailure.nonRetryable(
+          `load balancer ${input.loadBalancer.socket} (backend ${input.loadBalancer.backend}): ${(error as Error).message}`,
+          failureTypes.preflight,
+        );
+      }
+    },
+
+    /**
+     * Creates a server on a version with the spec's create command and adds it to the backend, health checked
+     * but taking no request (drain). A retry finds a server the backend already knows and reuses its address;
+     * create commands must be idempotent for a name, as hostctl's is.
+     */
+    createServer: async (input: {
+      loadBalancer: HaproxyLoadBalancer;
+      provision: FleetProvision;
+      name: string;
+      version: string;
+    }): Promise<FleetServer> => {
+      const ctx = Context.current();
+      const traffic = deps.trafficFor(input.loadBalancer);
+      const known = (await traffic.servers()).find((s) => s.name === input.name);
+      if (known) {
+        await traffic.addServer(known.name, known.address, input.provision.serverOptions);
+        return known;
+      }
+      const argv = fillArgv(input.provision.create.argv, { name: input.name, version: input.version });
+      let stdout: string;
+      try {
+        ({ stdout } = await heartbeating(
+          ctx,
+          deps.hosts.run(argv, { timeoutMs: input.provision.create.timeout, signal: ctx.cancellationSignal }),
+        ));
+      } catch (error) {
+        throw ApplicationFailure.retryable(
+          `creating ${input.name} on ${input.version}: ${(error as Error).message}`,
+          'CreateFailed',
+        );
+      }
+      const lastLine = stdout.trim().split('\n').at(-1) ?? '';
+      const address = createdAddress.safeParse(lastLine);
+      if (!address.success)
+        throw ApplicationFailure.nonRetryable(
+          `${argv.join(' ')} printed "${lastLine.slice(0, 200)}": ${address.error.issues[0]?.message ?? 'not an address'}`,
+          'CreateFailed',
+        );
+      await traffic.addServer(input.name, address.data, input.provision.serverOptions);
+      return { name: input.name, address: address.data };
+    },
+
+    /** Waits until HAProxy's own health checks pass for a server that takes no request yet. */
+    awaitHealthy: async (ref: ServerRef & { timeoutMs: number }): Promise<void> => {
+      const ctx = Context.current();
+      const traffic = deps.trafficFor(ref.loadBalancer);
+      const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
+      const startedAt = resumed?.startedAt ?? Date.now();
+      for (;;) {
+        const { status } = await traffic.traffic(ref.server);
+        // "DRAIN 1/2" is still rising; "DRAIN" alone has passed its checks.
+        if (status === 'DRAIN' || status === 'UP' || status === 'no check') return;
+        if (Date.now() - startedAt > ref.timeoutMs)
+          throw ApplicationFailure.nonRetryable(
+            `HAProxy's health checks of ${ref.server} did not pass within ${ref.timeoutMs} ms (status ${status})`,
+            failureTypes.verification,
+          );
+        ctx.heartbeat({ startedAt, status });
+        await ctx.sleep(100);
+      }
+    },
+
+    /** In one Runtime API batch: these servers take requests, those take no new ones. */
+    switchTraffic: async (input: {
+      loadBalancer: HaproxyLoadBalancer;
+      toServe: string[];
+      toDrain: string[];
+    }): Promise<void> => {
+      await deps.trafficFor(input.loadBalancer).switchTraffic(input.toServe, input.toDrain);
+    },
+
+    /** Takes a drained server out of the backend for good. */
+    removeServer: async (ref: ServerRef): Promise<void> => {
+      await deps.trafficFor(ref.loadBalancer).removeServer(ref.server);
+    },
+
+    /** Destroys a server that left the backend, with the spec's destroy command. */
+    destroyServer: async (input: {
+      provision: FleetProvision;
+      server: FleetServer;
+      version: string;
+    }): Promise<void> => {
+      const ctx = Context.current();
+      const argv = renderArgv(input.provision.destroy.argv, input.server, input.version);
+      try {
+        await heartbeating(
+          ctx,
+          deps.hosts.run(argv, {
+            timeoutMs: input.provision.destroy.timeout,
+            signal: ctx.cancellationSignal,
+          }),
+        );
+      } catch (error) {
+        throw ApplicationFailure.retryable(
+          `destroying ${input.server.name}: ${(error as Error).message}`,
+          'DestroyFailed',
+        );
+      }
     },
 
     detachServer: async (ref: ServerRef): Promise<void> => {

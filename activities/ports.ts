@@ -27,6 +27,14 @@ export interface TrafficProvider {
   setWeight(server: string, weight: number): Promise<void>;
   /** Every server's cumulative request counters and current weight, from one reading. */
   counters(): Promise<Record<string, ServerSample>>;
+  /** The backend's servers with their addresses, in the backend's order. */
+  servers(): Promise<Array<{ name: string; address: string }>>;
+  /** Adds a server that takes no request yet (drain) but is health checked. Idempotent. */
+  addServer(name: string, address: string, options: readonly string[]): Promise<void>;
+  /** Takes a server out of the backend for good (maintenance, then deletion). One already gone is fine. */
+  removeServer(name: string): Promise<void>;
+  /** In one batch, sends requests to some servers and no new ones to others. */
+  switchTraffic(toServe: readonly string[], toDrain: readonly string[]): Promise<void>;
 }
 
 export interface ServerSample extends ServerCounters {

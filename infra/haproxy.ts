@@ -36,6 +36,9 @@ export interface LocalHaproxy {
   stop(): Promise<void>;
 }
 
+/** Health check settings of every server; servers added at run time get the same. */
+export const serverCheckOptions = ['check', 'inter', '1s', 'fall', '2', 'rise', '2'] as const;
+
 /**
  * The configuration of a typical HAProxy in front of a web fleet: HTTP health checks, keep-alive to the servers,
  * a dynamic balance algorithm (roundrobin) so servers can be added and weighted at run time.
@@ -69,7 +72,7 @@ export function haproxyConfig(options: {
     '  balance roundrobin',
     '  option httpchk GET /healthz',
     '  http-check expect status 200',
-    '  default-server check inter 1s fall 2 rise 2',
+    `  default-server ${serverCheckOptions.join(' ')}`,
     ...options.servers.map((s) => `  server ${s.name} ${s.address}`),
     '',
   ].join('\n');

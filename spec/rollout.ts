@@ -89,17 +89,53 @@ export const haproxyLoadBalancer = z.strictObject({
   backend: resourceName,
 });
 
+/** Placeholders of a create argv: the new server's name (chosen by Baton) and its version. */
+export const createPlaceholders = ['name', 'version'] as const;
+
+/**
+ * How Baton makes and unmakes servers, for the strategies that replace servers instead of upgrading them
+ * (surge, blue-green, rolling by replacement). Both are argv templates run on the worker without a shell.
+ */
+export const fleetProvision = z.strictObject({
+  /** Creates one server running {version}, named {name}; the last line of its stdout is the server's host:port. */
+  create: z.strictObject({
+    argv: argvTemplateOf(createPlaceholders),
+    timeout: duration.default(300_000),
+  }),
+  /** Destroys one server, once it is out of the backend. Same placeholders as upgrade. */
+  destroy: z.strictObject({
+    argv: argvTemplate,
+    timeout: duration.default(300_000),
+  }),
+  /**
+   * The settings `add server` gives a new server, as the backend's own servers have them: health checks at
+   * least, so HAProxy knows when it is UP. Each element is one HAProxy keyword or value.
+   */
+  serverOptions: z
+    .array(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9._:/%-]+$/, 'expected an HAProxy server keyword or value, such as "check"'),
+    )
+    .max(64)
+    .default(['check']),
+});
+
 export const fleetTarget = z.strictObject({
   kind: z.literal('fleet'),
   /** Names the target; one rollout runs per target at a time (workflow id "rollout/<name>"). */
   name: resourceName,
   loadBalancer: z.strictObject({ haproxy: haproxyLoadBalancer }),
-  servers: z.array(fleetServer).min(1, 'expected at least one server'),
+  /** The servers, when Baton does not create them; with provision, the fleet is what the backend holds. */
+  servers: z.array(fleetServer).default([]),
   /** How to move one server to a version in place: an argv template, run without a shell. */
-  upgrade: z.strictObject({
-    argv: argvTemplate,
-    timeout: duration.default(120_000),
-  }),
+  upgrade: z
+    .strictObject({
+      argv: argvTemplate,
+      timeout: duration.default(120_000),
+    })
+    .optional(),
+  provision: fleetProvision.optional(),
 });
 
 export const kubernetesTarget = z.strictObject({
@@ -208,6 +244,11 @@ export const rollingStrategy = z.strictObject({
   /** Wait between batches, e.g. to watch metrics. */
   pauseBetweenBatches: duration.default(0),
   /**
+   * Fleets: in-place upgrades each server where it stands; replace creates a new server for each old one
+   * (target.provision), puts it in rotation, then takes the old one out.
+   */
+  method: z.enum(['in-place', 'replace'], { error: 'expected "in-place" or "replace"' }).default('in-place'),
+  /**
    * Pauses at chosen points: after the Nth batch (fleets) or the Nth scale-up of the new version (Kubernetes
    * side-by-side). With a duration, a timed pause (`baton promote` ends it early); without, an approval gate that
    * waits for `baton promote`, up to `timeout` if given, then does `onTimeout`.
@@ -274,11 +315,20 @@ export const canaryStrategy = z.strictObject({
   batchSize: quantity.optional(),
 });
 
-export const strategyTypes = ['rolling', 'recreate', 'blue-green', 'canary'] as const;
+export const surgeStrategy = z.strictObject({
+  type: z.literal('surge'),
+  /**
+   * Servers or pods created per round, a count or a share of the fleet; then as many of the oldest leave. 100%
+   * (the default) doubles the fleet once, then removes the old half.
+   */
+  batchSize: quantity.default({ kind: 'percent', value: 100 }),
+});
+
+export const strategyTypes = ['rolling', 'recreate', 'blue-green', 'canary', 'surge'] as const;
 
 export const strategy = z.discriminatedUnion(
   'type',
-  [rollingStrategy, recreateStrategy, blueGreenStrategy, canaryStrategy],
+  [rollingStrategy, recreateStrategy, blueGreenStrategy, canaryStrategy, surgeStrategy],
   {
     error: (issue) =>
       issue.code === 'invalid_union'
@@ -361,14 +411,7 @@ export const rolloutSpecSchema = z
         seenAddresses.set(server.address, index);
       });
     }
-    if (spec.strategy.type === 'blue-green' && spec.target.kind === 'fleet') {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['strategy', 'type'],
-        message:
-          'expected "rolling", "recreate" or "canary" for a fleet target: blue-green runs on kubernetes targets so far',
-      });
-    }
+    if (spec.target.kind === 'fleet') refineFleet(spec.target, spec.strategy, ctx);
     if (spec.strategy.type === 'canary') refineCanary(spec.strategy, spec.target.kind, ctx);
     if (spec.strategy.type !== 'rolling') {
       if (spec.target.kind === 'kubernetes' && spec.target.mode === 'native') {
@@ -388,6 +431,13 @@ export const rolloutSpecSchema = z
           path: ['strategy', 'pauses'],
           message:
             'expected no pauses in native mode: the Deployment controller rolls without steps to pause at',
+        });
+      }
+      if (spec.strategy.method === 'replace') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['strategy', 'method'],
+          message: 'expected in-place on a kubernetes target: the Deployments replace pods on their own',
         });
       }
       if (batchSize !== undefined) {
@@ -422,6 +472,43 @@ export const rolloutSpecSchema = z
       });
     }
   });
+
+type RolloutSpecStrategy = z.output<typeof strategy>;
+
+/** Which fleet fields each strategy needs: servers or provision, an upgrade command for in-place changes. */
+function refineFleet(
+  target: z.output<typeof fleetTarget>,
+  strategy: RolloutSpecStrategy,
+  ctx: z.RefinementCtx,
+): void {
+  const replaces =
+    strategy.type === 'surge' ||
+    strategy.type === 'blue-green' ||
+    (strategy.type === 'rolling' && strategy.method === 'replace');
+  if (target.provision === undefined) {
+    if (target.servers.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['target', 'servers'], message: 'expected at least one server' });
+    if (replaces)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['target', 'provision'],
+        message: `expected provision (create and destroy commands): the ${strategy.type === 'rolling' ? 'rolling strategy with method replace' : `${strategy.type} strategy`} creates servers`,
+      });
+  } else if (target.servers.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['target', 'servers'],
+      message:
+        'expected no servers with provision: Baton reads the fleet from the HAProxy backend, which changes as it creates and destroys servers',
+    });
+  }
+  if (!replaces && target.upgrade === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['target', 'upgrade'],
+      message: `expected an upgrade command: the ${strategy.type} strategy upgrades servers in place`,
+    });
+}
 
 /** Weights only go up (a canary grows), and a Kubernetes canary has neither batches nor request metrics. */
 function refineCanary(
@@ -477,7 +564,9 @@ export type HaproxyLoadBalancer = z.output<typeof haproxyLoadBalancer>;
 export type DrainPolicy = z.output<typeof drainPolicy>;
 export type HttpVerification = z.output<typeof httpVerification>;
 export type RollingStrategy = z.output<typeof rollingStrategy>;
-export type UpgradeCommand = FleetTarget['upgrade'];
+export type UpgradeCommand = NonNullable<FleetTarget['upgrade']>;
+export type FleetProvision = z.output<typeof fleetProvision>;
+export type SurgeStrategy = z.output<typeof surgeStrategy>;
 
 export type ProgressDeadline = z.output<typeof progressDeadline>;
 export type RolloutPause = z.output<typeof rolloutPause>;

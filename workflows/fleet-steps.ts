@@ -117,6 +117,62 @@ export class FleetSteps {
     );
   }
 
+  /** The servers the backend holds: the fleet of a target Baton provisions. */
+  discover(): Promise<FleetServer[]> {
+    return acts.discoverFleet.executeWithOptions(
+      { ...preflightProfile, summary: `discover ${this.spec.target.name}` },
+      [{ loadBalancer: this.lb }],
+    );
+  }
+
+  /** Creates a server on a version and adds it to the backend, health checked, taking no request yet. */
+  create(name: string, version: string): Promise<FleetServer> {
+    const provision = this.requireProvision();
+    return acts.createServer.executeWithOptions(
+      { ...upgradeProfile(provision.create.timeout), summary: `create ${name} on ${version}` },
+      [{ loadBalancer: this.lb, provision, name, version }],
+    );
+  }
+
+  /** Waits until HAProxy's health checks pass for a server that takes no request yet. */
+  awaitHealthy(server: FleetServer): Promise<void> {
+    return acts.awaitHealthy.executeWithOptions(
+      { ...attachProfile, summary: `wait for HAProxy to see ${server.name} healthy` },
+      [{ ...this.ref(server), timeoutMs: this.spec.verify.http.timeout }],
+    );
+  }
+
+  /** One Runtime API batch: `toServe` take requests, `toDrain` take no new ones. */
+  switchTraffic(
+    toServe: readonly FleetServer[],
+    toDrain: readonly FleetServer[],
+    summary: string,
+  ): Promise<void> {
+    return acts.switchTraffic.executeWithOptions({ ...loadBalancerProfile, summary }, [
+      { loadBalancer: this.lb, toServe: toServe.map((s) => s.name), toDrain: toDrain.map((s) => s.name) },
+    ]);
+  }
+
+  /** Takes a drained server out of the backend, then destroys it. */
+  async removeAndDestroy(server: FleetServer, version: string): Promise<void> {
+    const provision = this.requireProvision();
+    await acts.removeServer.executeWithOptions(
+      { ...loadBalancerProfile, summary: `remove ${server.name} from the backend` },
+      [this.ref(server)],
+    );
+    await acts.destroyServer.executeWithOptions(
+      { ...upgradeProfile(provision.destroy.timeout), summary: `destroy ${server.name}` },
+      [{ provision, server, version }],
+    );
+  }
+
+  private requireProvision() {
+    const provision = this.spec.target.provision;
+    // The spec requires it for every strategy that creates servers; this guards a hand-made input.
+    if (!provision) throw ApplicationFailure.nonRetryable('target.provision: no create or destroy command');
+    return provision;
+  }
+
   /** Sets load balancer weights, e.g. a canary's share; the summary says what for ("canary 25%"). */
   setWeights(weights: Record<string, number>, summary: string): Promise<void> {
     return acts.setServerWeights.executeWithOptions({ ...loadBalancerProfile, summary }, [
@@ -157,12 +213,13 @@ export class FleetSteps {
   }
 
   async upgrade(server: FleetServer, version: string): Promise<void> {
+    const upgrade = this.spec.target.upgrade;
+    // The spec requires it for every strategy that upgrades in place; this guards a hand-made input.
+    if (!upgrade)
+      throw ApplicationFailure.nonRetryable('target.upgrade: no upgrade command', 'PreflightFailed');
     await acts.upgradeServer.executeWithOptions(
-      {
-        ...upgradeProfile(this.spec.target.upgrade.timeout),
-        summary: `upgrade ${server.name} to ${version}`,
-      },
-      [{ server, upgrade: this.spec.target.upgrade, version }],
+      { ...upgradeProfile(upgrade.timeout), summary: `upgrade ${server.name} to ${version}` },
+      [{ server, upgrade, version }],
     );
     this.state.update(server.name, { version });
   }

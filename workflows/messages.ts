@@ -19,6 +19,7 @@ export type RolloutPhase =
 
 export type ServerStep =
   | 'pending'
+  | 'create'
   | 'detach'
   | 'drain'
   | 'upgrade'
@@ -27,7 +28,11 @@ export type ServerStep =
   | 'done'
   | 'failed'
   | 'restoring'
-  | 'restored';
+  | 'restored'
+  /** Out of rotation, kept as the way back until the rollout succeeds. */
+  | 'retired'
+  /** Taken out of the backend and destroyed. */
+  | 'destroyed';
 
 export interface ServerStatus {
   readonly name: string;

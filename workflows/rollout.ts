@@ -1,4 +1,6 @@
-import { ApplicationFailure, setHandler } from '@temporalio/workflow';
+import { setHandler } from '@temporalio/workflow';
+import { count } from './plan';
+import { preflightOrReject, rejectBeforeAnyChange } from './strategies/outcome';
 import type { RolloutSpec } from '../spec/rollout';
 import type { FleetRolloutSpec } from './fleet-steps';
 import { RolloutControl } from './control';
@@ -10,7 +12,12 @@ import type { RolloutResult } from './messages';
 import { statusQuery } from './messages';
 import { RolloutState } from './state';
 import { rollingFleetStrategy } from './strategies/rolling';
-import { blueGreenKubernetesStrategy, recreateKubernetesStrategy } from './strategies/kubernetes-replace';
+import {
+  blueGreenKubernetesStrategy,
+  recreateKubernetesStrategy,
+  surgeKubernetesStrategy,
+} from './strategies/kubernetes-replace';
+import { blueGreenFleetStrategy, surgeFleetStrategy } from './strategies/replace-fleet';
 import { recreateFleetStrategy } from './strategies/recreate';
 import { rollingKubernetesStrategy } from './strategies/rolling-kubernetes';
 import { canaryFleetStrategy } from './strategies/canary';
@@ -36,10 +43,12 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
           return blueGreenKubernetesStrategy({ ...kubernetesSpec, strategy }, state, steps, control);
         case 'canary':
           return canaryKubernetesStrategy({ ...kubernetesSpec, strategy }, state, steps, control);
+        case 'surge':
+          return surgeKubernetesStrategy({ ...kubernetesSpec, strategy }, state, steps, control);
       }
     });
   }
-  const fleetSpec = spec as FleetRolloutSpec;
+  let fleetSpec = spec as FleetRolloutSpec;
   const state = new RolloutState(
     spec.target.name,
     strategy.type,
@@ -49,20 +58,37 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
   setHandler(statusQuery, () => state.status());
   const control = new RolloutControl(state);
   if (spec.progressDeadline) void control.watchProgress(spec.progressDeadline);
-  const steps = new FleetSteps(fleetSpec, state);
-  return notifying(spec, state, () => {
+  let steps = new FleetSteps(fleetSpec, state);
+  return notifying(spec, state, async () => {
+    if (fleetSpec.target.provision) {
+      // A provisioned fleet is what its backend holds now: earlier rollouts created and destroyed servers.
+      const servers = await preflightOrReject(state, () => steps.discover());
+      if (servers.length === 0)
+        rejectBeforeAnyChange(
+          state,
+          `backend ${fleetSpec.target.loadBalancer.haproxy.backend} has no server`,
+        );
+      for (const server of servers) state.addServer(server.name);
+      fleetSpec = { ...fleetSpec, target: { ...fleetSpec.target, servers } };
+      steps = new FleetSteps(fleetSpec, state);
+    }
     switch (strategy.type) {
       case 'rolling':
-        return rollingFleetStrategy({ ...fleetSpec, strategy }, state, steps, control);
+        return strategy.method === 'replace'
+          ? surgeFleetStrategy(fleetSpec, state, steps, control, {
+              batchSize: strategy.batchSize ?? count(1),
+              pauses: strategy.pauses,
+              pauseBetweenBatches: strategy.pauseBetweenBatches,
+            })
+          : rollingFleetStrategy({ ...fleetSpec, strategy }, state, steps, control);
       case 'recreate':
         return recreateFleetStrategy({ ...fleetSpec, strategy }, state, steps, control);
       case 'canary':
         return canaryFleetStrategy({ ...fleetSpec, strategy }, state, steps, control);
+      case 'surge':
+        return surgeFleetStrategy(fleetSpec, state, steps, control, { batchSize: strategy.batchSize });
       case 'blue-green':
-        throw ApplicationFailure.nonRetryable(
-          'strategy.type blue-green: this version of Baton runs blue-green on kubernetes targets only',
-          'UnsupportedStrategy',
-        );
+        return blueGreenFleetStrategy({ ...fleetSpec, strategy }, state, steps, control);
     }
   });
 }

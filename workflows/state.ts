@@ -73,6 +73,12 @@ export class RolloutState {
     this.progress++;
   }
 
+  /** A server that joined during the rollout (created by it, or found in the backend at its start). */
+  addServer(name: string, patch: Partial<Omit<ServerStatus, 'name'>> = {}): void {
+    if (!this.servers.has(name)) this.servers.set(name, { name, step: 'pending' });
+    this.update(name, patch);
+  }
+
   server(name: string): ServerStatus {
     const server = this.servers.get(name);
     if (!server) throw new Error(`unknown server ${name}`);

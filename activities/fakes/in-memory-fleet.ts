@@ -139,6 +139,12 @@ export class InMemoryFleet {
       this.get(name).weight = weight;
       return Promise.resolve();
     },
+    servers: () =>
+      Promise.resolve([...this.byAddress.entries()].map(([address, name]) => ({ name, address }))),
+    // Creating servers is tested against real HAProxy and real processes only.
+    addServer: () => Promise.reject(new Error('the in-memory fleet does not create servers')),
+    removeServer: () => Promise.reject(new Error('the in-memory fleet does not remove servers')),
+    switchTraffic: () => Promise.reject(new Error('the in-memory fleet does not switch traffic')),
     counters: () => {
       const samples: Record<string, ServerSample> = {};
       for (const [name, server] of this.servers) {

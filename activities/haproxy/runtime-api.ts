@@ -39,6 +39,10 @@ export class HaproxyRuntimeApi {
   send(command: string): Promise<string> {
     if (/[\n;]/.test(command))
       throw new Error(`refusing a Runtime API command with a newline or ";": ${command}`);
+    return this.sendRaw(command);
+  }
+
+  private sendRaw(command: string): Promise<string> {
     return new Promise((resolve, reject) => {
       const socket = createConnection(this.socketPath);
       const chunks: Buffer[] = [];
@@ -64,6 +68,24 @@ export class HaproxyRuntimeApi {
         if (!hadError) resolve(Buffer.concat(chunks).toString('utf8'));
       });
     });
+  }
+
+  /**
+   * Sends several commands in one connection, which HAProxy runs back to back before it reads anything else:
+   * the way to switch many servers at once. Throws with HAProxy's words when any of them answers an error.
+   */
+  async executeAll(commands: readonly string[]): Promise<string> {
+    for (const command of commands)
+      if (/[\n;]/.test(command))
+        throw new Error(`refusing a Runtime API command with a newline or ";": ${command}`);
+    const joined = commands.join('; ');
+    const answer = await this.sendRaw(joined);
+    const errors = answer
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && isErrorAnswer(line));
+    if (errors.length > 0) throw new HaproxyCommandError(joined, errors.join('\n'));
+    return answer;
   }
 
   /** Sends a command that changes state; throws with HAProxy's own words when it answers an error. */

@@ -65,4 +65,38 @@ export class HaproxyTrafficProvider implements TrafficProvider {
     }
     return samples;
   }
+
+  async servers(): Promise<Array<{ name: string; address: string }>> {
+    const rows = await this.api.showStat();
+    const backendRows = rows.filter((row) => row.pxname === this.backend);
+    if (backendRows.length === 0) throw new Error(`HAProxy has no backend "${this.backend}"`);
+    return backendRows
+      .filter((row) => row.svname !== 'BACKEND' && row.svname !== 'FRONTEND')
+      .map((row) => ({ name: row.svname ?? '', address: row.addr ?? '' }));
+  }
+
+  async addServer(name: string, address: string, options: readonly string[]): Promise<void> {
+    const known = await this.listServers();
+    if (!known.includes(name))
+      await this.api.execute(`add server ${this.backend}/${name} ${address} ${options.join(' ')}`);
+    // A new server starts in maintenance with its checks off; in drain, checks run but no request comes.
+    await this.api.execute(`enable health ${this.backend}/${name}`).catch((error: unknown) => {
+      // A server added without "check" has no health check to enable.
+      if (!/no health check|not configured/i.test((error as Error).message)) throw error;
+    });
+    await this.api.execute(`set server ${this.backend}/${name} state drain`);
+  }
+
+  async removeServer(name: string): Promise<void> {
+    if (!(await this.listServers()).includes(name)) return;
+    await this.api.execute(`set server ${this.backend}/${name} state maint`);
+    await this.api.execute(`del server ${this.backend}/${name}`);
+  }
+
+  async switchTraffic(toServe: readonly string[], toDrain: readonly string[]): Promise<void> {
+    await this.api.executeAll([
+      ...toServe.map((name) => `set server ${this.backend}/${name} state ready`),
+      ...toDrain.map((name) => `set server ${this.backend}/${name} state drain`),
+    ]);
+  }
 }

@@ -4,6 +4,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { withFileLock } from '../lock';
+import { freePort } from '../ports';
 import { delay } from '../processes';
 
 /**
@@ -161,4 +163,30 @@ export async function countStarts(fleetDir: string): Promise<Array<{ name: strin
 export async function stopAllHosts(fleetDir: string): Promise<void> {
   const fleet = await readFleetFile(fleetDir);
   await Promise.all(fleet.servers.map((s) => stopHost(fleetDir, s.name, 5_000)));
+}
+
+/**
+ * Creates a host, as a cloud creates an instance: a new entry in the fleet on a free port, started on a version.
+ * Idempotent: a host that exists is started on the version if it is not running it, and keeps its address.
+ */
+export async function createHost(fleetDir: string, name: string, version: string): Promise<string> {
+  const address = await withFileLock(join(fleetDir, 'fleet.lock'), async () => {
+    const fleet = await readFleetFile(fleetDir);
+    const existing = fleet.servers.find((s) => s.name === name);
+    if (existing) return existing.address;
+    const created = { name, address: `127.0.0.1:${await freePort()}` };
+    await writeFleetFile(fleetDir, { ...fleet, servers: [...fleet.servers, created] });
+    return created.address;
+  });
+  await startHost(fleetDir, name, version);
+  return address;
+}
+
+/** Stops a host and removes it from the fleet; one already gone is fine. */
+export async function destroyHost(fleetDir: string, name: string): Promise<void> {
+  await stopHost(fleetDir, name);
+  await withFileLock(join(fleetDir, 'fleet.lock'), async () => {
+    const fleet = await readFleetFile(fleetDir);
+    await writeFleetFile(fleetDir, { ...fleet, servers: fleet.servers.filter((s) => s.name !== name) });
+  });
 }

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RolloutSpecInput } from '../../spec';
 import type { LocalHaproxy } from '../haproxy';
-import { startHaproxy } from '../haproxy';
+import { serverCheckOptions, startHaproxy } from '../haproxy';
 import { freePort } from '../ports';
 import type { FleetFile } from './hosts';
 import { startHost, stopAllHosts, writeFleetFile } from './hosts';
@@ -30,6 +30,11 @@ export interface LocalFleet {
     overrides: Partial<RolloutSpecInput> & Pick<RolloutSpecInput, 'version'>,
     targetName?: string,
   ): RolloutSpecInput;
+  /**
+   * The target for strategies that create and destroy servers: no server list (Baton reads the backend), the
+   * host supervisor's create and destroy commands, and the health check settings of the backend's own servers.
+   */
+  provisionedTarget(targetName: string): RolloutSpecInput['target'];
   stop(): Promise<void>;
 }
 
@@ -81,6 +86,19 @@ export async function startLocalFleet(options: LocalFleetOptions): Promise<Local
       drain: { timeout: '30s', pollInterval: '100ms' },
       verify: { http: { passes: 3, interval: '200ms', timeout: '10s' } },
       ...overrides,
+    }),
+    provisionedTarget: (targetName) => ({
+      kind: 'fleet',
+      name: targetName,
+      loadBalancer: { haproxy: { socket: lb.socket, backend } },
+      upgrade: { argv: [...upgradeArgv], timeout: '60s' },
+      provision: {
+        create: {
+          argv: [process.execPath, hostctl, '--fleet', options.dir, 'create', '{name}', '{version}'],
+        },
+        destroy: { argv: [process.execPath, hostctl, '--fleet', options.dir, 'destroy', '{name}'] },
+        serverOptions: [...serverCheckOptions],
+      },
     }),
     stop: async () => {
       await lb.stop();

@@ -14,7 +14,9 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<void> {
     throw new Error('not used');
   });
   if (spec.target.kind !== 'fleet') return;
+  const upgrade = spec.target.upgrade;
+  if (!upgrade) return;
   for (const server of spec.target.servers) {
-    await acts.upgradeServer({ server, upgrade: spec.target.upgrade, version: spec.version });
+    await acts.upgradeServer({ server, upgrade, version: spec.version });
   }
 }

@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Fenceposts, ReplicaCount, ReplicaStep } from '../../workflows/plan';
 import {
+  nextServerNames,
+  oldestFirst,
   canaryCount,
   canaryWeights,
   count,
@@ -291,5 +293,37 @@ describe('canary plans', () => {
     );
     assert.equal(verdict.passed, false);
     assert.match(verdict.problems[0] ?? '', /served 20 requests in the window, fewer than the 50/);
+  });
+});
+
+describe('server names and creation order', () => {
+  it('orders servers by the number their name ends with, unnumbered first', () => {
+    const names = (list: Array<{ name: string }>) => list.map((s) => s.name);
+    assert.deepEqual(names(oldestFirst([{ name: 'web-10' }, { name: 'web-9' }, { name: 'db' }])), [
+      'db',
+      'web-9',
+      'web-10',
+    ]);
+  });
+
+  it('names new servers after the newest, never reusing a name', () => {
+    assert.deepEqual(nextServerNames(['web-1', 'web-2'], 2, 'shop'), ['web-3', 'web-4']);
+    assert.deepEqual(nextServerNames(['alpha', 'beta'], 2, 'shop'), ['shop-1', 'shop-2']);
+    assert.deepEqual(nextServerNames(['web-9', 'api-10'], 1, 'shop'), ['api-11']);
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 1, max: 50 }), { maxLength: 20 }),
+        fc.nat(10),
+        (ns, count) => {
+          const existing = ns.map((n) => `web-${n}`);
+          const created = nextServerNames(existing, count, 'web');
+          assert.equal(created.length, count);
+          assert.equal(new Set([...existing, ...created]).size, existing.length + count);
+          // Every new server sorts after every existing one.
+          const order = oldestFirst([...created, ...existing].map((name) => ({ name }))).map((s) => s.name);
+          assert.deepEqual(order.slice(existing.length), created);
+        },
+      ),
+    );
   });
 });

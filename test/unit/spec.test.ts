@@ -41,7 +41,7 @@ describe('rollout spec', () => {
     assert.equal(spec.verify.http.path, '/healthz');
     assert.deepEqual(spec.verify.http.versionFrom, { json: 'version' });
     assert.equal(spec.failureBudget.maxFailPercent, 0);
-    assert.ok(spec.target.kind === 'fleet' && spec.target.upgrade.timeout === 120_000);
+    assert.ok(spec.target.kind === 'fleet' && spec.target.upgrade?.timeout === 120_000);
   });
 
   it('reads batch sizes as counts or percents and durations as text', () => {
@@ -263,7 +263,7 @@ describe('rollout spec', () => {
   it('rejects duplicate server names, pointing at the second', () => {
     const input = minimal();
     const target = input.target as Extract<RolloutSpecInput['target'], { kind: 'fleet' }>;
-    target.servers.push({ name: 'web-1', address: '127.0.0.1:8083' });
+    target.servers?.push({ name: 'web-1', address: '127.0.0.1:8083' });
     assertRejected(input, 'target.servers[2].name', /duplicate server name "web-1" \(also at servers\[0\]\)/);
   });
   it('rejects a version that carries shell syntax', () => {

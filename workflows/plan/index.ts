@@ -4,3 +4,4 @@ export * from './surge';
 export * from './failure-budget';
 export * from './replicas';
 export * from './canary';
+export * from './naming';

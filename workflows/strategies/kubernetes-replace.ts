@@ -1,5 +1,6 @@
 import type { KubernetesPreflight } from '../../activities/kubernetes/kubernetes-activities';
-import type { BlueGreenStrategy, RecreateStrategy } from '../../spec/rollout';
+import type { BlueGreenStrategy, RecreateStrategy, SurgeStrategy } from '../../spec/rollout';
+import { resolveQuantity } from '../plan';
 import type { RolloutControl } from '../control';
 import { RolloutAborted } from '../control';
 import { failureMessage } from '../fleet-steps';
@@ -171,6 +172,62 @@ export async function blueGreenKubernetesStrategy(
       show('next', next, spec.version, 0, 0);
     }
     await steps.setServiceSelector(service, selector, `give ${service} its own selector back`);
+  });
+  return finished(state, spec.version, stopReason);
+}
+
+/**
+ * Surge then retire oldest on Kubernetes: each round scales the new version's Deployment up by the batch (all
+ * replicas by default: the app doubles) and waits for its pods to be available, then scales the old one down
+ * by as many, its pods leaving the Service first. Capacity never dips below the desired replicas. A failure or
+ * an abort brings the old Deployment back to full, then removes the new one.
+ */
+export async function surgeKubernetesStrategy(
+  spec: KubernetesRolloutSpec & { strategy: SurgeStrategy },
+  state: RolloutState,
+  steps: KubernetesSteps,
+  control: RolloutControl,
+): Promise<RolloutResult> {
+  const started = await begin(spec, state, steps);
+  if (!('preflight' in started)) return started;
+  const { preflight, show } = started;
+  const desired = preflight.replicas;
+  const batch = Math.max(1, resolveQuantity(spec.strategy.batchSize, desired, 'up'));
+  state.batches = Math.ceil(desired / batch);
+  state.setPhase('progressing');
+  let next: string | undefined;
+  let stopReason: string | undefined;
+  try {
+    next = (await steps.ensureVersionDeployment(preflight.stable)).name;
+    show('next', next, spec.version, 0, 0);
+    let moved = 0;
+    while (moved < desired) {
+      state.batch++;
+      await control.checkpoint();
+      moved = Math.min(desired, moved + batch);
+      show('next', next, spec.version, moved, 0);
+      const up = await steps.scale(next, moved, 'up');
+      show('next', next, spec.version, up.replicas, up.available);
+      await control.checkpoint();
+      const down = await steps.scale(preflight.stable, desired - moved, 'down');
+      show('stable', preflight.stable, preflight.fromVersion, down.replicas, down.available);
+    }
+  } catch (error) {
+    stopReason = stopReasonOf(error);
+  }
+  if (stopReason === undefined) {
+    await steps.prune([preflight.stable, preflight.next]);
+    state.setPhase('succeeded');
+    return finished(state, spec.version);
+  }
+  await rollBack(state, stopReason, async () => {
+    const back = await steps.scale(preflight.stable, desired, 'up');
+    show('stable', preflight.stable, preflight.fromVersion, back.replicas, back.available);
+    if (next !== undefined) {
+      await steps.scale(next, 0, 'down');
+      await steps.delete(next);
+      show('next', next, spec.version, 0, 0);
+    }
   });
   return finished(state, spec.version, stopReason);
 }
