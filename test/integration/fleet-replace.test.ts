@@ -81,12 +81,12 @@ describe('strategies that replace servers, on a real fleet behind real HAProxy, 
         method: 'replace',
         batchSize: 1,
       });
-      const result = await first.handle.result().finally(first.stop);
+      const result = await first.handle.result().finally(() => void first.stop());
       assert.equal(result.phase, 'succeeded', result.reason);
       assert.deepEqual(Object.keys(await backend(fleet)), ['web-4', 'web-5', 'web-6']);
       // The next rollout finds web-4..6 in the backend without anyone editing the spec.
       const second = await start(fleet, 'replace-web', 'v3', { type: 'surge', batchSize: '50%' });
-      const again = await second.handle.result().finally(second.stop);
+      const again = await second.handle.result().finally(() => void second.stop());
       assert.equal(again.phase, 'succeeded', again.reason);
       assert.deepEqual(await hostVersions(fleet.dir), { 'web-7': 'v3', 'web-8': 'v3', 'web-9': 'v3' });
       const stats = await load.stop();
