@@ -36,7 +36,12 @@ describe('rollout spec', () => {
     const spec = parseRolloutSpec(minimal());
     assert.equal(spec.apiVersion, 'baton.dev/v1');
     // The batch size (1) is resolved by the fleet strategy: Kubernetes targets take none.
-    assert.deepEqual(spec.strategy, { type: 'rolling', pauseBetweenBatches: 0, pauses: [] });
+    assert.deepEqual(spec.strategy, {
+      type: 'rolling',
+      pauseBetweenBatches: 0,
+      pauses: [],
+      method: 'in-place',
+    });
     assert.deepEqual(spec.drain, { timeout: 60_000, onTimeout: 'fail', pollInterval: 250 });
     assert.equal(spec.verify.http.path, '/healthz');
     assert.deepEqual(spec.verify.http.versionFrom, { json: 'version' });
@@ -159,8 +164,8 @@ describe('rollout spec', () => {
     );
     assertRejected(
       { ...minimal(), strategy: { type: 'blue-green' } },
-      'strategy.type',
-      /blue-green runs on kubernetes/,
+      'target.provision',
+      /expected provision \(create and destroy commands\): the blue-green strategy creates servers/,
     );
     const blueGreen = parseRolloutSpec(kubernetesInput({}) as RolloutSpecInput);
     assert.equal(blueGreen.strategy.type, 'rolling');
@@ -172,10 +177,71 @@ describe('rollout spec', () => {
     native.strategy = { type: 'blue-green' };
     assertRejected(native, 'target.mode', /side-by-side for the blue-green strategy/);
     assertRejected(
-      { ...minimal(), strategy: { type: 'surge' } },
+      { ...minimal(), strategy: { type: 'linear' } },
       'strategy.type',
-      /"rolling", "recreate", "blue-green", "canary"/,
+      /"rolling", "recreate", "blue-green", "canary", "surge"/,
     );
+  });
+
+  it('takes a provisioned fleet for the strategies that create servers, and asks for what each needs', () => {
+    const provision = {
+      create: { argv: ['/bin/mk', '{name}', '{version}'] },
+      destroy: { argv: ['/bin/rm-server', '{name}', '{host}'] },
+    };
+    const bare: Record<string, unknown> = { ...minimal().target };
+    delete bare.servers;
+    delete bare.upgrade;
+    const provisioned = { ...bare, provision };
+    const surge = parseRolloutSpec({ ...minimal(), target: provisioned, strategy: { type: 'surge' } });
+    assert.deepEqual(surge.strategy, { type: 'surge', batchSize: { kind: 'percent', value: 100 } });
+    assert.ok(surge.target.kind === 'fleet' && surge.target.provision?.serverOptions.join() === 'check');
+    parseRolloutSpec({ ...minimal(), target: provisioned, strategy: { type: 'blue-green' } });
+    parseRolloutSpec({
+      ...minimal(),
+      target: provisioned,
+      strategy: { type: 'rolling', method: 'replace', batchSize: 2 },
+    });
+    assertRejected(
+      { ...minimal(), target: provisioned, strategy: { type: 'canary', steps: [{ setWeight: 10 }] } },
+      'target.upgrade',
+      /expected an upgrade command: the canary strategy upgrades servers in place/,
+    );
+    assertRejected(
+      { ...minimal(), target: { ...minimal().target, provision }, strategy: { type: 'surge' } },
+      'target.servers',
+      /expected no servers with provision: Baton reads the fleet from the HAProxy backend/,
+    );
+    assertRejected(
+      { ...minimal(), target: { ...bare, upgrade: minimal().target.upgrade } },
+      'target.servers',
+      /at least one server/,
+    );
+    assertRejected(
+      { ...minimal(), strategy: { type: 'rolling', method: 'replace' } },
+      'target.provision',
+      /rolling strategy with method replace creates servers/,
+    );
+    assertRejected(
+      {
+        ...minimal(),
+        target: { ...provisioned, provision: { ...provision, serverOptions: ['check;', 'x'] } },
+        strategy: { type: 'surge' },
+      },
+      'target.provision.serverOptions[0]',
+      /expected an HAProxy server keyword or value/,
+    );
+    assertRejected(
+      {
+        ...minimal(),
+        target: { ...provisioned, provision: { ...provision, create: { argv: ['/bin/mk', '{host}'] } } },
+        strategy: { type: 'surge' },
+      },
+      'target.provision.create.argv[1]',
+      /unknown placeholder \{host\}; expected one of \{name\}, \{version\}/,
+    );
+    const kubernetes = kubernetesInput({}) as { strategy: Record<string, unknown> };
+    kubernetes.strategy = { type: 'rolling', method: 'replace' };
+    assertRejected(kubernetes, 'strategy.method', /in-place on a kubernetes target/);
   });
 
   it('takes canary steps as a one-of list, refusing what could not run', () => {
