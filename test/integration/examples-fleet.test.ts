@@ -26,9 +26,11 @@ describe('examples/ on a real fleet behind real HAProxy', () => {
     it(`${file}: rolls a local fleet of 4 to the example's version under load`, async () => {
       const fleet = await startTestFleet({ servers: 4, version: 'v1', defaults: { latencyMs: 5 } });
       fleets.push(fleet);
-      const input = localExample(
-        file,
-        () => fleet.spec({ version: 'v2' }, `example-${file.split('.')[0]}`).target,
+      const name = `example-${file.split('.')[0]}`;
+      const input = localExample(file, (written) =>
+        written.kind === 'fleet' && written.provision
+          ? fleet.provisionedTarget(name)
+          : fleet.spec({ version: 'v2' }, name).target,
       );
       const spec = parseRolloutSpec(input, file);
       const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 150 });
@@ -37,7 +39,11 @@ describe('examples/ on a real fleet behind real HAProxy', () => {
         const result = await promoteUntilDone(handle);
         const stats = await load.stop();
         assert.equal(result.phase, 'succeeded', result.reason);
-        assert.deepEqual(Object.values(await hostVersions(fleet.dir)), Array(4).fill(spec.version));
+        assert.deepEqual(
+          Object.values(await hostVersions(fleet.dir)),
+          Array(4).fill(spec.version),
+          'four servers, all on the version',
+        );
         if (spec.strategy.type !== 'recreate')
           assert.equal(stats.failed, 0, `failed requests: ${JSON.stringify(stats.errors)}`);
       } finally {

@@ -249,6 +249,38 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
   });
 });
 
+describe('surge then retire oldest on a real Kubernetes control plane', () => {
+  it('doubles the pods on v2, then removes the old ones, never below the desired count', async () => {
+    const namespace = 'surge';
+    await seedApp(kc, namespace, { replicas, image });
+    const watch = await watchCapacity(kc, namespace, {});
+    const result = await runRollout(temporal, deps(), spec(namespace, 'v2', { type: 'surge' }));
+    const report = watch.stop();
+    assert.equal(result.phase, 'succeeded', result.reason);
+    assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
+    assert.ok(report.maxPods >= 2 * replicas, `the app doubled: up to ${report.maxPods} pods`);
+    assert.deepEqual(await deploymentsOf(kc, namespace), {
+      web: { replicas: 0, available: 0 },
+      'web-v2': { replicas, available: replicas },
+    });
+  });
+
+  it('in rounds of 50%, a broken version is rolled back with every old pod serving', async () => {
+    const namespace = 'surge-broken';
+    await seedApp(kc, namespace, { replicas, image });
+    const watch = await watchCapacity(kc, namespace, {});
+    const result = await runRollout(
+      temporal,
+      deps(),
+      spec(namespace, cluster.pods.brokenTag, { type: 'surge', batchSize: '50%' }),
+    );
+    const report = watch.stop();
+    assert.equal(result.phase, 'rolled-back');
+    assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
+    assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
+  });
+});
+
 describe('examples/ on a real Kubernetes control plane', () => {
   for (const file of exampleFiles('kubernetes')) {
     it(`${file}: rolls a Deployment of ${replicas} to the example's version`, async () => {
