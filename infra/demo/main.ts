@@ -59,14 +59,14 @@ function parseOptions(argv: string[]): DemoOptions {
     .option('--to <version>', 'version to roll out', 'v2')
     .addOption(
       new Option('--strategy <name>', 'rollout strategy')
-        .choices(['rolling', 'recreate', 'canary'])
+        .choices(['rolling', 'recreate', 'blue-green', 'canary', 'surge'])
         .default('rolling'),
     )
     .option('--keep', 'leave everything running afterwards, for exploring (Ctrl-C stops it)', false)
     .option('--json', 'print the summary as one JSON object on the last line of stdout', false)
     .addHelpText(
       'after',
-      '\nExamples:\n  npm run demo\n  npm run demo -- --servers 5 --batch 1 --rate 300 --json\n  npm run demo -- --strategy canary',
+      '\nExamples:\n  npm run demo\n  npm run demo -- --servers 5 --batch 1 --rate 300 --json\n  npm run demo -- --strategy canary\n  npm run demo -- --strategy blue-green',
     )
     .exitOverride()
     .parse(argv, { from: 'user' });
@@ -76,6 +76,8 @@ function parseOptions(argv: string[]): DemoOptions {
 /** The demo's strategy: canary analyses each share over a few seconds of the demo's own load. */
 function demoStrategy(options: DemoOptions): RolloutSpecInput['strategy'] {
   if (options.strategy === 'recreate') return { type: 'recreate' };
+  if (options.strategy === 'blue-green') return { type: 'blue-green', scaleDownDelay: '3s' };
+  if (options.strategy === 'surge') return { type: 'surge' };
   if (options.strategy === 'canary')
     return {
       type: 'canary',
@@ -157,14 +159,11 @@ async function main(): Promise<number> {
       await workerConnection.close();
     });
 
+    // Blue/green and surge create new servers and destroy the old ones: the fleet is what HAProxy's backend holds.
+    const creates = options.strategy === 'blue-green' || options.strategy === 'surge';
+    const input = fleet.spec({ version: options.to, strategy: demoStrategy(options) }, 'demo-web');
     const spec = parseRolloutSpec(
-      fleet.spec(
-        {
-          version: options.to,
-          strategy: demoStrategy(options),
-        },
-        'demo-web',
-      ),
+      creates ? { ...input, target: fleet.provisionedTarget('demo-web') } : input,
       'demo spec',
     );
     log(`sending ${options.rate} requests/s through HAProxy at ${fleet.haproxy.frontendUrl}`);
@@ -177,6 +176,8 @@ async function main(): Promise<number> {
       recreate: `recreating ${options.from} → ${options.to}: every server stops, then all start on ${options.to}`,
       canary: `canary ${options.from} → ${options.to}: 10% of requests, analysis, 50%, analysis, then everyone ${options.batch} at a time`,
       rolling: `rolling ${options.from} → ${options.to}, ${options.batch} at a time`,
+      'blue-green': `blue/green ${options.from} → ${options.to}: a new set of ${options.servers} servers, then all traffic switches at once`,
+      surge: `surge ${options.from} → ${options.to}: ${options.servers} new servers join, then the ${options.servers} oldest leave`,
     };
     log(`${plans[options.strategy] ?? options.strategy} (${uiUrl})\n`);
     const view = new ProgressView(process.stderr);

@@ -87,6 +87,23 @@ describe('npm run demo', () => {
     assert.match(stderr, /analysis 4 passed/);
   });
 
+  for (const strategy of ['blue-green', 'surge']) {
+    it(`--strategy ${strategy} creates a new set of servers, retires the old one, and fails nothing`, async () => {
+      const env = { ...process.env };
+      delete env.TEMPORAL_ADDRESS;
+      const args = ['run', '--silent', 'demo', '--', '--strategy', strategy, '--servers', '3', '--json'];
+      const { code, stdout, stderr } = await runToEnd('npm', args, { cwd: root, env });
+      assert.equal(code, 0, `${stdout}\n${stderr.slice(-3_000)}`);
+      const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
+      assert.equal(summary.strategy, strategy);
+      assert.equal(summary.onNewVersion, 3);
+      assert.equal(summary.failed, 0);
+      assert.equal(summary.phase, 'succeeded');
+      assert.match(stderr, /web-6: done \(v2\)/);
+      assert.match(stderr, /web-1: destroyed/);
+    });
+  }
+
   it('rejects a bad option with exit code 2 and starts nothing', async () => {
     const { code, stderr } = await runToEnd('npm', ['run', '--silent', 'demo', '--', '--servers', 'many'], {
       cwd: root,
