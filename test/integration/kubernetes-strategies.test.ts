@@ -11,6 +11,7 @@ import type { RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
 import { createBatonWorker } from '../../worker/create-worker';
 import type { rolloutWorkflow } from '../../workflows';
+import type { RolloutStatus } from '../../workflows/messages';
 import { abortUpdate, promoteUpdate, statusQuery } from '../../workflows/messages';
 import { exampleFiles, localExample, promoteUntilDone } from '../helpers/examples';
 import { deploymentsOf, seedApp, startTestCluster, watchCapacity } from '../helpers/kubernetes';
@@ -279,6 +280,71 @@ describe('surge then retire oldest on a real Kubernetes control plane', () => {
     assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
     assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
   });
+});
+
+describe('an abort midway restores the old version completely, on a real Kubernetes control plane', () => {
+  const cases: Array<{
+    name: string;
+    strategy: RolloutSpecInput['strategy'];
+    midway: (status: RolloutStatus) => boolean;
+    holdsCapacity: boolean;
+  }> = [
+    {
+      name: 'blue/green, at the approval before the switch',
+      strategy: { type: 'blue-green', autoPromote: false },
+      midway: (s) => s.phase === 'paused',
+      holdsCapacity: true,
+    },
+    {
+      name: 'surge, after its first round',
+      strategy: { type: 'surge', batchSize: '50%' },
+      midway: (s) =>
+        (s.kubernetes?.deployments.find((d) => d.role === 'next')?.available ?? 0) >= replicas / 2,
+      holdsCapacity: true,
+    },
+    {
+      name: 'recreate, while its pre-step runs',
+      strategy: { type: 'recreate', preStep: { argv: ['/bin/sleep', '2'] } },
+      midway: (s) => s.kubernetes?.deployments.find((d) => d.role === 'stable')?.replicas === 0,
+      holdsCapacity: false,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const namespace = `abort-${c.strategy?.type ?? 'rolling'}`;
+      await seedApp(kc, namespace, { replicas, image });
+      const taskQueue = uniqueTaskQueue(namespace);
+      const worker = await createBatonWorker({
+        connection: temporal.nativeConnection,
+        namespace: temporal.namespace,
+        taskQueue,
+        deps: deps(),
+        workflowBundle: await workflowBundle(),
+      });
+      const watch = await watchCapacity(kc, namespace, {});
+      const result = await worker.runUntil(async () => {
+        const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+          args: [spec(namespace, 'v2', c.strategy)],
+          taskQueue,
+          workflowId: `rollout/${namespace}/${Date.now()}`,
+        });
+        await until(async () => c.midway(await handle.query(statusQuery)));
+        await handle.executeUpdate(abortUpdate, { args: [{ by: 'hank', reason: 'midway' }] });
+        return handle.result();
+      });
+      const report = watch.stop();
+      assert.equal(result.phase, 'rolled-back', result.reason);
+      assert.match(result.reason ?? '', /aborted by hank: midway/);
+      assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
+      assert.deepEqual(await serviceSelector(namespace), { app: 'web' });
+      assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
+      if (c.holdsCapacity)
+        assert.ok(
+          report.minServing >= replicas,
+          `Ready pods never fell below ${replicas}: ${report.minServing}`,
+        );
+    });
+  }
 });
 
 describe('examples/ on a real Kubernetes control plane', () => {

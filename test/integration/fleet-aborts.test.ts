@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { realActivityDeps } from '../../activities';
+import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
+import { hostVersions } from '../../infra/fleet/hosts';
+import type { LocalFleet } from '../../infra/fleet/local-fleet';
+import { startLoad } from '../../infra/load';
+import type { RolloutSpecInput } from '../../spec';
+import { parseRolloutSpec } from '../../spec';
+import type { RolloutStatus } from '../../workflows/messages';
+import { abortUpdate, statusQuery } from '../../workflows/messages';
+import { startTestFleet } from '../helpers/fleet';
+import { startRolloutInProcess, until } from '../helpers/rollout';
+import type { TestTemporal } from '../helpers/temporal';
+import { connectTestTemporal } from '../helpers/temporal';
+
+let temporal: TestTemporal;
+const fleets: LocalFleet[] = [];
+before(async () => {
+  temporal = await connectTestTemporal();
+});
+after(async () => {
+  await Promise.all(fleets.map((f) => f.stop()));
+  await temporal.close();
+});
+
+interface AbortCase {
+  readonly name: string;
+  readonly strategy: RolloutSpecInput['strategy'];
+  readonly provisioned?: boolean;
+  /** Requests may fail by design (recreate). */
+  readonly dropsByDesign?: boolean;
+  /** When the rollout is midway. */
+  readonly midway: (status: RolloutStatus) => boolean;
+}
+
+const cases: AbortCase[] = [
+  {
+    name: 'canary, at its pause with one server on v2',
+    strategy: { type: 'canary', steps: [{ setWeight: 34 }, { pause: {} }] },
+    midway: (s) => s.phase === 'paused',
+  },
+  {
+    name: 'rolling by replacement, at the approval after its first new server',
+    strategy: { type: 'rolling', method: 'replace', batchSize: 1, pauses: [{ after: 1 }] },
+    provisioned: true,
+    midway: (s) => s.phase === 'paused',
+  },
+  {
+    name: 'surge, once the new servers serve beside the old',
+    strategy: { type: 'surge', batchSize: 1 },
+    provisioned: true,
+    midway: (s) => s.servers.some((server) => server.step === 'retired'),
+  },
+  {
+    name: 'recreate, while its pre-step runs',
+    strategy: { type: 'recreate', preStep: { argv: ['/bin/sleep', '2'] } },
+    dropsByDesign: true,
+    midway: (s) => s.servers.every((server) => server.step === 'drain'),
+  },
+];
+
+describe('an abort midway restores the old version completely, on a real fleet under load', () => {
+  for (const c of cases) {
+    it(c.name, async () => {
+      const fleet = await startTestFleet({ servers: 3, version: 'v1', defaults: { latencyMs: 5 } });
+      fleets.push(fleet);
+      const name = `abort-${c.strategy?.type ?? 'rolling'}-${fleets.length}`;
+      const input = fleet.spec({ version: 'v2', strategy: c.strategy }, name);
+      const spec = parseRolloutSpec(
+        c.provisioned ? { ...input, target: fleet.provisionedTarget(name) } : input,
+      );
+      const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 100 });
+      const { handle, stop } = await startRolloutInProcess(temporal, realActivityDeps(), spec);
+      try {
+        await until(async () => c.midway(await handle.query(statusQuery)));
+        await handle.executeUpdate(abortUpdate, { args: [{ by: 'hank', reason: 'midway' }] });
+        const result = await handle.result();
+        const stats = await load.stop();
+        assert.equal(result.phase, 'rolled-back', result.reason);
+        assert.match(result.reason ?? '', /aborted by hank: midway/);
+        assert.deepEqual(await hostVersions(fleet.dir), { 'web-1': 'v1', 'web-2': 'v1', 'web-3': 'v1' });
+        const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
+        assert.deepEqual(await traffic.listServers(), ['web-1', 'web-2', 'web-3']);
+        const counters = await traffic.counters();
+        for (const server of ['web-1', 'web-2', 'web-3']) {
+          assert.equal((await traffic.traffic(server)).status, 'UP', `${server} serves`);
+          assert.equal(counters[server]?.weight, 1, `${server} has its weight back`);
+        }
+        if (!c.dropsByDesign)
+          assert.equal(stats.failed, 0, `failed requests: ${JSON.stringify(stats.errors)}`);
+      } finally {
+        await load.stop();
+        await stop();
+      }
+    });
+  }
+});
