@@ -271,6 +271,12 @@ export const blueGreenStrategy = z.strictObject({
   autoPromote: z.boolean().default(true),
   /** How long the old set is kept, idle, after the switch: the instant way back. */
   scaleDownDelay: duration.default(30_000),
+  /**
+   * Kubernetes: a Service of yours that Baton points at the new set while it waits, so checks and people can try
+   * it before any user does; afterwards it selects what the main Service selects. Fleets need none: each new
+   * server is checked at its own address.
+   */
+  previewService: resourceName.optional(),
 });
 
 /**
@@ -412,6 +418,13 @@ export const rolloutSpecSchema = z
       });
     }
     if (spec.target.kind === 'fleet') refineFleet(spec.target, spec.strategy, ctx);
+    if (spec.target.kind === 'fleet' && spec.strategy.type === 'blue-green' && spec.strategy.previewService)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strategy', 'previewService'],
+        message:
+          'expected no previewService on a fleet target: each new server is checked at its own address',
+      });
     if (spec.strategy.type === 'canary') refineCanary(spec.strategy, spec.target.kind, ctx);
     if (spec.strategy.type !== 'rolling') {
       if (spec.target.kind === 'kubernetes' && spec.target.mode === 'native') {

@@ -54,10 +54,10 @@ const serviceSelector = async (namespace: string) =>
   (await kc.makeApiClient(CoreV1Api).readNamespacedService({ namespace, name: 'web' })).spec?.selector;
 
 /** The images of the pods the Service's endpoints send traffic to now. */
-async function servedImages(namespace: string): Promise<string[]> {
+async function servedImages(namespace: string, service = 'web'): Promise<string[]> {
   const slices = await kc
     .makeApiClient(DiscoveryV1Api)
-    .listNamespacedEndpointSlice({ namespace, labelSelector: 'kubernetes.io/service-name=web' });
+    .listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
   const names = slices.items
     .flatMap((s) => s.endpoints)
     .filter((e) => e.conditions?.ready)
@@ -113,6 +113,13 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
   it('blue/green: the new set comes up with no traffic, waits for promote, then takes all traffic at once', async () => {
     const namespace = 'blue-green';
     await seedApp(kc, namespace, { replicas, image });
+    await kc.makeApiClient(CoreV1Api).createNamespacedService({
+      namespace,
+      body: {
+        metadata: { name: 'web-preview' },
+        spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+      },
+    });
     const watch = await watchCapacity(kc, namespace, {});
     const taskQueue = uniqueTaskQueue('blue-green');
     const worker = await createBatonWorker({
@@ -124,7 +131,14 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
     });
     const result = await worker.runUntil(async () => {
       const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-        args: [spec(namespace, 'v2', { type: 'blue-green', autoPromote: false, scaleDownDelay: '2s' })],
+        args: [
+          spec(namespace, 'v2', {
+            type: 'blue-green',
+            autoPromote: false,
+            scaleDownDelay: '2s',
+            previewService: 'web-preview',
+          }),
+        ],
         taskQueue,
         workflowId: `rollout/web-${namespace}/${Date.now()}`,
       });
@@ -133,6 +147,8 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
       assert.deepEqual((await deploymentsOf(kc, namespace))['web-v2'], { replicas, available: replicas });
       assert.ok((await serviceSelector(namespace))?.['pod-template-hash'], 'the Service is pinned');
       assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
+      // The preview Service already sends its callers to the new set only.
+      await until(async () => (await servedImages(namespace, 'web-preview')).join() === `${image}:v2`);
       await handle.executeUpdate(promoteUpdate, { args: [{ by: 'hank' }] });
       // After the switch, within the scale-down delay: all traffic on v2, the old set still there.
       await until(async () => (await servedImages(namespace)).join() === `${image}:v2`);

@@ -126,6 +126,7 @@ export async function blueGreenKubernetesStrategy(
   const replicas = preflight.replicas;
   const selector = preflight.serviceSelector ?? {};
   const pinTo = (hash: string) => ({ ...selector, 'pod-template-hash': hash });
+  const preview = spec.strategy.previewService;
   state.setPhase('progressing');
 
   const stableHash = await steps.templateHash(preflight.stable);
@@ -139,6 +140,12 @@ export async function blueGreenKubernetesStrategy(
     await control.checkpoint();
     const up = await steps.scale(next, replicas, 'up');
     show('next', next, spec.version, up.replicas, up.available);
+    if (preview !== undefined)
+      await steps.setServiceSelector(
+        preview,
+        pinTo(await steps.templateHash(next)),
+        `point ${preview} at ${next}`,
+      );
     if (!spec.strategy.autoPromote)
       await control.gate(`approval before switching ${service} to ${spec.version}`);
     await control.checkpoint();
@@ -155,6 +162,8 @@ export async function blueGreenKubernetesStrategy(
     const gone = await steps.scale(preflight.stable, 0, 'down');
     show('stable', preflight.stable, preflight.fromVersion, gone.replicas, gone.available);
     await steps.setServiceSelector(service, selector, `give ${service} its own selector back`);
+    if (preview !== undefined)
+      await steps.setServiceSelector(preview, selector, `${preview} selects what ${service} selects`);
     await steps.prune([preflight.stable, preflight.next]);
     state.setPhase('succeeded');
     return finished(state, spec.version);
@@ -172,6 +181,8 @@ export async function blueGreenKubernetesStrategy(
       show('next', next, spec.version, 0, 0);
     }
     await steps.setServiceSelector(service, selector, `give ${service} its own selector back`);
+    if (preview !== undefined)
+      await steps.setServiceSelector(preview, selector, `${preview} selects what ${service} selects`);
   });
   return finished(state, spec.version, stopReason);
 }
