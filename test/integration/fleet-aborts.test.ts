@@ -1,28 +1,17 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { realActivityDeps } from '../../activities';
 import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
 import { hostVersions } from '../../infra/fleet/hosts';
-import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { startLoad } from '../../infra/load';
 import type { RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
 import type { RolloutStatus } from '../../workflows/messages';
 import { abortUpdate, statusQuery } from '../../workflows/messages';
-import { startTestFleet } from '../helpers/fleet';
+import { useFleets } from '../helpers/fleet';
 import { startRolloutInProcess, until } from '../helpers/rollout';
-import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal } from '../helpers/temporal';
 
-let temporal: TestTemporal;
-const fleets: LocalFleet[] = [];
-before(async () => {
-  temporal = await connectTestTemporal();
-});
-after(async () => {
-  await Promise.all(fleets.map((f) => f.stop()));
-  await temporal.close();
-});
+const { temporal: testTemporal, fleet: startFleet } = useFleets();
 
 interface AbortCase {
   readonly name: string;
@@ -63,15 +52,14 @@ const cases: AbortCase[] = [
 describe('an abort midway restores the old version completely, on a real fleet under load', () => {
   for (const c of cases) {
     it(c.name, async () => {
-      const fleet = await startTestFleet({ servers: 3, version: 'v1', defaults: { latencyMs: 5 } });
-      fleets.push(fleet);
-      const name = `abort-${c.strategy?.type ?? 'rolling'}-${fleets.length}`;
+      const fleet = await startFleet({ servers: 3, version: 'v1', defaults: { latencyMs: 5 } });
+      const name = `abort-${c.strategy?.type ?? 'rolling'}-${Date.now() % 100_000}`;
       const input = fleet.spec({ version: 'v2', strategy: c.strategy }, name);
       const spec = parseRolloutSpec(
         c.provisioned ? { ...input, target: fleet.provisionedTarget(name) } : input,
       );
       const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 100 });
-      const { handle, stop } = await startRolloutInProcess(temporal, realActivityDeps(), spec);
+      const { handle, stop } = await startRolloutInProcess(testTemporal(), realActivityDeps(), spec);
       try {
         await until(async () => c.midway(await handle.query(statusQuery)));
         await handle.executeUpdate(abortUpdate, { args: [{ by: 'hank', reason: 'midway' }] });

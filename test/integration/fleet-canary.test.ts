@@ -1,26 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { realActivityDeps } from '../../activities';
 import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
 import { countStarts, hostVersions } from '../../infra/fleet/hosts';
-import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { startLoad } from '../../infra/load';
 import { parseRolloutSpec } from '../../spec';
 import { statusQuery } from '../../workflows/messages';
-import { startTestFleet } from '../helpers/fleet';
+import type { LocalFleet } from '../../infra/fleet/local-fleet';
+import { useFleets } from '../helpers/fleet';
 import { startRolloutInProcess } from '../helpers/rollout';
-import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal } from '../helpers/temporal';
 
-let temporal: TestTemporal;
-const fleets: LocalFleet[] = [];
-before(async () => {
-  temporal = await connectTestTemporal();
-});
-after(async () => {
-  await Promise.all(fleets.map((f) => f.stop()));
-  await temporal.close();
-});
+const { temporal: testTemporal, fleet: startFleet } = useFleets();
 
 const weights = async (fleet: LocalFleet) => {
   const counters = await new HaproxyTrafficProvider(fleet.haproxy.socket, 'web').counters();
@@ -29,11 +19,10 @@ const weights = async (fleet: LocalFleet) => {
 
 describe('canary on a real fleet behind real HAProxy, under load', () => {
   it('sends the canary its share of real requests, analyses it, promotes, and drops no request', async () => {
-    const fleet = await startTestFleet({ servers: 5, version: 'v1', defaults: { latencyMs: 5 } });
-    fleets.push(fleet);
+    const fleet = await startFleet({ servers: 5, version: 'v1', defaults: { latencyMs: 5 } });
     const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 100 });
     const { handle, stop } = await startRolloutInProcess(
-      temporal,
+      testTemporal(),
       realActivityDeps(),
       parseRolloutSpec(
         fleet.spec(
@@ -69,15 +58,14 @@ describe('canary on a real fleet behind real HAProxy, under load', () => {
   });
 
   it('catches a canary that answers 5xx to a share of requests, and rolls back without anyone', async () => {
-    const fleet = await startTestFleet({
+    const fleet = await startFleet({
       servers: 4,
       version: 'v1',
       versions: { 'v2-flaky': { errorRate: 0.3 } },
     });
-    fleets.push(fleet);
     const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 100 });
     const { handle, stop } = await startRolloutInProcess(
-      temporal,
+      testTemporal(),
       realActivityDeps(),
       parseRolloutSpec(
         fleet.spec(

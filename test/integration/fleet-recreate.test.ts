@@ -1,34 +1,22 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { realActivityDeps } from '../../activities';
 import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
 import { countStarts, hostVersions } from '../../infra/fleet/hosts';
-import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { parseRolloutSpec } from '../../spec';
-import { startTestFleet } from '../helpers/fleet';
+import { useFleets } from '../helpers/fleet';
 import { runRollout } from '../helpers/rollout';
-import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal } from '../helpers/temporal';
 
-let temporal: TestTemporal;
-const fleets: LocalFleet[] = [];
-before(async () => {
-  temporal = await connectTestTemporal();
-});
-after(async () => {
-  await Promise.all(fleets.map((f) => f.stop()));
-  await temporal.close();
-});
+const { temporal: testTemporal, fleet: startFleet } = useFleets();
 
 describe('recreate on a real fleet behind real HAProxy', () => {
   it('stops every server, runs the pre-step, starts them all on the new version', async () => {
-    const fleet = await startTestFleet({ servers: 3, version: 'v1' });
-    fleets.push(fleet);
+    const fleet = await startFleet({ servers: 3, version: 'v1' });
     const marker = join(fleet.dir, 'migrated');
     const result = await runRollout(
-      temporal,
+      testTemporal(),
       realActivityDeps(),
       parseRolloutSpec(
         fleet.spec(
@@ -48,10 +36,9 @@ describe('recreate on a real fleet behind real HAProxy', () => {
   });
 
   it('starts the old version again on every server when the pre-step fails', async () => {
-    const fleet = await startTestFleet({ servers: 3, version: 'v1' });
-    fleets.push(fleet);
+    const fleet = await startFleet({ servers: 3, version: 'v1' });
     const result = await runRollout(
-      temporal,
+      testTemporal(),
       realActivityDeps(),
       parseRolloutSpec(
         fleet.spec(

@@ -1,27 +1,17 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { realActivityDeps } from '../../activities';
 import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
 import { countStarts, hostVersions, readFleetFile } from '../../infra/fleet/hosts';
-import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { startLoad } from '../../infra/load';
 import type { RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
 import { abortUpdate, promoteUpdate, statusQuery } from '../../workflows/messages';
-import { startTestFleet } from '../helpers/fleet';
+import type { LocalFleet } from '../../infra/fleet/local-fleet';
+import { useFleets } from '../helpers/fleet';
 import { startRolloutInProcess, until } from '../helpers/rollout';
-import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal } from '../helpers/temporal';
 
-let temporal: TestTemporal;
-const fleets: LocalFleet[] = [];
-before(async () => {
-  temporal = await connectTestTemporal();
-});
-after(async () => {
-  await Promise.all(fleets.map((f) => f.stop()));
-  await temporal.close();
-});
+const { temporal: testTemporal, fleet: startFleet } = useFleets();
 
 /** What HAProxy's backend holds: each server's name and state. */
 async function backend(fleet: LocalFleet): Promise<Record<string, string>> {
@@ -39,7 +29,7 @@ async function start(
   strategy: RolloutSpecInput['strategy'],
 ) {
   return startRolloutInProcess(
-    temporal,
+    testTemporal(),
     realActivityDeps(),
     parseRolloutSpec({ ...fleet.spec({ version, strategy }), target: fleet.provisionedTarget(name) }),
   );
@@ -47,8 +37,7 @@ async function start(
 
 describe('strategies that replace servers, on a real fleet behind real HAProxy, under load', () => {
   it('surge: doubles the fleet on v2, then retires and destroys the old half, dropping no request', async () => {
-    const fleet = await startTestFleet({ servers: 3, version: 'v1', defaults: { latencyMs: 5 } });
-    fleets.push(fleet);
+    const fleet = await startFleet({ servers: 3, version: 'v1', defaults: { latencyMs: 5 } });
     const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 150 });
     const { handle, stop } = await start(fleet, 'surge-web', 'v2', { type: 'surge' });
     try {
@@ -72,8 +61,7 @@ describe('strategies that replace servers, on a real fleet behind real HAProxy, 
   });
 
   it('rolling by replacement: one new server at a time, then the oldest leaves; a second rollout reads the new fleet', async () => {
-    const fleet = await startTestFleet({ servers: 3, version: 'v1', defaults: { latencyMs: 5 } });
-    fleets.push(fleet);
+    const fleet = await startFleet({ servers: 3, version: 'v1', defaults: { latencyMs: 5 } });
     const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 150 });
     try {
       const first = await start(fleet, 'replace-web', 'v2', {
@@ -97,8 +85,7 @@ describe('strategies that replace servers, on a real fleet behind real HAProxy, 
   });
 
   it('blue/green: the new set serves nothing until promote, then everything at once; the old set is destroyed after the delay', async () => {
-    const fleet = await startTestFleet({ servers: 2, version: 'v1', defaults: { latencyMs: 5 } });
-    fleets.push(fleet);
+    const fleet = await startFleet({ servers: 2, version: 'v1', defaults: { latencyMs: 5 } });
     const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 150 });
     const { handle, stop } = await start(fleet, 'bg-web', 'v2', {
       type: 'blue-green',
@@ -131,8 +118,7 @@ describe('strategies that replace servers, on a real fleet behind real HAProxy, 
   });
 
   it('blue/green: an abort during the scale-down delay switches back at once and destroys the new set', async () => {
-    const fleet = await startTestFleet({ servers: 2, version: 'v1', defaults: { latencyMs: 5 } });
-    fleets.push(fleet);
+    const fleet = await startFleet({ servers: 2, version: 'v1', defaults: { latencyMs: 5 } });
     const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 150 });
     const { handle, stop } = await start(fleet, 'bg-abort', 'v2', {
       type: 'blue-green',
@@ -154,12 +140,11 @@ describe('strategies that replace servers, on a real fleet behind real HAProxy, 
   });
 
   it('surge: a new version that fails verification is destroyed and the old servers never left', async () => {
-    const fleet = await startTestFleet({
+    const fleet = await startFleet({
       servers: 2,
       version: 'v1',
       versions: { 'v2-broken': { healthStatus: 500 } },
     });
-    fleets.push(fleet);
     const { handle, stop } = await start(fleet, 'surge-broken', 'v2-broken', { type: 'surge' });
     try {
       const result = await handle.result();

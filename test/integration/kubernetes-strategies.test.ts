@@ -7,17 +7,16 @@ import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
 import { realActivityDeps } from '../../activities';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
-import type { RolloutSpecInput } from '../../spec';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { RolloutSpec, RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
-import { createBatonWorker } from '../../worker/create-worker';
 import type { rolloutWorkflow } from '../../workflows';
-import type { RolloutStatus } from '../../workflows/messages';
+import type { RolloutResult, RolloutStatus } from '../../workflows/messages';
 import { abortUpdate, promoteUpdate, statusQuery } from '../../workflows/messages';
 import { exampleFiles, localExample, promoteUntilDone } from '../helpers/examples';
 import { deploymentsOf, seedApp, startTestCluster, watchCapacity } from '../helpers/kubernetes';
-import { runRollout, until } from '../helpers/rollout';
+import { runRollout, startRolloutInProcess, until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
-import { uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
 
 let cluster: LocalCluster;
 let kc: KubeConfig;
@@ -48,6 +47,19 @@ function spec(namespace: string, version: string, strategy: RolloutSpecInput['st
     version,
     strategy,
   });
+}
+
+/** Runs a rollout on its own worker while `steer` queries and commands it, and returns what `steer` returns. */
+async function steered(
+  rollout: RolloutSpec,
+  steer: (handle: WorkflowHandle<typeof rolloutWorkflow>) => Promise<RolloutResult>,
+): Promise<RolloutResult> {
+  const { handle, stop } = await startRolloutInProcess(temporal, deps(), rollout);
+  try {
+    return await steer(handle);
+  } finally {
+    await stop();
+  }
 }
 
 const serviceSelector = async (namespace: string) =>
@@ -121,44 +133,32 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
       },
     });
     const watch = await watchCapacity(kc, namespace, {});
-    const taskQueue = uniqueTaskQueue('blue-green');
-    const worker = await createBatonWorker({
-      connection: temporal.nativeConnection,
-      namespace: temporal.namespace,
-      taskQueue,
-      deps: deps(),
-      workflowBundle: await workflowBundle(),
-    });
-    const result = await worker.runUntil(async () => {
-      const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-        args: [
-          spec(namespace, 'v2', {
-            type: 'blue-green',
-            autoPromote: false,
-            scaleDownDelay: '2s',
-            previewService: 'web-preview',
-          }),
-        ],
-        taskQueue,
-        workflowId: `rollout/web-${namespace}/${Date.now()}`,
-      });
-      await until(async () => (await handle.query(statusQuery)).phase === 'paused');
-      // At the gate: the new set is up and available, and the Service still sends everything to the old one.
-      assert.deepEqual((await deploymentsOf(kc, namespace))['web-v2'], { replicas, available: replicas });
-      assert.ok((await serviceSelector(namespace))?.['pod-template-hash'], 'the Service is pinned');
-      assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
-      // The preview Service already sends its callers to the new set only.
-      await until(async () => (await servedImages(namespace, 'web-preview')).join() === `${image}:v2`);
-      await handle.executeUpdate(promoteUpdate, { args: [{ by: 'hank' }] });
-      // After the switch, within the scale-down delay: all traffic on v2, the old set still there.
-      await until(async () => (await servedImages(namespace)).join() === `${image}:v2`);
-      assert.equal(
-        (await deploymentsOf(kc, namespace)).web?.replicas,
-        replicas,
-        'the old set waits as the way back',
-      );
-      return handle.result();
-    });
+    const result = await steered(
+      spec(namespace, 'v2', {
+        type: 'blue-green',
+        autoPromote: false,
+        scaleDownDelay: '2s',
+        previewService: 'web-preview',
+      }),
+      async (handle) => {
+        await until(async () => (await handle.query(statusQuery)).phase === 'paused');
+        // At the gate: the new set is up and available, and the Service still sends everything to the old one.
+        assert.deepEqual((await deploymentsOf(kc, namespace))['web-v2'], { replicas, available: replicas });
+        assert.ok((await serviceSelector(namespace))?.['pod-template-hash'], 'the Service is pinned');
+        assert.deepEqual(await servedImages(namespace), [`${image}:v1`]);
+        // The preview Service already sends its callers to the new set only.
+        await until(async () => (await servedImages(namespace, 'web-preview')).join() === `${image}:v2`);
+        await handle.executeUpdate(promoteUpdate, { args: [{ by: 'hank' }] });
+        // After the switch, within the scale-down delay: all traffic on v2, the old set still there.
+        await until(async () => (await servedImages(namespace)).join() === `${image}:v2`);
+        assert.equal(
+          (await deploymentsOf(kc, namespace)).web?.replicas,
+          replicas,
+          'the old set waits as the way back',
+        );
+        return handle.result();
+      },
+    );
     const report = watch.stop();
     assert.equal(result.phase, 'succeeded', result.reason);
     assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
@@ -194,38 +194,26 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
     const namespace = 'canary';
     await seedApp(kc, namespace, { replicas, image });
     const watch = await watchCapacity(kc, namespace, {});
-    const taskQueue = uniqueTaskQueue('canary');
-    const worker = await createBatonWorker({
-      connection: temporal.nativeConnection,
-      namespace: temporal.namespace,
-      taskQueue,
-      deps: deps(),
-      workflowBundle: await workflowBundle(),
-    });
-    const result = await worker.runUntil(async () => {
-      const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-        args: [
-          spec(namespace, 'v2', {
-            type: 'canary',
-            steps: [{ setWeight: 25 }, { analysis: { window: '2s' } }, { pause: {} }],
-          }),
-        ],
-        taskQueue,
-        workflowId: `rollout/web-${namespace}/${Date.now()}`,
-      });
-      await until(async () => (await handle.query(statusQuery)).phase === 'paused');
-      // At the pause: one pod of four on v2 beside three of v1, both behind the Service.
-      assert.deepEqual(await deploymentsOf(kc, namespace), {
-        web: { replicas: 3, available: 3 },
-        'web-v2': { replicas: 1, available: 1 },
-      });
-      assert.deepEqual((await servedImages(namespace)).sort(), [`${image}:v1`, `${image}:v2`]);
-      const status = await handle.query(statusQuery);
-      assert.equal(status.canary?.weight, 25);
-      assert.equal(status.canary?.analyses[0]?.passed, true);
-      await handle.executeUpdate(promoteUpdate, { args: [{ by: 'hank' }] });
-      return handle.result();
-    });
+    const result = await steered(
+      spec(namespace, 'v2', {
+        type: 'canary',
+        steps: [{ setWeight: 25 }, { analysis: { window: '2s' } }, { pause: {} }],
+      }),
+      async (handle) => {
+        await until(async () => (await handle.query(statusQuery)).phase === 'paused');
+        // At the pause: one pod of four on v2 beside three of v1, both behind the Service.
+        assert.deepEqual(await deploymentsOf(kc, namespace), {
+          web: { replicas: 3, available: 3 },
+          'web-v2': { replicas: 1, available: 1 },
+        });
+        assert.deepEqual((await servedImages(namespace)).sort(), [`${image}:v1`, `${image}:v2`]);
+        const status = await handle.query(statusQuery);
+        assert.equal(status.canary?.weight, 25);
+        assert.equal(status.canary?.analyses[0]?.passed, true);
+        await handle.executeUpdate(promoteUpdate, { args: [{ by: 'hank' }] });
+        return handle.result();
+      },
+    );
     const report = watch.stop();
     assert.equal(result.phase, 'succeeded', result.reason);
     assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
@@ -239,24 +227,14 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
     const namespace = 'canary-abort';
     await seedApp(kc, namespace, { replicas, image });
     const watch = await watchCapacity(kc, namespace, {});
-    const taskQueue = uniqueTaskQueue('canary-abort');
-    const worker = await createBatonWorker({
-      connection: temporal.nativeConnection,
-      namespace: temporal.namespace,
-      taskQueue,
-      deps: deps(),
-      workflowBundle: await workflowBundle(),
-    });
-    const result = await worker.runUntil(async () => {
-      const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-        args: [spec(namespace, 'v2', { type: 'canary', steps: [{ setWeight: 50 }, { pause: {} }] })],
-        taskQueue,
-        workflowId: `rollout/web-${namespace}/${Date.now()}`,
-      });
-      await until(async () => (await handle.query(statusQuery)).phase === 'paused');
-      await handle.executeUpdate(abortUpdate, { args: [{ by: 'hank', reason: 'latency' }] });
-      return handle.result();
-    });
+    const result = await steered(
+      spec(namespace, 'v2', { type: 'canary', steps: [{ setWeight: 50 }, { pause: {} }] }),
+      async (handle) => {
+        await until(async () => (await handle.query(statusQuery)).phase === 'paused');
+        await handle.executeUpdate(abortUpdate, { args: [{ by: 'hank', reason: 'latency' }] });
+        return handle.result();
+      },
+    );
     const report = watch.stop();
     assert.equal(result.phase, 'rolled-back');
     assert.match(result.reason ?? '', /aborted by hank: latency/);
@@ -329,21 +307,8 @@ describe('an abort midway restores the old version completely, on a real Kuberne
     it(c.name, async () => {
       const namespace = `abort-${c.strategy?.type ?? 'rolling'}`;
       await seedApp(kc, namespace, { replicas, image });
-      const taskQueue = uniqueTaskQueue(namespace);
-      const worker = await createBatonWorker({
-        connection: temporal.nativeConnection,
-        namespace: temporal.namespace,
-        taskQueue,
-        deps: deps(),
-        workflowBundle: await workflowBundle(),
-      });
       const watch = await watchCapacity(kc, namespace, {});
-      const result = await worker.runUntil(async () => {
-        const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-          args: [spec(namespace, 'v2', c.strategy)],
-          taskQueue,
-          workflowId: `rollout/${namespace}/${Date.now()}`,
-        });
+      const result = await steered(spec(namespace, 'v2', c.strategy), async (handle) => {
         await until(async () => c.midway(await handle.query(statusQuery)));
         await handle.executeUpdate(abortUpdate, { args: [{ by: 'hank', reason: 'midway' }] });
         return handle.result();
@@ -382,20 +347,7 @@ describe('examples/ on a real Kubernetes control plane', () => {
         })),
         file,
       );
-      const taskQueue = uniqueTaskQueue(namespace);
-      const worker = await createBatonWorker({
-        connection: temporal.nativeConnection,
-        namespace: temporal.namespace,
-        taskQueue,
-        deps: deps(),
-        workflowBundle: await workflowBundle(),
-      });
-      const result = await worker.runUntil(async () => {
-        const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-          args: [rollout],
-          taskQueue,
-          workflowId: `rollout/${namespace}/${Date.now()}`,
-        });
+      const result = await steered(rollout, async (handle) => {
         return promoteUntilDone(handle);
       });
       assert.equal(result.phase, 'succeeded', result.reason);

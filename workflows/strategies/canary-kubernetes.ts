@@ -5,7 +5,7 @@ import type { RolloutResult } from '../messages';
 import { pauseAt } from '../pauses';
 import { canaryCount } from '../plan';
 import type { RolloutState } from '../state';
-import { begin, finished, stopReasonOf } from './kubernetes-replace';
+import { begin, finished, restoreStable, stopReasonOf } from './kubernetes-replace';
 import { rollBack } from './outcome';
 
 /** A canary step's failure: the rollout stops and rolls back with this reason. */
@@ -103,13 +103,7 @@ export async function canaryKubernetesStrategy(
     return finished(state, spec.version);
   }
   await rollBack(state, stopReason, async () => {
-    const back = await steps.scale(preflight.stable, desired, 'up');
-    show('stable', preflight.stable, preflight.fromVersion, back.replicas, back.available);
-    if (next !== undefined) {
-      await steps.scale(next, 0, 'down');
-      await steps.delete(next);
-      show('next', next, spec.version, 0, 0);
-    }
+    await restoreStable(steps, started, spec.version, next);
     state.setCanary({ weight: 0, canaries: 0 });
   });
   return finished(state, spec.version, stopReason);

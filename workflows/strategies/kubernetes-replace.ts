@@ -49,6 +49,24 @@ export function finished(state: RolloutState, toVersion: string, reason?: string
   };
 }
 
+/**
+ * The way back when the old Deployment kept serving beside the new one (canary, surge): the old one back to
+ * full first, so capacity never dips, then the new one gone.
+ */
+export async function restoreStable(
+  steps: KubernetesSteps,
+  { preflight, show }: Started,
+  version: string,
+  next: string | undefined,
+): Promise<void> {
+  const back = await steps.scale(preflight.stable, preflight.replicas, 'up');
+  show('stable', preflight.stable, preflight.fromVersion, back.replicas, back.available);
+  if (next === undefined) return;
+  await steps.scale(next, 0, 'down');
+  await steps.delete(next);
+  show('next', next, version, 0, 0);
+}
+
 export const stopReasonOf = (error: unknown) =>
   error instanceof RolloutAborted ? error.message : failureMessage(error);
 
@@ -231,14 +249,6 @@ export async function surgeKubernetesStrategy(
     state.setPhase('succeeded');
     return finished(state, spec.version);
   }
-  await rollBack(state, stopReason, async () => {
-    const back = await steps.scale(preflight.stable, desired, 'up');
-    show('stable', preflight.stable, preflight.fromVersion, back.replicas, back.available);
-    if (next !== undefined) {
-      await steps.scale(next, 0, 'down');
-      await steps.delete(next);
-      show('next', next, spec.version, 0, 0);
-    }
-  });
+  await rollBack(state, stopReason, () => restoreStable(steps, started, spec.version, next));
   return finished(state, spec.version, stopReason);
 }
