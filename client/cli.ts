@@ -1,7 +1,8 @@
 import { hostname, userInfo } from 'node:os';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { completionScript } from './completion';
 import { stringify as toYaml } from 'yaml';
 import type { RolloutSpec } from '../spec';
 import { loadRolloutSpecFile, SpecError } from '../spec';
@@ -290,6 +291,18 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
         print(options.output, entries, () => renderHistory(entries));
         return exitCodes.ok;
       });
+    });
+
+  program
+    .command('completion')
+    .description('Print a shell completion script for bash or zsh')
+    .addArgument(new Argument('<shell>', 'the shell').choices(['bash', 'zsh']))
+    .addHelpText(
+      'after',
+      '\nExamples:\n  eval "$(baton completion bash)"    # in ~/.bashrc\n  baton completion zsh > "${fpath[1]}/_baton"',
+    )
+    .action((shell: 'bash' | 'zsh') => {
+      process.stdout.write(completionScript(program, shell));
     });
 
   return program;

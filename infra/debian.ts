@@ -17,7 +17,7 @@ function isFile(path: string): boolean {
  * Makes sure a Debian package is installed, installing it with apt-get when it isn't (as root, or through
  * non-interactive sudo). Debian's packages are the cache here: apt keeps the version the distribution pins.
  */
-export async function ensureDebianPackage(pkg: string, program: string): Promise<string> {
+export async function ensureDebianPackage(pkg: string, program: string, versionFlag = '-v'): Promise<string> {
   const found = findProgram(program);
   if (found) return found;
   const isRoot = process.getuid?.() === 0;
@@ -39,6 +39,14 @@ export async function ensureDebianPackage(pkg: string, program: string): Promise
   }
   const installed = findProgram(program);
   if (!installed) throw new Error(`installed Debian's ${pkg} but ${program} is still not found`);
-  say(`${pkg} installed: ${execFileSync(installed, ['-v']).toString().split('\n')[0] ?? ''}`);
+  say(`${pkg} installed: ${execFileSync(installed, [versionFlag]).toString().split('\n')[0] ?? ''}`);
   return installed;
+}
+
+/**
+ * Debian's headless-capable Chromium, for the browser test of the Temporal UI (playwright-core drives it; its
+ * own browser download is not reachable from here).
+ */
+export function ensureChromium(): Promise<string> {
+  return ensureDebianPackage('chromium', 'chromium', '--version');
 }

@@ -113,9 +113,19 @@ export const fleetProvision = z.strictObject({
    */
   serverOptions: z
     .array(
-      z
-        .string()
-        .regex(/^[A-Za-z0-9._:/%-]+$/, 'expected an HAProxy server keyword or value, such as "check"'),
+      z.union(
+        [
+          z
+            .string()
+            .regex(
+              /^[A-Za-z0-9._:/%-]+$/,
+              'expected an HAProxy server keyword or value, such as "check" or 2',
+            ),
+          // YAML reads `rise, 2` as a number.
+          z.number().int().min(0).transform(String),
+        ],
+        { error: 'expected an HAProxy server keyword or value, such as "check" or 2' },
+      ),
     )
     .max(64)
     .default(['check']),

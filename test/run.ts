@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ensureKubernetesBinaries, ensureTemporalCli } from '../infra/components';
 import { sweepFleets } from '../infra/fleet/local-fleet';
+import { ensureChromium } from '../infra/debian';
 import { ensureHaproxy } from '../infra/haproxy';
 import { sweepClusters } from '../infra/kubernetes-cluster';
 import { startTemporalDevServer } from '../infra/temporal-server';
@@ -54,6 +55,7 @@ async function main(): Promise<number> {
   process.stdout.write('\n▶ real components\n');
   process.stdout.write(`  temporal ${await ensureTemporalCli()}\n  haproxy ${await ensureHaproxy()}\n`);
   process.stdout.write(`  kubernetes ${(await ensureKubernetesBinaries()).kubeApiserver}\n`);
+  process.stdout.write(`  chromium ${await ensureChromium()}\n`);
 
   const dir = await mkdtemp(join(tmpdir(), 'baton-test-'));
   process.stdout.write('\n▶ starting a real Temporal dev server\n');
@@ -89,6 +91,7 @@ async function main(): Promise<number> {
         ...process.env,
         BATON_TEST_TEMPORAL_ADDRESS: server.address,
         BATON_TEST_TEMPORAL_NAMESPACE: server.namespace,
+        BATON_TEST_TEMPORAL_UI: server.uiUrl,
       },
     );
   } finally {

@@ -11,6 +11,8 @@ import { workflowsPath } from '../../worker/create-worker';
 export interface TestTemporal {
   readonly address: string;
   readonly namespace: string;
+  /** The Temporal UI the dev server serves. */
+  readonly uiUrl: string;
   readonly client: Client;
   readonly nativeConnection: NativeConnection;
   close(): Promise<void>;
@@ -24,6 +26,7 @@ export async function connectTestTemporal(): Promise<TestTemporal> {
   let server: TemporalDevServer | undefined;
   let address = process.env.BATON_TEST_TEMPORAL_ADDRESS;
   let namespace = process.env.BATON_TEST_TEMPORAL_NAMESPACE ?? 'baton-test';
+  let uiUrl = process.env.BATON_TEST_TEMPORAL_UI ?? '';
   if (!address) {
     const dir = await mkdtemp(join(tmpdir(), 'baton-temporal-'));
     server = await startTemporalDevServer({
@@ -33,12 +36,14 @@ export async function connectTestTemporal(): Promise<TestTemporal> {
     });
     address = server.address;
     namespace = server.namespace;
+    uiUrl = server.uiUrl;
   }
   const connection = await Connection.connect({ address });
   const nativeConnection = await NativeConnection.connect({ address });
   return {
     address,
     namespace,
+    uiUrl,
     client: new Client({ connection, namespace }),
     nativeConnection,
     close: async () => {

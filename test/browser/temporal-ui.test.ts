@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium } from 'playwright-core';
+import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
+import { ensureChromium } from '../../infra/debian';
+import { startRolloutInProcess } from '../helpers/rollout';
+import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
+import type { TestTemporal } from '../helpers/temporal';
+import { connectTestTemporal } from '../helpers/temporal';
+
+/** Where the screenshot is kept for people (and CI) to look at; ignored by git. */
+const artifactsDir = join(__dirname, '..', '..', 'test-artifacts');
+
+let temporal: TestTemporal;
+before(async () => {
+  temporal = await connectTestTemporal();
+});
+after(async () => temporal.close());
+
+describe('the Temporal UI (Debian Chromium driven by playwright-core)', () => {
+  it("shows a rollout's history with Baton's step summaries", async () => {
+    const fleet = new InMemoryFleet(serverNames(3), 'v1');
+    const { handle, stop } = await startRolloutInProcess(
+      temporal,
+      fleet.deps(),
+      inMemoryFleetSpec(3, { strategy: { type: 'rolling', batchSize: 1 } }, 'ui-web'),
+    );
+    try {
+      assert.equal((await handle.result()).phase, 'succeeded');
+    } finally {
+      await stop();
+    }
+    const description = await handle.describe();
+    const browser = await chromium.launch({
+      executablePath: await ensureChromium(),
+      headless: true,
+      // The sandbox needs user namespaces, which containers and root sessions often lack.
+      args: ['--no-sandbox'],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1600, height: 1200 } });
+      const url = `${temporal.uiUrl}/namespaces/${temporal.namespace}/workflows/${encodeURIComponent(handle.workflowId)}/${description.runId}/history`;
+      await page.goto(url, { waitUntil: 'domcontentloaded' });
+      // Activity summaries name the step and the server, instead of bare activity names.
+      for (const summary of [
+        'preflight ui-web',
+        'drain web-2',
+        'upgrade web-3 to v2',
+        'verify web-1 runs v2',
+      ]) {
+        await page.getByText(summary, { exact: false }).first().waitFor({ timeout: 60_000 });
+      }
+      await mkdir(artifactsDir, { recursive: true });
+      await page.screenshot({ path: join(artifactsDir, 'temporal-ui-history.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  });
+});
