@@ -97,3 +97,18 @@ export async function ensureKubernetesBinaries(): Promise<KubernetesBinaries> {
     kwokStages: join(kwokStages, 'stages'),
   };
 }
+
+/** compose-spec/compose-go, the loader `docker compose` uses, pinned: tests check docker-compose.yml with it. */
+export const composeGoVersion = 'v2.16.2';
+
+export async function ensureComposeCheck(): Promise<string> {
+  const dir = await ensureComponent(
+    builtFromWrapper({
+      name: 'compose-check',
+      version: composeGoVersion,
+      wrapperDir: join(__dirname, 'compose-check'),
+      binaries: { 'compose-check': '.' },
+    }),
+  );
+  return join(dir, 'bin', 'compose-check');
+}

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CachedComponent } from './cache';
@@ -72,6 +72,9 @@ export function builtFromWrapper(spec: {
 }): CachedComponent {
   const hash = createHash('sha256');
   for (const file of ['go.mod', 'go.sum', 'tools.go']) hash.update(readFileSync(join(spec.wrapperDir, file)));
+  // A wrapper that is a program of its own keeps it in main.go (the Kubernetes wrappers have none).
+  const main = join(spec.wrapperDir, 'main.go');
+  if (existsSync(main)) hash.update(readFileSync(main));
   hash.update(spec.ldflags ?? '');
   return {
     name: spec.name,

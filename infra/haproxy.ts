@@ -46,6 +46,8 @@ export const serverCheckOptions = ['check', 'inter', '1s', 'fall', '2', 'rise', 
 export function haproxyConfig(options: {
   socket: string;
   frontendPort: number;
+  /** Where the frontend listens: loopback here, every interface inside a container. */
+  bindAddress?: string;
   backend: string;
   servers: readonly HaproxyBackendServer[];
 }): string {
@@ -65,7 +67,7 @@ export function haproxyConfig(options: {
     '  retries 3',
     '',
     'frontend public',
-    `  bind 127.0.0.1:${options.frontendPort}`,
+    `  bind ${options.bindAddress ?? '127.0.0.1'}:${options.frontendPort}`,
     `  default_backend ${options.backend}`,
     '',
     `backend ${options.backend}`,

@@ -3,7 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { ensureKubernetesBinaries, ensureTemporalCli } from '../infra/components';
+import { ensureComposeCheck, ensureKubernetesBinaries, ensureTemporalCli } from '../infra/components';
 import { sweepFleets } from '../infra/fleet/local-fleet';
 import { ensureChromium } from '../infra/debian';
 import { ensureHaproxy } from '../infra/haproxy';
@@ -56,6 +56,7 @@ async function main(): Promise<number> {
   process.stdout.write(`  temporal ${await ensureTemporalCli()}\n  haproxy ${await ensureHaproxy()}\n`);
   process.stdout.write(`  kubernetes ${(await ensureKubernetesBinaries()).kubeApiserver}\n`);
   process.stdout.write(`  chromium ${await ensureChromium()}\n`);
+  process.stdout.write(`  compose-check ${await ensureComposeCheck()}\n`);
 
   const dir = await mkdtemp(join(tmpdir(), 'baton-test-'));
   process.stdout.write('\n▶ starting a real Temporal dev server\n');
