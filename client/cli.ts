@@ -6,6 +6,7 @@ import { completionScript } from './completion';
 import { stringify as toYaml } from 'yaml';
 import type { RolloutSpec } from '../spec';
 import { loadRolloutSpecFile, SpecError } from '../spec';
+import { resourceName } from '../spec/rollout';
 import type { rolloutWorkflow } from '../workflows';
 import { defaultTaskQueue, rolloutWorkflowId } from '../workflows/messages';
 import { renderHistory, rolloutHistory } from './history';
@@ -31,6 +32,15 @@ import {
 type OutputFormat = 'table' | 'json' | 'yaml';
 const outputOption = () =>
   new Option('-o, --output <format>', 'output format').choices(['table', 'json', 'yaml']).default('table');
+
+/** A target name as specs allow it, checked before anything reaches Temporal. */
+function parseTarget(value: string): string {
+  const parsed = resourceName.safeParse(value);
+  if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues[0]?.message ?? 'expected a target name');
+  return parsed.data;
+}
+
+const targetArgument = () => new Argument('<target>', 'the target name from the spec').argParser(parseTarget);
 
 const taskQueueOption = () =>
   new Option('--task-queue <name>', 'task queue of the Baton workers').default(
@@ -128,7 +138,7 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
     program
       .command(verb)
       .description(description)
-      .argument('<target>', 'the target name from the spec')
+      .addArgument(targetArgument())
       .option('--detach', 'return as soon as the rollout has started')
       .addOption(taskQueueOption())
       .addOption(outputOption())
@@ -151,7 +161,7 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
   program
     .command('status')
     .description("Show where a target's rollout stands: phase, batch, and each server's step")
-    .argument('<target>', 'the target name from the spec')
+    .addArgument(targetArgument())
     .addOption(outputOption())
     .addHelpText('after', '\nExamples:\n  baton status web\n  baton status web -o json')
     .action(async (target: string, options: { output: OutputFormat }) => {
@@ -184,7 +194,7 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
     const command = program
       .command(verb)
       .description(description)
-      .argument('<target>', 'the target name from the spec')
+      .addArgument(targetArgument())
       .option('--reason <text>', 'why; recorded in the rollout history with who sent it')
       .addOption(outputOption())
       .addHelpText(
@@ -213,7 +223,7 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
   program
     .command('watch')
     .description('Follow a running rollout live until it ends: phase, batches, each server or Deployment')
-    .argument('<target>', 'the target name from the spec')
+    .addArgument(targetArgument())
     .addHelpText(
       'after',
       '\nExamples:\n  baton watch web\nExit codes: 0 succeeded, 1 rolled back or failed, 3 no such rollout.',
@@ -247,7 +257,7 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
         'failed',
       ]),
     )
-    .option('--target <name>', 'only rollouts of this target')
+    .option('--target <name>', 'only rollouts of this target', parseTarget)
     .option(
       '--limit <n>',
       'at most this many',
@@ -273,7 +283,7 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
     .description(
       'The steps of a rollout (the latest of the target, or --run) with times, durations and outcomes',
     )
-    .argument('<target>', 'the target name from the spec')
+    .addArgument(targetArgument())
     .option('--run <id>', 'a run id from baton list, for an earlier rollout of the target')
     .addOption(outputOption())
     .addHelpText('after', '\nExamples:\n  baton history web\n  baton history web --run 0195... -o json')

@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { runCli } from '../../client/cli';
+
+const verbs = [
+  'start',
+  'retry',
+  'undo',
+  'status',
+  'pause',
+  'resume',
+  'promote',
+  'abort',
+  'watch',
+  'list',
+  'history',
+];
+const targetVerbs = verbs.filter((v) => !['start', 'list'].includes(v));
+
+let saved: string | undefined;
+before(() => {
+  // Nothing listens here: if bad input ever reached Temporal, the CLI would fail to connect (exit 1), not exit 2,
+  // and no workflow could start.
+  saved = process.env.TEMPORAL_ADDRESS;
+  process.env.TEMPORAL_ADDRESS = '127.0.0.1:1';
+});
+after(() => {
+  if (saved === undefined) delete process.env.TEMPORAL_ADDRESS;
+  else process.env.TEMPORAL_ADDRESS = saved;
+});
+
+/** Runs the CLI in this process and returns its exit code and what it wrote to stderr. */
+async function baton(args: string[]): Promise<{ code: number; stderr: string }> {
+  const chunks: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  const out = process.stdout.write.bind(process.stdout);
+  process.stderr.write = ((chunk: string | Uint8Array) => (chunks.push(String(chunk)), true)) as typeof write;
+  process.stdout.write = (() => true) as typeof out;
+  process.exitCode = 0;
+  try {
+    await runCli(['node', 'baton', ...args]);
+    return { code: Number(process.exitCode ?? 0), stderr: chunks.join('') };
+  } finally {
+    process.stderr.write = write;
+    process.stdout.write = out;
+    process.exitCode = 0;
+  }
+}
+
+const word = fc.stringMatching(/^[a-z][a-z-]{0,11}$/);
+/** Target names with characters a target can't have: shell syntax, spaces, slashes, or a leading dash or dot. */
+const hostileTarget = fc.oneof(
+  fc.constantFrom(
+    'web-1;touch /tmp/pwned',
+    '$(id)',
+    '`id`',
+    'a b',
+    '../etc',
+    'web/1',
+    'x'.repeat(64),
+    '.web',
+  ),
+  fc
+    .tuple(
+      fc.stringMatching(/^[a-z]{1,8}$/),
+      fc.constantFrom(';', '$', '(', ' ', '/', '&', '|', '>', '"', "'"),
+    )
+    .map(([name, bad]) => `${name}${bad}${name}`),
+);
+
+describe('baton CLI: hostile arguments (fast-check, over 1,000 generated)', () => {
+  it('an unknown verb: exit 2, says so', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        word.filter((w) => !verbs.includes(w) && w !== 'completion' && w !== 'help'),
+        async (verb) => {
+          const { code, stderr } = await baton([verb]);
+          assert.equal(code, 2);
+          assert.match(stderr, /unknown command/);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('an unknown option on any verb: exit 2, names it', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...verbs), word, async (verb, option) => {
+        const target = targetVerbs.includes(verb) ? ['web'] : verb === 'start' ? ['-f', 'rollout.yaml'] : [];
+        const { code, stderr } = await baton([verb, ...target, `--zz-${option}`]);
+        assert.equal(code, 2);
+        assert.match(stderr, new RegExp(`unknown option '--zz-${option}'`));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('an output format that is not table, json or yaml: exit 2, lists the choices', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        word.filter((w) => !['table', 'json', 'yaml'].includes(w)),
+        async (format) => {
+          const { code, stderr } = await baton(['status', 'web', '-o', format]);
+          assert.equal(code, 2);
+          assert.match(stderr, /Allowed choices are table, json, yaml/);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a target name no spec could have: exit 2 before any connection, saying what a name may hold', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...targetVerbs), hostileTarget, async (verb, target) => {
+        const { code, stderr } = await baton([verb, target]);
+        assert.equal(code, 2, stderr);
+        assert.match(stderr, /expected 1-63 letters, digits/);
+        assert.doesNotMatch(stderr, /unreachable|ECONNREFUSED/);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a limit or phase list cannot take: exit 2', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.integer({ max: 0 }).map((n) => ['--limit', String(n)]),
+          word.map((w) => ['--limit', w]),
+          word
+            .filter((w) => !['starting', 'progressing', 'paused', 'succeeded', 'failed'].includes(w))
+            .map((w) => ['--phase', w]),
+        ),
+        async (args) => {
+          const { code, stderr } = await baton(['list', ...args]);
+          assert.equal(code, 2, stderr);
+          assert.match(stderr, /expected a whole number above 0|Allowed choices are/);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
