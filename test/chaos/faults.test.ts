@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { realActivityDeps } from '../../activities';
+import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
+import { countStarts, hostVersions } from '../../infra/fleet/hosts';
+import { startLoad } from '../../infra/load';
+import { parseRolloutSpec } from '../../spec';
+import { statusQuery } from '../../workflows/messages';
+import { useFleets } from '../helpers/fleet';
+import { startRolloutInProcess, until } from '../helpers/rollout';
+
+const { temporal, fleet: startFleet } = useFleets();
+
+/** A command wrapper that fails the first time it runs for a server, then runs the real command. */
+const failOnce = `
+const { existsSync, writeFileSync } = require('node:fs');
+const { spawnSync } = require('node:child_process');
+const [marker, ...command] = process.argv.slice(2);
+if (!existsSync(marker)) {
+  writeFileSync(marker, 'failed once');
+  process.stderr.write('mirror timed out (injected)\\n');
+  process.exit(1);
+}
+process.exit(spawnSync(command[0], command.slice(1), { stdio: 'inherit' }).status ?? 1);
+`;
+
+/** A command wrapper that always fails for one version (a broken package), and runs the real command otherwise. */
+const failFor = `
+const { spawnSync } = require('node:child_process');
+const [bad, ...command] = process.argv.slice(2);
+if (command.at(-1) === bad) {
+  process.stderr.write('package ' + bad + ' is corrupt (injected)\\n');
+  process.exit(1);
+}
+process.exit(spawnSync(command[0], command.slice(1), { stdio: 'inherit' }).status ?? 1);
+`;
+
+describe('faults at the targets, on a real fleet behind real HAProxy', () => {
+  it('an upgrade command that fails once is retried and the rollout succeeds, each server started once', async () => {
+    const fleet = await startFleet({ servers: 3, version: 'v1' });
+    const wrapper = join(fleet.dir, 'fail-once.js');
+    await writeFile(wrapper, failOnce);
+    const input = fleet.spec({ version: 'v2', strategy: { type: 'rolling', batchSize: 1 } }, 'fault-once');
+    const target = input.target as { upgrade: { argv: string[] } };
+    target.upgrade.argv = [
+      process.execPath,
+      wrapper,
+      join(fleet.dir, 'marker-{name}'),
+      ...target.upgrade.argv,
+    ];
+    const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 100 });
+    const { handle, stop } = await startRolloutInProcess(
+      temporal(),
+      realActivityDeps(),
+      parseRolloutSpec(input),
+    );
+    try {
+      const result = await handle.result();
+      const stats = await load.stop();
+      assert.equal(result.phase, 'succeeded', result.reason);
+      assert.equal(stats.failed, 0);
+      assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v2', 'v2', 'v2']);
+      assert.equal((await countStarts(fleet.dir)).filter((s) => s.version === 'v2').length, 3);
+      const history = await handle.fetchHistory();
+      const retried = (history.events ?? []).filter(
+        (e) =>
+          e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1,
+      );
+      assert.equal(retried.length, 3, 'each upgrade ran a second attempt');
+    } finally {
+      await load.stop();
+      await stop();
+    }
+  });
+
+  it('an upgrade that always fails exceeds the failure budget and everything is rolled back', async () => {
+    const fleet = await startFleet({ servers: 3, version: 'v1' });
+    const wrapper = join(fleet.dir, 'fail-for.js');
+    await writeFile(wrapper, failFor);
+    const input = fleet.spec({ version: 'v2', strategy: { type: 'rolling', batchSize: 1 } }, 'fault-always');
+    const target = input.target as { upgrade: { argv: string[] } };
+    target.upgrade.argv = [process.execPath, wrapper, 'v2', ...target.upgrade.argv];
+    const { handle, stop } = await startRolloutInProcess(
+      temporal(),
+      realActivityDeps(),
+      parseRolloutSpec(input),
+    );
+    try {
+      const result = await handle.result();
+      assert.equal(result.phase, 'rolled-back');
+      assert.match(
+        result.reason ?? '',
+        /1 of 3 servers failed, past the failure budget of 0%.*package v2 is corrupt/s,
+      );
+      assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v1', 'v1', 'v1']);
+      const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
+      for (const server of fleet.servers) assert.equal((await traffic.traffic(server.name)).status, 'UP');
+    } finally {
+      await stop();
+    }
+  });
+
+  it('a server that does not drain in time goes on as the policy says, and the status records it', async () => {
+    const fleet = await startFleet({ servers: 2, version: 'v1' });
+    // Long requests on every server: whichever goes first still has one when its drain times out.
+    const slow = Array.from({ length: 4 }, () =>
+      fetch(`${fleet.haproxy.frontendUrl}/?delay=4000`).then((r) => r.status),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { handle, stop } = await startRolloutInProcess(
+      temporal(),
+      realActivityDeps(),
+      parseRolloutSpec({
+        ...fleet.spec({ version: 'v2', strategy: { type: 'rolling', batchSize: 1 } }, 'fault-drain'),
+        drain: { timeout: '500ms', onTimeout: 'force', pollInterval: '100ms' },
+      }),
+    );
+    try {
+      const result = await handle.result();
+      assert.equal(result.phase, 'succeeded', result.reason);
+      assert.ok(
+        result.servers.some((s) => s.drainForced),
+        `a forced drain is recorded: ${JSON.stringify(result.servers)}`,
+      );
+      // The demo app finishes its requests on SIGTERM, so even a forced drain cut nothing here.
+      assert.deepEqual(await Promise.all(slow), [200, 200, 200, 200]);
+    } finally {
+      await stop();
+    }
+  });
+
+  it("HAProxy's admin socket gone for 10 s mid-rollout: its commands are retried and the rollout finishes", async () => {
+    const fleet = await startFleet({ servers: 3, version: 'v1' });
+    const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 100 });
+    const { handle, stop } = await startRolloutInProcess(
+      temporal(),
+      realActivityDeps(),
+      parseRolloutSpec(
+        fleet.spec({ version: 'v2', strategy: { type: 'rolling', batchSize: 1 } }, 'fault-socket'),
+      ),
+    );
+    try {
+      await until(async () => (await handle.query(statusQuery)).servers.some((s) => s.step === 'done'));
+      const hidden = `${fleet.haproxy.socket}.hidden`;
+      await rename(fleet.haproxy.socket, hidden);
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+      await rename(hidden, fleet.haproxy.socket);
+      const result = await handle.result();
+      const stats = await load.stop();
+      assert.equal(result.phase, 'succeeded', result.reason);
+      assert.equal(stats.failed, 0, `failed requests: ${JSON.stringify(stats.errors)}`);
+      assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v2', 'v2', 'v2']);
+      assert.equal((await countStarts(fleet.dir)).filter((s) => s.version === 'v2').length, 3);
+    } finally {
+      await load.stop();
+      await stop();
+    }
+  });
+});
