@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { startLocalFleet } from '../infra/fleet/local-fleet';
 import { startTemporalDevServer } from '../infra/temporal-server';
 import type { CrashCase } from '../test/chaos/crash-matrix';
-import { crashSteps, runCrashCase } from '../test/chaos/crash-matrix';
+import { crashMatrix, runCrashCase } from '../test/chaos/crash-matrix';
 import { printTable } from './table';
 
 /**
@@ -23,36 +23,49 @@ export async function runCrashMatrix(): Promise<void> {
   const client = new Client({ connection, namespace: 'bench' });
   const cases: Array<CrashCase & { passed: boolean }> = [];
   try {
-    for (const step of crashSteps) {
-      const fleet = await startLocalFleet({
-        dir: join(dir, `fleet-${step}`),
-        servers: 3,
-        version: 'v1',
-        defaults: { latencyMs: 5, startupMs: 800 },
-      });
-      try {
-        process.stderr.write(`killing the worker during ${step}…\n`);
-        const result = await runCrashCase({
-          step,
-          fleet,
-          client,
-          temporal: { address: temporal.address, namespace: 'bench' },
-          taskQueue: `crash-${step}`,
-          version: 'v2',
+    for (const { strategy, steps } of crashMatrix)
+      for (const step of steps) {
+        const fleet = await startLocalFleet({
+          dir: join(dir, `fleet-${strategy}-${step}`),
+          servers: 3,
+          version: 'v1',
+          defaults: { latencyMs: 5, startupMs: 800 },
         });
-        const passed =
-          result.phase === 'succeeded' &&
-          result.allOnNewVersion &&
-          result.failedRequests === 0 &&
-          result.duplicateUpgrades === 0;
-        cases.push({ ...result, passed });
-      } finally {
-        await fleet.stop();
+        try {
+          process.stderr.write(`${strategy}: killing the worker during ${step}…\n`);
+          const result = await runCrashCase({
+            strategy,
+            step,
+            fleet,
+            client,
+            temporal: { address: temporal.address, namespace: 'bench' },
+            taskQueue: `crash-${strategy}-${step}`,
+            version: 'v2',
+          });
+          const passed =
+            result.phase === 'succeeded' &&
+            result.allOnNewVersion &&
+            result.failedRequests === 0 &&
+            result.duplicateUpgrades === 0;
+          cases.push({ ...result, passed });
+        } finally {
+          await fleet.stop();
+        }
       }
-    }
     printTable(
-      ['killed during', 'server', 'rollout', 'requests', 'failed', 'duplicate upgrades', 'seconds', 'pass'],
+      [
+        'strategy',
+        'killed during',
+        'server',
+        'rollout',
+        'requests',
+        'failed',
+        'duplicate upgrades',
+        'seconds',
+        'pass',
+      ],
       cases.map((c) => [
+        c.strategy,
         c.step,
         c.killedAt,
         c.phase,

@@ -17,9 +17,44 @@ export const crashSteps = [
   'verify',
   'attach',
 ] as const satisfies readonly ServerStep[];
-export type CrashStep = (typeof crashSteps)[number];
+export type CrashStep = ServerStep;
+
+export type CrashStrategy = 'rolling' | 'canary' | 'blue-green';
+
+/**
+ * Each strategy's cases: rolling and canary move servers in place through the five steps; blue/green creates
+ * a new set (created, verified, switched to in one batch) and retires the old one (drained, then destroyed).
+ */
+export const crashMatrix: ReadonlyArray<{ strategy: CrashStrategy; steps: readonly ServerStep[] }> = [
+  { strategy: 'rolling', steps: crashSteps },
+  { strategy: 'canary', steps: crashSteps },
+  { strategy: 'blue-green', steps: ['create', 'verify', 'retired'] },
+];
+
+function crashSpec(fleet: LocalFleet, strategy: CrashStrategy, version: string, name: string) {
+  if (strategy === 'blue-green')
+    return parseRolloutSpec({
+      ...fleet.spec({ version, strategy: { type: 'blue-green', scaleDownDelay: '1s' } }),
+      target: fleet.provisionedTarget(name),
+    });
+  if (strategy === 'canary')
+    return parseRolloutSpec(
+      fleet.spec(
+        {
+          version,
+          strategy: {
+            type: 'canary',
+            steps: [{ setWeight: 34 }, { analysis: { window: '2s', minRequests: 5 } }],
+          },
+        },
+        name,
+      ),
+    );
+  return parseRolloutSpec(fleet.spec({ version, strategy: { type: 'rolling', batchSize: 1 } }, name));
+}
 
 export interface CrashCase {
+  readonly strategy: CrashStrategy;
   readonly step: CrashStep;
   /** The server whose step was showing when the worker was killed. */
   readonly killedAt: string;
@@ -38,6 +73,7 @@ export interface CrashCase {
  * whether the rollout finished, how many requests failed, and whether any server started the new version twice.
  */
 export async function runCrashCase(options: {
+  strategy?: CrashStrategy;
   step: CrashStep;
   fleet: LocalFleet;
   client: Client;
@@ -46,6 +82,7 @@ export async function runCrashCase(options: {
   version: string;
 }): Promise<CrashCase> {
   const { fleet, step } = options;
+  const strategy = options.strategy ?? 'rolling';
   const env = {
     TEMPORAL_ADDRESS: options.temporal.address,
     TEMPORAL_NAMESPACE: options.temporal.namespace,
@@ -55,13 +92,12 @@ export async function runCrashCase(options: {
   const started = Date.now();
   let worker = await startWorkerProcess(env);
   try {
-    const spec = parseRolloutSpec(
-      fleet.spec({ version: options.version, strategy: { type: 'rolling', batchSize: 1 } }, `crash-${step}`),
-    );
+    const name = `crash-${strategy}-${step}`;
+    const spec = crashSpec(fleet, strategy, options.version, name);
     const handle = await options.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
       args: [spec],
       taskQueue: options.taskQueue,
-      workflowId: `rollout/crash-${step}/${Date.now()}`,
+      workflowId: `rollout/${name}/${Date.now()}`,
     });
     // Kill the worker the moment a server (after the first) shows the step: mid-rollout, mid-step.
     let killedAt = '';
@@ -81,6 +117,7 @@ export async function runCrashCase(options: {
     const starts = (await countStarts(fleet.dir)).filter((s) => s.version === options.version);
     const versions = Object.values(await hostVersions(fleet.dir));
     return {
+      strategy,
       step,
       killedAt,
       phase: result.phase,
