@@ -36,7 +36,8 @@ const outputOption = () =>
 /** A target name as specs allow it, checked before anything reaches Temporal. */
 function parseTarget(value: string): string {
   const parsed = resourceName.safeParse(value);
-  if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues[0]?.message ?? 'expected a target name');
+  if (!parsed.success)
+    throw new InvalidArgumentError(parsed.error.issues[0]?.message ?? 'expected a target name');
   return parsed.data;
 }
 
