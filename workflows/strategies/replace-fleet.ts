@@ -219,6 +219,10 @@ export async function blueGreenFleetStrategy(
   const { old, replacement } = await begin(spec, state, steps);
   state.batches = 1;
   state.batch = 1;
+  if (old.length === 0) {
+    state.setPhase('succeeded', `every server already runs ${spec.version}`);
+    return { phase: 'succeeded', toVersion: spec.version, servers: state.status().servers };
+  }
   state.setPhase('progressing');
   let stopReason: string | undefined;
   try {
