@@ -5,7 +5,7 @@ import type { RolloutResult } from '../messages';
 import { pauseAt } from '../pauses';
 import { canaryCount } from '../plan';
 import type { RolloutState } from '../state';
-import { begin, finished, restoreStable, stopReasonOf } from './kubernetes-replace';
+import { begin, finished, restoreStable, stopReasonOf, succeed } from './kubernetes-replace';
 import { rollBack } from './outcome';
 
 /** A canary step's failure: the rollout stops and rolls back with this reason. */
@@ -97,11 +97,7 @@ export async function canaryKubernetesStrategy(
     stopReason = stopReasonOf(error);
   }
 
-  if (stopReason === undefined) {
-    await steps.prune([preflight.stable, preflight.next]);
-    state.setPhase('succeeded');
-    return finished(state, spec.version);
-  }
+  if (stopReason === undefined) return succeed(steps, state, started, spec.version);
   await rollBack(state, stopReason, async () => {
     await restoreStable(steps, started, spec.version, next);
     state.setCanary({ weight: 0, canaries: 0 });

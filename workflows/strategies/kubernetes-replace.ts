@@ -67,6 +67,18 @@ export async function restoreStable(
   show('next', next, version, 0, 0);
 }
 
+/** After a success: the older Deployments Baton made are pruned, and the rollout has succeeded. */
+export async function succeed(
+  steps: KubernetesSteps,
+  state: RolloutState,
+  { preflight }: Started,
+  version: string,
+): Promise<RolloutResult> {
+  await steps.prune([preflight.stable, preflight.next]);
+  state.setPhase('succeeded');
+  return finished(state, version);
+}
+
 export const stopReasonOf = (error: unknown) =>
   error instanceof RolloutAborted ? error.message : failureMessage(error);
 
@@ -105,11 +117,7 @@ export async function recreateKubernetesStrategy(
   } catch (error) {
     stopReason = stopReasonOf(error);
   }
-  if (stopReason === undefined) {
-    await steps.prune([preflight.stable, preflight.next]);
-    state.setPhase('succeeded');
-    return finished(state, spec.version);
-  }
+  if (stopReason === undefined) return succeed(steps, state, started, spec.version);
   await rollBack(state, stopReason, async () => {
     if (next !== undefined) {
       await steps.scale(next, 0, 'down');
@@ -244,11 +252,7 @@ export async function surgeKubernetesStrategy(
   } catch (error) {
     stopReason = stopReasonOf(error);
   }
-  if (stopReason === undefined) {
-    await steps.prune([preflight.stable, preflight.next]);
-    state.setPhase('succeeded');
-    return finished(state, spec.version);
-  }
+  if (stopReason === undefined) return succeed(steps, state, started, spec.version);
   await rollBack(state, stopReason, () => restoreStable(steps, started, spec.version, next));
   return finished(state, spec.version, stopReason);
 }
