@@ -121,8 +121,9 @@ export class ProgressView {
       const key = `${status.canary.step}/${status.canary.weight}`;
       if (this.lastSteps.get('canary') !== key) {
         this.lastSteps.set('canary', key);
+        const { step, steps, weight } = status.canary;
         this.stream.write(
-          `  canary: step ${status.canary.step}/${status.canary.steps}, weight ${status.canary.weight}%\n`,
+          `  canary: ${step > steps ? 'promoting' : `step ${step}/${steps}`}, weight ${weight}%\n`,
         );
       }
       for (const analysis of status.canary.analyses) {

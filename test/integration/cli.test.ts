@@ -206,6 +206,38 @@ describe('baton CLI (real Temporal, real fleet)', () => {
     assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v4', 'v4', 'v4']);
   });
 
+  it('promote lets a canary past its pause; watch shows the weight, then the rollout succeeds', async () => {
+    const file = await specFile(
+      'canary.yaml',
+      fleet.spec(
+        { version: 'v9', strategy: { type: 'canary', steps: [{ setWeight: 34 }, { pause: {} }] } },
+        'cli-canary',
+      ),
+    );
+    assert.equal((await baton(['start', '-f', file, '--detach'])).code, 0);
+    const early = await baton(['resume', 'cli-canary']);
+    assert.equal(early.code, 3);
+    for (let phase = ''; phase !== 'paused'; ) {
+      const status = await baton(['status', 'cli-canary', '-o', 'json']);
+      phase = (JSON.parse(status.stdout) as { phase: string }).phase;
+    }
+    const status = JSON.parse((await baton(['status', 'cli-canary', '-o', 'json'])).stdout) as {
+      canary: { weight: number; canaries: number };
+      waiting: { for: string; at: string };
+    };
+    assert.deepEqual(status.waiting, { for: 'promote', at: 'approval at step 2' });
+    assert.equal(status.canary.canaries, 2);
+    const promoted = await baton(['promote', 'cli-canary', '--reason', 'dashboards green']);
+    assert.equal(promoted.code, 0, promoted.stderr);
+    assert.match(promoted.stdout, /cli-canary: promote accepted/);
+    const watched = await baton(['watch', 'cli-canary']);
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.match(watched.stdout, /canary: promoting, weight 100%/);
+    assert.match(watched.stdout, /cli-canary: succeeded/);
+    const late = await baton(['promote', 'cli-canary']);
+    assert.equal(late.code, 3);
+  });
+
   it('unknown flags exit 2 with usage', async () => {
     const { code, stderr } = await baton(['start', '-f', 'x.yaml', '--fiel']);
     assert.equal(code, 2);
