@@ -1,5 +1,8 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { runCrashMatrix } from './crash-matrix';
+import { runConcurrency } from './concurrency';
+import { runOverhead } from './overhead';
+import { runScale } from './scale';
 import { runZeroDrop } from './zero-drop';
 
 /**
@@ -9,6 +12,9 @@ import { runZeroDrop } from './zero-drop';
 const benchmarks: Record<string, () => Promise<void>> = {
   'zero-drop': runZeroDrop,
   'crash-matrix': runCrashMatrix,
+  overhead: runOverhead,
+  scale: runScale,
+  concurrency: runConcurrency,
 };
 
 async function main(): Promise<number> {

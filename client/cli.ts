@@ -9,7 +9,7 @@ import { loadRolloutSpecFile, SpecError } from '../spec';
 import { resourceName } from '../spec/rollout';
 import type { rolloutWorkflow } from '../workflows';
 import { defaultTaskQueue, rolloutWorkflowId } from '../workflows/messages';
-import { renderHistory, rolloutHistory } from './history';
+import { fetchRolloutEvents, renderHistory, rolloutHistory } from './history';
 import type { BatonClient } from './connection';
 import { connectBaton, TemporalUnreachableError } from './connection';
 import { exitCodes } from './exit-codes';
@@ -290,15 +290,16 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
     .addHelpText('after', '\nExamples:\n  baton history web\n  baton history web --run 0195... -o json')
     .action(async (target: string, options: { run?: string; output: OutputFormat }) => {
       process.exitCode = await withClient(async ({ client }) => {
-        const handle = client.workflow.getHandle(rolloutWorkflowId(target), options.run);
-        const history = await handle.fetchHistory().catch((error: unknown) => {
-          if (error instanceof WorkflowNotFoundError)
-            throw new RolloutNotFoundError(
-              `no rollout of ${target}${options.run ? ` with run ${options.run}` : ''} was found`,
-            );
-          throw error;
-        });
-        const entries = rolloutHistory(history.events ?? []);
+        const events = await fetchRolloutEvents(client, rolloutWorkflowId(target), options.run).catch(
+          (error: unknown) => {
+            if (error instanceof WorkflowNotFoundError)
+              throw new RolloutNotFoundError(
+                `no rollout of ${target}${options.run ? ` with run ${options.run}` : ''} was found`,
+              );
+            throw error;
+          },
+        );
+        const entries = rolloutHistory(events);
         print(options.output, entries, () => renderHistory(entries));
         return exitCodes.ok;
       });

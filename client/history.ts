@@ -1,10 +1,10 @@
-import type { WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { defaultPayloadConverter } from '@temporalio/common';
 
 type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
 export type HistoryEvent = NonNullable<History['events']>[number];
-type Timestamp =
+export type Timestamp =
   | { seconds?: { toString(): string } | number | null; nanos?: number | null }
   | null
   | undefined;
@@ -19,7 +19,8 @@ export interface HistoryEntry {
   readonly durationMs?: number;
 }
 
-const toMs = (ts: Timestamp): number =>
+/** Milliseconds since the epoch of a history timestamp. */
+export const toMs = (ts: Timestamp): number =>
   ts ? Number(ts.seconds?.toString() ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6) : 0;
 
 function decode(payload: Payload | null | undefined): unknown {
@@ -37,6 +38,32 @@ function describeCommand(name: string, payloads: Payload[] | null | undefined): 
 }
 
 /**
+ * Every event of one rollout, oldest first. A rollout of a large fleet continues as new when a run's history
+ * fills up: the runs before and after `runId` (the latest when absent) are linked through their first and last
+ * events, and read in order.
+ */
+export async function fetchRolloutEvents(
+  client: Client,
+  workflowId: string,
+  runId?: string,
+): Promise<HistoryEvent[]> {
+  const read = async (id: string | undefined) =>
+    (await client.workflow.getHandle(workflowId, id).fetchHistory()).events ?? [];
+  const runs: HistoryEvent[][] = [await read(runId)];
+  for (;;) {
+    const previous = runs[0][0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+    if (!previous) break;
+    runs.unshift(await read(previous));
+  }
+  for (;;) {
+    const next = runs.at(-1)?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+    if (!next) break;
+    runs.push(await read(next));
+  }
+  return runs.flat();
+}
+
+/**
  * Reads a rollout's workflow history as an operator wants it: each step with the summary the workflow gave it
  * (so "drain web-3", not "drainServer"), when it started, how long it took and how it ended, attempts included;
  * and every operator command with who sent it and why.
@@ -49,7 +76,13 @@ export function rolloutHistory(events: readonly HistoryEvent[]): HistoryEntry[] 
     const at = toMs(event.eventTime as Timestamp);
     const id = String(event.eventId ?? '');
     if (event.workflowExecutionStartedEventAttributes) {
-      entries.push({ at: iso(at), kind: 'rollout', what: 'started', outcome: '' });
+      const continued = Boolean(event.workflowExecutionStartedEventAttributes.continuedExecutionRunId);
+      entries.push({
+        at: iso(at),
+        kind: 'rollout',
+        what: continued ? 'continued in a new run' : 'started',
+        outcome: '',
+      });
     } else if (event.activityTaskScheduledEventAttributes) {
       const summary = decode(event.userMetadata?.summary);
       const what =

@@ -177,7 +177,8 @@ export async function listRollouts(
   client: Client,
   filter: { phase?: string; target?: string; limit: number },
 ): Promise<RolloutListing[]> {
-  const clauses = [`WorkflowType = 'rolloutWorkflow'`];
+  // A long rollout's earlier runs (continued as new) are part of the rollout its latest run stands for.
+  const clauses = [`WorkflowType = 'rolloutWorkflow'`, `ExecutionStatus != 'ContinuedAsNew'`];
   if (filter.phase) clauses.push(`${searchAttributes.phase.name} = ${quoted(filter.phase)}`);
   if (filter.target) clauses.push(`${searchAttributes.target.name} = ${quoted(filter.target)}`);
   const listed: RolloutListing[] = [];

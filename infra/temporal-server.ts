@@ -20,6 +20,8 @@ export interface TemporalDevServer {
 export interface TemporalDevServerOptions {
   /** SQLite file that keeps workflows across restarts of the server. */
   readonly dbFile: string;
+  /** Dynamic config values (`--dynamic-config-value key=value`), values as JSON. */
+  readonly dynamicConfig?: Readonly<Record<string, unknown>>;
   readonly logFile: string;
   readonly namespace?: string;
   readonly port?: number;
@@ -27,6 +29,13 @@ export interface TemporalDevServerOptions {
   /** How long to wait for the server to answer; a cold start on a loaded 2-core machine can take a while. */
   readonly readyTimeoutMs?: number;
 }
+
+/**
+ * Eager activity dispatch: an activity a workflow task schedules goes back to its worker in the reply, skipping
+ * a trip through matching (about 4 ms of each step's overhead on the project's machine). Off by default in the
+ * server; production clusters set the same key in their dynamic config.
+ */
+const defaultDynamicConfig = { 'system.enableActivityEagerExecution': true };
 
 /** Every Baton search attribute, as `--search-attribute Name=Type` pairs for the dev server. */
 function searchAttributeFlags(): string[] {
@@ -76,6 +85,10 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     '--log-level',
     'warn',
     ...searchAttributeFlags(),
+    ...Object.entries({ ...defaultDynamicConfig, ...options.dynamicConfig }).flatMap(([key, value]) => [
+      '--dynamic-config-value',
+      `${key}=${JSON.stringify(value)}`,
+    ]),
   ];
   const child = spawn(temporal, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pipe(log);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Quantity } from '../workflows/plan/quantity';
+import { fleetTooLarge } from '../workflows/plan/run-limits';
 import { duration } from './duration';
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -525,6 +526,8 @@ function refineFleet(
         'expected no servers with provision: Baton reads the fleet from the HAProxy backend, which changes as it creates and destroys servers',
     });
   }
+  const tooLarge = fleetTooLarge(strategy, target.servers.length);
+  if (tooLarge) ctx.addIssue({ code: 'custom', path: ['target', 'servers'], message: tooLarge });
   if (!replaces && target.upgrade === undefined)
     ctx.addIssue({
       code: 'custom',

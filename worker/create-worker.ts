@@ -18,6 +18,8 @@ export interface BatonWorkerOptions {
     | 'maxConcurrentActivityTaskExecutions'
     | 'maxConcurrentWorkflowTaskExecutions'
     | 'maxCachedWorkflows'
+    | 'maxConcurrentActivityTaskPolls'
+    | 'maxConcurrentWorkflowTaskPolls'
     | 'shutdownGraceTime'
   >;
 }

@@ -18,6 +18,7 @@ import {
   resumeUpdate,
 } from './messages';
 import type { ProgressDeadline } from '../spec/rollout';
+import type { ControlSnapshot } from './continuation';
 import type { RolloutState } from './state';
 
 /** Thrown at a checkpoint once an operator aborted: the strategy rolls back. */
@@ -40,7 +41,12 @@ export class RolloutControl {
   private promoted = false;
   private promotedFully = false;
 
-  constructor(private readonly state: RolloutState) {
+  /** `carried`: what operators asked of the run this one continues. */
+  constructor(
+    private readonly state: RolloutState,
+    carried?: ControlSnapshot,
+  ) {
+    if (carried) this.restore(carried);
     this.install(
       pauseUpdate,
       pauseSignal,
@@ -69,6 +75,30 @@ export class RolloutControl {
       () => this.abortProblem(),
       (c) => this.abort(c),
     );
+  }
+
+  private restore(carried: ControlSnapshot): void {
+    this.state.commands.push(...carried.commands);
+    this.abortedBy = carried.aborted;
+    if (carried.paused) {
+      this.paused = carried.paused;
+      this.state.waiting = {
+        for: 'resume',
+        at: 'operator pause',
+        ...(carried.paused.reason !== undefined ? { reason: carried.paused.reason } : {}),
+      };
+      // Already paused (and announced) in the run before: no second notification.
+      this.state.phase = 'paused';
+    }
+  }
+
+  /** What operators asked so far, for the next run of a long rollout. */
+  snapshot(): ControlSnapshot {
+    return {
+      ...(this.paused ? { paused: this.paused } : {}),
+      ...(this.abortedBy ? { aborted: this.abortedBy } : {}),
+      commands: this.state.commands.map((c) => ({ ...c })),
+    };
   }
 
   /**

@@ -32,11 +32,11 @@ const eventOfPhase: Partial<Record<RolloutPhase, NotificationEvent>> = {
  */
 export class Notifier {
   private queue: Promise<void> = Promise.resolve();
-  private started = false;
-
+  /** `started`: the rollout began in an earlier run, which announced it. */
   constructor(
     private readonly spec: RolloutSpec,
     private readonly state: RolloutState,
+    private started = false,
   ) {}
 
   changed(change: RolloutPhase | 'promoted'): void {

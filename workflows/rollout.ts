@@ -1,5 +1,5 @@
 import { setHandler } from '@temporalio/workflow';
-import { count } from './plan';
+import { count, fleetTooLarge } from './plan';
 import { preflightOrReject, rejectBeforeAnyChange } from './strategies/outcome';
 import type { RolloutSpec } from '../spec/rollout';
 import type { FleetRolloutSpec } from './fleet-steps';
@@ -12,6 +12,8 @@ import type { RolloutResult } from './messages';
 import { statusQuery } from './messages';
 import { RolloutState } from './state';
 import { rollingFleetStrategy } from './strategies/rolling';
+import type { RolloutRun } from './continuation';
+import { defaultMaxEventsPerRun } from './continuation';
 import {
   blueGreenKubernetesStrategy,
   recreateKubernetesStrategy,
@@ -23,8 +25,11 @@ import { rollingKubernetesStrategy } from './strategies/rolling-kubernetes';
 import { canaryFleetStrategy } from './strategies/canary';
 import { canaryKubernetesStrategy } from './strategies/canary-kubernetes';
 
-/** One rollout of one target to one version, from a validated spec. */
-export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult> {
+/**
+ * One rollout of one target to one version, from a validated spec. `run` is for the engine: a rolling rollout of
+ * a large fleet continues as new with its cursor there; a test may lower the events allowed per run.
+ */
+export async function rolloutWorkflow(spec: RolloutSpec, run: RolloutRun = {}): Promise<RolloutResult> {
   const { strategy } = spec;
   if (spec.target.kind === 'kubernetes') {
     const kubernetesSpec = spec as KubernetesRolloutSpec;
@@ -33,7 +38,7 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
     const control = new RolloutControl(state);
     if (spec.progressDeadline) void control.watchProgress(spec.progressDeadline);
     const steps = new KubernetesSteps(kubernetesSpec);
-    return notifying(spec, state, () => {
+    return notifying(spec, state, false, () => {
       switch (strategy.type) {
         case 'rolling':
           return rollingKubernetesStrategy({ ...kubernetesSpec, strategy }, state, steps, control);
@@ -56,10 +61,10 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
     fleetSpec.target.servers.map((s) => s.name),
   );
   setHandler(statusQuery, () => state.status());
-  const control = new RolloutControl(state);
+  const control = new RolloutControl(state, run.cursor?.control);
   if (spec.progressDeadline) void control.watchProgress(spec.progressDeadline);
   let steps = new FleetSteps(fleetSpec, state);
-  return notifying(spec, state, async () => {
+  return notifying(spec, state, run.cursor !== undefined, async () => {
     if (fleetSpec.target.provision) {
       // A provisioned fleet is what its backend holds now: earlier rollouts created and destroyed servers.
       const servers = await preflightOrReject(state, () => steps.discover());
@@ -68,6 +73,8 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
           state,
           `backend ${fleetSpec.target.loadBalancer.haproxy.backend} has no server`,
         );
+      const tooLarge = fleetTooLarge(strategy, servers.length);
+      if (tooLarge) rejectBeforeAnyChange(state, `the backend's fleet: ${tooLarge}`);
       for (const server of servers) state.addServer(server.name);
       fleetSpec = { ...fleetSpec, target: { ...fleetSpec.target, servers } };
       steps = new FleetSteps(fleetSpec, state);
@@ -80,7 +87,10 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
               pauses: strategy.pauses,
               pauseBetweenBatches: strategy.pauseBetweenBatches,
             })
-          : rollingFleetStrategy({ ...fleetSpec, strategy }, state, steps, control);
+          : rollingFleetStrategy({ ...fleetSpec, strategy }, state, steps, control, {
+              maxEventsPerRun: run.maxEventsPerRun ?? defaultMaxEventsPerRun,
+              ...(run.cursor ? { cursor: run.cursor } : {}),
+            });
       case 'recreate':
         return recreateFleetStrategy({ ...fleetSpec, strategy }, state, steps, control);
       case 'canary':
@@ -97,10 +107,11 @@ export async function rolloutWorkflow(spec: RolloutSpec): Promise<RolloutResult>
 async function notifying(
   spec: RolloutSpec,
   state: RolloutState,
+  continued: boolean,
   strategy: () => Promise<RolloutResult>,
 ): Promise<RolloutResult> {
   if (!spec.notify) return strategy();
-  const notifier = new Notifier(spec, state);
+  const notifier = new Notifier(spec, state, continued);
   state.listener = (change) => notifier.changed(change);
   try {
     return await strategy();

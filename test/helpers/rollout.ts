@@ -2,6 +2,7 @@ import type { ActivityDeps } from '../../activities';
 import type { RolloutSpec } from '../../spec';
 import { createBatonWorker } from '../../worker/create-worker';
 import type { rolloutWorkflow } from '../../workflows';
+import type { RolloutRun } from '../../workflows/continuation';
 import type { RolloutResult } from '../../workflows/messages';
 import type { TestTemporal } from './temporal';
 import { uniqueTaskQueue, workflowBundle } from './temporal';
@@ -26,7 +27,12 @@ export async function runRollout(
  * Starts a rollout on an in-process worker and hands back its handle, for tests that steer it or watch it while
  * it runs; `stop` shuts the worker down.
  */
-export async function startRolloutInProcess(temporal: TestTemporal, deps: ActivityDeps, spec: RolloutSpec) {
+export async function startRolloutInProcess(
+  temporal: TestTemporal,
+  deps: ActivityDeps,
+  spec: RolloutSpec,
+  run: RolloutRun = {},
+) {
   const taskQueue = uniqueTaskQueue('steer');
   const worker = await createBatonWorker({
     connection: temporal.nativeConnection,
@@ -38,7 +44,7 @@ export async function startRolloutInProcess(temporal: TestTemporal, deps: Activi
   const running = worker.run();
   runs++;
   const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-    args: [spec],
+    args: Object.keys(run).length > 0 ? [spec, run] : [spec],
     taskQueue,
     workflowId: `rollout/${spec.target.name}/test-${process.pid}-${runs}-${Date.now()}`,
   });

@@ -443,3 +443,30 @@ describe('JSON Schema', () => {
     assert.ok(schema.properties.target?.oneOf ?? schema.properties.target?.anyOf);
   });
 });
+
+describe('fleet size and strategy', () => {
+  const fleetOf = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      name: `web-${i + 1}`,
+      address: `10.1.${i >> 8}.${i & 255}:8080`,
+    }));
+
+  it('takes 5,000 servers for a rolling rollout, which goes on in new runs', () => {
+    const input = minimal();
+    const spec = parseRolloutSpec({ ...input, target: { ...input.target, servers: fleetOf(5_000) } });
+    assert.equal(spec.target.kind === 'fleet' && spec.target.servers.length, 5_000);
+  });
+
+  it('refuses more than 1,000 servers for a strategy whose history must fit one run, naming the field', () => {
+    const input = minimal();
+    assertRejected(
+      {
+        ...input,
+        target: { ...input.target, servers: fleetOf(1_001) },
+        strategy: { type: 'canary', steps: [{ setWeight: 10 }] },
+      },
+      'target.servers',
+      /at most 1000 servers for the canary strategy .* got 1001; a rolling in-place rollout takes any number/,
+    );
+  });
+});

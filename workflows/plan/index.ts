@@ -5,3 +5,4 @@ export * from './failure-budget';
 export * from './replicas';
 export * from './canary';
 export * from './naming';
+export * from './run-limits';

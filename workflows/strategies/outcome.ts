@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, ContinueAsNew } from '@temporalio/workflow';
 import { failureMessage } from '../fleet-steps';
 import type { RolloutState } from '../state';
 
@@ -31,6 +31,8 @@ export async function rollBack(
   try {
     await undo();
   } catch (error) {
+    // A long rollback goes on in the next run.
+    if (error instanceof ContinueAsNew) throw error;
     const reason = `${stopReason}; the rollback did not complete: ${failureMessage(error)}`;
     state.setPhase('failed', reason);
     throw ApplicationFailure.nonRetryable(reason, 'RollbackIncomplete');

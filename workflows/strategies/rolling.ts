@@ -1,33 +1,49 @@
-import { patched } from '@temporalio/workflow';
+import { continueAsNew, patched } from '@temporalio/workflow';
 import type { RolloutControl } from '../control';
 import { RolloutAborted } from '../control';
+import type { RollingCursor, RolloutRun, ServerSetback } from '../continuation';
+import { compactVersions, expandVersions, HistoryBudget } from '../continuation';
 import { pauseAfter } from '../pauses';
 import type { FleetServer, RollingStrategy } from '../../spec/rollout';
 import type { ForwardStep, FleetRolloutSpec, FleetSteps } from '../fleet-steps';
 import { forEachLimited } from '../limit';
 import type { RolloutResult } from '../messages';
 import { count, failureBudgetExceeded, maxServersOut, planBatches } from '../plan';
+import type { rolloutWorkflow } from '../rollout';
 import type { RolloutState } from '../state';
 import { preflightOrReject, rollBack } from './outcome';
+
+type Touched = { server: FleetServer; reached: ForwardStep };
 
 /**
  * Rolling update of a fleet: a batch at a time, each server detached, drained, upgraded, verified and attached,
  * never more than maxUnavailable out of rotation. A failed server is put back on its old version at once; past
  * the failure budget, or when an operator aborts, every server the rollout changed is put back, newest batch
  * first. A pause takes effect before the next server starts.
+ *
+ * A fleet of thousands goes on in new runs (continue-as-new) whenever the next server would not fit in this
+ * run's history; a run ends only with no server in flight, so its cursor is a count of servers started.
  */
 export async function rollingFleetStrategy(
   spec: FleetRolloutSpec & { strategy: RollingStrategy },
   state: RolloutState,
   steps: FleetSteps,
   control: RolloutControl,
+  run: Required<Pick<RolloutRun, 'maxEventsPerRun'>> & Pick<RolloutRun, 'cursor'>,
 ): Promise<RolloutResult> {
   const { servers } = spec.target;
   const { maxUnavailable, pauseBetweenBatches } = spec.strategy;
   const batchSize = spec.strategy.batchSize ?? count(1);
   const budget = spec.failureBudget.maxFailPercent;
+  const { cursor } = run;
+  const history = new HistoryBudget(run.maxEventsPerRun);
 
-  const versions = await preflightOrReject(state, () => steps.preflight());
+  const versions = cursor
+    ? expandVersions(
+        cursor.fromVersions,
+        servers.map((s) => s.name),
+      )
+    : await preflightOrReject(state, () => steps.preflight());
   for (const server of servers)
     state.update(server.name, { fromVersion: versions[server.name], version: versions[server.name] });
   // A retried rollout leaves servers already on the version alone; rollouts started before this moved them all.
@@ -43,19 +59,46 @@ export async function rollingFleetStrategy(
   const batches = planBatches(toMove, batchSize);
   const limit = maxServersOut(servers.length, batchSize, maxUnavailable);
   state.batches = batches.length;
-  state.setPhase('progressing');
+  // A run continuing a paused rollout stays paused.
+  if (!(cursor && control.isPaused)) state.setPhase('progressing');
 
   /** Servers the rollout touched, per batch, with the furthest step each reached: what a rollback undoes. */
-  const touched: Array<Array<{ server: FleetServer; reached: ForwardStep }>> = [];
-  let stopReason: string | undefined;
+  const touched: Touched[][] = batches.map(() => []);
+  const setbacks = new Map((cursor?.setbacks ?? []).map((s) => [s.name, s]));
+  const drainForced = new Set(cursor?.drainForced ?? []);
+  let started = cursor?.started ?? 0;
+  resumeFrom(cursor, batches, touched, state, spec.version);
+  state.failedServers = cursor?.failedServers ?? 0;
+  let stopReason: string | undefined = cursor?.rollback?.reason;
+  let outOfHistory = false;
 
-  for (const [index, batch] of batches.entries()) {
+  /** Ends this run; the next goes on from the cursor. */
+  const continueInNewRun = (rollback?: RollingCursor['rollback']): Promise<never> =>
+    continueAsNew<typeof rolloutWorkflow>(spec, {
+      maxEventsPerRun: run.maxEventsPerRun,
+      cursor: {
+        started,
+        fromVersions: compactVersions(versions),
+        setbacks: [...setbacks.values()],
+        drainForced: [...drainForced],
+        failedServers: state.failedServers,
+        control: control.snapshot(),
+        ...(rollback ? { rollback } : {}),
+        runs: (cursor?.runs ?? 0) + 1,
+      },
+    });
+
+  const setBack = (server: FleetServer, setback: Omit<ServerSetback, 'name'>) =>
+    setbacks.set(server.name, { name: server.name, ...setback });
+
+  for (let index = batchOf(batches, started); stopReason === undefined && index < batches.length; index++) {
+    const batch = batches[index];
     state.batch = index + 1;
-    const batchTouched: Array<{ server: FleetServer; reached: ForwardStep }> = [];
-    touched.push(batchTouched);
-    await forEachLimited(batch, limit, async (server) => {
+    const batchTouched = touched[index];
+    const waiting = batch.slice(started - startOf(batches, index));
+    await forEachLimited(waiting, limit, async (server) => {
       // Once stopping, start no new server; the ones already moving finish their step first.
-      if (stopReason !== undefined) return;
+      if (stopReason !== undefined || outOfHistory) return;
       try {
         await control.checkpoint();
       } catch (error) {
@@ -63,22 +106,38 @@ export async function rollingFleetStrategy(
         stopReason ??= error.message;
         return;
       }
-      if (stopReason !== undefined) return;
-      const entry: { server: FleetServer; reached: ForwardStep } = { server, reached: 'attach' };
-      batchTouched.push(entry);
-      const outcome = await steps.moveServer(server, spec.version);
-      if (outcome.ok) return;
-      entry.reached = outcome.reached;
-      state.failedServers++;
-      if (failureBudgetExceeded(state.failedServers, servers.length, budget)) {
-        stopReason ??= `${state.failedServers} of ${servers.length} servers failed, past the failure budget of ${budget}%; first: ${outcome.error}`;
+      if (stopReason !== undefined || outOfHistory) return;
+      if (!history.admit()) {
+        outOfHistory = true;
         return;
       }
+      started++;
+      const entry: Touched = { server, reached: 'attach' };
+      batchTouched.push(entry);
+      const outcome = await steps.moveServer(server, spec.version);
+      if (state.server(server.name).drainForced) drainForced.add(server.name);
+      if (outcome.ok) return history.release();
+      entry.reached = outcome.reached;
+      state.failedServers++;
+      setBack(server, {
+        reached: outcome.reached,
+        step: 'failed',
+        version: state.server(server.name).version,
+        error: outcome.error,
+      });
+      if (failureBudgetExceeded(state.failedServers, servers.length, budget)) {
+        stopReason ??= `${state.failedServers} of ${servers.length} servers failed, past the failure budget of ${budget}%; first: ${outcome.error}`;
+        return history.release();
+      }
       const restored = await steps.restoreServer(server, outcome.reached);
-      if (restored.ok) entry.reached = 'detach';
-      else stopReason ??= `could not put ${server.name} back on its old version: ${restored.error}`;
+      if (restored.ok) {
+        entry.reached = 'detach';
+        setBack(server, { reached: 'detach', step: 'restored', version: state.server(server.name).version });
+      } else stopReason ??= `could not put ${server.name} back on its old version: ${restored.error}`;
+      history.release();
     });
     if (control.aborted) stopReason ??= control.abortReason();
+    if (stopReason === undefined && outOfHistory) return continueInNewRun();
     if (stopReason === undefined && index < batches.length - 1)
       stopReason = await pauseAfter(control, spec.strategy.pauses, index + 1, `batch ${index + 1}`);
     if (stopReason !== undefined) break;
@@ -90,21 +149,83 @@ export async function rollingFleetStrategy(
     return { phase: 'succeeded', toVersion: spec.version, servers: state.status().servers };
   }
 
-  await rollBack(state, stopReason, async () => {
-    const problems: string[] = [];
+  const reason = stopReason;
+  await rollBack(state, reason, async () => {
+    const problems = [...(cursor?.rollback?.problems ?? [])];
+    // Newest batch first; a continued rollback skips the servers an earlier run settled.
+    let settled = 0;
+    const resumeAt = cursor?.rollback?.settled ?? 0;
     for (const batch of [...touched].reverse()) {
-      await forEachLimited(batch, limit, async ({ server, reached }) => {
-        if (state.server(server.name).step === 'restored') return;
+      const skip = Math.min(batch.length, Math.max(0, resumeAt - settled));
+      settled += skip;
+      await forEachLimited(batch.slice(skip), limit, async ({ server, reached }) => {
+        if (outOfHistory) return;
+        if (state.server(server.name).step === 'restored') {
+          settled++;
+          return;
+        }
+        if (!history.admit()) {
+          outOfHistory = true;
+          return;
+        }
+        settled++;
         const restored = await steps.restoreServer(server, reached);
-        if (!restored.ok) problems.push(`${server.name}: ${restored.error}`);
+        if (restored.ok) setBack(server, { reached: 'detach', step: 'restored' });
+        else problems.push(`${server.name}: ${restored.error}`);
+        history.release();
       });
+      if (outOfHistory) await continueInNewRun({ reason, settled, problems });
     }
     if (problems.length > 0) throw new Error(problems.join('; '));
   });
   return {
     phase: 'rolled-back',
-    reason: stopReason,
+    reason,
     toVersion: spec.version,
     servers: state.status().servers,
   };
+}
+
+function startOf(batches: readonly unknown[][], index: number): number {
+  let start = 0;
+  for (let i = 0; i < index; i++) start += batches[i].length;
+  return start;
+}
+
+/** The batch holding the n-th server of the plan (the batch count when n is past the end). */
+function batchOf(batches: readonly unknown[][], n: number): number {
+  let start = 0;
+  for (const [index, batch] of batches.entries()) {
+    if (n < start + batch.length) return index;
+    start += batch.length;
+  }
+  return batches.length;
+}
+
+/** Rebuilds, in a continued run, what the earlier runs did: each server's step and what a rollback undoes. */
+function resumeFrom(
+  cursor: RollingCursor | undefined,
+  batches: readonly FleetServer[][],
+  touched: Touched[][],
+  state: RolloutState,
+  version: string,
+): void {
+  if (!cursor) return;
+  const setbacks = new Map(cursor.setbacks.map((s) => [s.name, s]));
+  let n = 0;
+  for (const [index, batch] of batches.entries()) {
+    for (const server of batch) {
+      if (n++ >= cursor.started) return;
+      const setback = setbacks.get(server.name);
+      touched[index].push({ server, reached: setback?.reached ?? 'attach' });
+      if (!setback) state.update(server.name, { step: 'done', version });
+      else
+        state.update(server.name, {
+          step: setback.step,
+          ...(setback.version !== undefined ? { version: setback.version } : {}),
+          ...(setback.error !== undefined ? { error: setback.error } : {}),
+        });
+      if (cursor.drainForced.includes(server.name)) state.update(server.name, { drainForced: true });
+    }
+  }
 }

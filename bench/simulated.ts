@@ -1,0 +1,173 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { SimulatedStep, StepTimes } from '../activities/fakes/simulated-fleet';
+import type { HistoryEvent, Timestamp } from '../client/history';
+import { toMs } from '../client/history';
+import { SimulatedFleets } from '../activities/fakes/simulated-fleet';
+import type { TemporalDevServer } from '../infra/temporal-server';
+import { startTemporalDevServer } from '../infra/temporal-server';
+import type { RolloutSpec, RolloutSpecInput } from '../spec';
+import { parseRolloutSpec } from '../spec';
+import type { BatonWorkerOptions } from '../worker/create-worker';
+import { createBatonWorker } from '../worker/create-worker';
+
+/** A Temporal dev server, a client and one worker whose activities act on simulated fleets. */
+export interface SimulatedBench {
+  readonly client: Client;
+  readonly fleets: SimulatedFleets;
+  readonly taskQueue: string;
+  readonly namespace: string;
+  readonly temporal: TemporalDevServer;
+  readonly worker: Worker;
+  close(): Promise<void>;
+}
+
+export async function startSimulatedBench(
+  name: string,
+  times: StepTimes,
+  tuning: BatonTuning = {},
+): Promise<SimulatedBench> {
+  const dir = await mkdtemp(join(tmpdir(), `baton-bench-${name}-`));
+  const namespace = 'bench';
+  const temporal = await startTemporalDevServer({
+    dbFile: join(dir, 'temporal.db'),
+    logFile: join(dir, 'temporal.log'),
+    namespace,
+  });
+  const connection = await Connection.connect({ address: temporal.address });
+  const nativeConnection = await NativeConnection.connect({ address: temporal.address });
+  const fleets = new SimulatedFleets(times);
+  const taskQueue = `bench-${name}`;
+  const worker = await createBatonWorker({
+    connection: nativeConnection,
+    namespace,
+    taskQueue,
+    deps: fleets.deps(),
+    tuning,
+  });
+  const running = worker.run();
+  return {
+    client: new Client({ connection, namespace }),
+    fleets,
+    taskQueue,
+    namespace,
+    temporal,
+    worker,
+    close: async () => {
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await nativeConnection.close();
+      await temporal.stop();
+    },
+  };
+}
+
+type BatonTuning = NonNullable<BatonWorkerOptions['tuning']>;
+
+/** A rolling rollout spec for a simulated backend of `servers` servers, v1 → v2. */
+export function simulatedSpec(
+  fleets: SimulatedFleets,
+  backend: string,
+  servers: number,
+  overrides: Partial<RolloutSpecInput> = {},
+): RolloutSpec {
+  return parseRolloutSpec({
+    target: {
+      kind: 'fleet',
+      name: backend,
+      loadBalancer: { haproxy: { socket: '/simulated/admin.sock', backend } },
+      servers: fleets.add(backend, servers, 'v1'),
+      upgrade: { argv: ['simulate-upgrade', '{address}', '{version}'], timeout: '1m' },
+    },
+    version: 'v2',
+    strategy: { type: 'rolling', batchSize: '10%' },
+    drain: { timeout: '1m', pollInterval: '10ms' },
+    verify: { http: { passes: 1, interval: '10ms', timeout: '1m' } },
+    ...overrides,
+  });
+}
+
+const stepOfActivity: Record<string, SimulatedStep> = {
+  detachServer: 'detach',
+  drainServer: 'drain',
+  upgradeServer: 'upgrade',
+  verifyServer: 'verify',
+  attachServer: 'attach',
+};
+
+/**
+ * The engine's overhead on each server step of a rollout's history: the time from the step before it (the same
+ * server's previous step, or for a detach the last step that finished before it was scheduled, which is what
+ * let it start) to its completion, less the work the simulated fleet recorded for it. That is Temporal's
+ * round trips (workflow task, dispatch, completion) and Baton's own code, per step.
+ */
+export function stepOverheadsMs(events: readonly HistoryEvent[], fleets: SimulatedFleets): number[] {
+  const scheduled = new Map<string, { step: SimulatedStep; key: string; at: number }>();
+  const lastDone = new Map<string, number>();
+  let lastCompletion = toMs(events[0]?.eventTime as Timestamp);
+  const overheads: number[] = [];
+  for (const event of events) {
+    const at = toMs(event.eventTime as Timestamp);
+    const attributes = event.activityTaskScheduledEventAttributes;
+    if (attributes) {
+      const step = stepOfActivity[attributes.activityType?.name ?? ''];
+      const input = attributes.input?.payloads?.[0];
+      if (step && input) {
+        const key = serverKey(defaultPayloadConverter.fromPayload(input));
+        // A detach starts a server: what it waited for is the last step done anywhere before it.
+        if (step === 'detach') lastDone.set(key, lastCompletion);
+        scheduled.set(String(event.eventId), { step, key, at });
+      }
+    }
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed) {
+      lastCompletion = at;
+      const step = scheduled.get(String(completed.scheduledEventId));
+      if (!step) continue;
+      const from = lastDone.get(step.key) ?? step.at;
+      const work = fleets.work.get(`${step.key}/${step.step}`) ?? 0;
+      overheads.push(at - from - work);
+      lastDone.set(step.key, at);
+    }
+  }
+  return overheads;
+}
+
+/** "backend/server" from a step activity's input (a server ref, or an upgrade/verify input). */
+function serverKey(input: unknown): string {
+  const value = input as {
+    loadBalancer?: { backend: string };
+    server: string | { name: string; address: string };
+  };
+  if (typeof value.server === 'string') return `${value.loadBalancer?.backend ?? ''}/${value.server}`;
+  // Simulated addresses are <server>.<backend>:8080.
+  const host = value.server.address.split(':')[0] ?? '';
+  return `${host.slice(value.server.name.length + 1)}/${value.server.name}`;
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** The most resident memory the process reached while `work` ran, sampled every 250 ms. */
+export async function peakRssMb<T>(work: () => Promise<T>): Promise<{ result: T; peakMb: number }> {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 250);
+  try {
+    const result = await work();
+    peak = Math.max(peak, process.memoryUsage().rss);
+    return { result, peakMb: Math.round(peak / 1024 / 1024) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export const round = (n: number, digits = 2): number => Number(n.toFixed(digits));
