@@ -10,7 +10,7 @@ import type {
   UpgradeCommand,
 } from '../spec/rollout';
 import { fillArgv, renderArgv } from './hosts/argv-template';
-import type { ActivityDeps, ServerSample, ServerTraffic } from './ports';
+import type { ActivityDeps, ServerSample, ServerTraffic, TrafficProvider } from './ports';
 
 /** Failure types the workflow reacts to; retrying them would not help. */
 export const failureTypes = {
@@ -73,6 +73,215 @@ async function mapLimited<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
   return results;
+}
+
+/**
+ * Waits until a detached server has no request in flight, heartbeating; past the policy's timeout it fails,
+ * goes on (force) or keeps waiting. `startedAt` is when the drain began, kept across retried attempts.
+ */
+async function drainOne(
+  ctx: Context,
+  traffic: TrafficProvider,
+  server: string,
+  policy: DrainPolicy,
+  startedAt: number,
+): Promise<DrainOutcome> {
+  let warned = false;
+  for (;;) {
+    const current = await traffic.traffic(server);
+    const waitedMs = Date.now() - startedAt;
+    ctx.heartbeat({ startedAt, current });
+    if (isIdle(current)) return { drained: true, waitedMs };
+    if (waitedMs >= policy.timeout) {
+      const left = `${current.sessions} sessions, ${current.queued} queued, ${current.usedConnections} connections`;
+      if (policy.onTimeout === 'fail') {
+        throw ApplicationFailure.nonRetryable(
+          `${server} did not drain within ${policy.timeout} ms (${left} left)`,
+          failureTypes.drainTimeout,
+        );
+      }
+      if (policy.onTimeout === 'force') {
+        log.warn('drain timed out; going on as the policy says', { server, left });
+        return { drained: false, waitedMs, remaining: current };
+      }
+      if (!warned) log.warn('drain timed out; still waiting as the policy says', { server, left });
+      warned = true;
+    }
+    await ctx.sleep(policy.pollInterval);
+  }
+}
+
+/** Checks a server itself until it passes N times in a row reporting the expected version. */
+async function verifyOne(
+  ctx: Context,
+  deps: ActivityDeps,
+  server: FleetServer,
+  verify: HttpVerification,
+  version: string,
+): Promise<{ checks: number }> {
+  const url = healthUrl(server, verify);
+  const deadline = Date.now() + verify.timeout;
+  let consecutive = 0;
+  let checks = 0;
+  let lastProblem = 'no check ran';
+  for (;;) {
+    const result = await deps.verifier.probe(url, verify, ctx.cancellationSignal);
+    checks++;
+    if (result.ok && result.version === version) {
+      consecutive++;
+      if (consecutive >= verify.passes) return { checks };
+    } else {
+      consecutive = 0;
+      lastProblem = result.ok
+        ? `reports version ${result.version ?? '(none)'}, expected ${version}`
+        : (result.problem ?? 'failed');
+    }
+    ctx.heartbeat({ checks, consecutive });
+    if (Date.now() >= deadline) {
+      throw ApplicationFailure.nonRetryable(
+        `${server.name} failed verification for ${version} after ${checks} checks: ${lastProblem}`,
+        failureTypes.verification,
+      );
+    }
+    await ctx.sleep(verify.interval);
+  }
+}
+
+/** How many servers of a bulk step are acted on at once (commands, probes, Runtime API calls). */
+const bulkConcurrency = 64;
+
+/** A bulk step's outcome for each server: undefined when it went well, or why it failed. */
+export type BulkOutcomes = Record<string, string | undefined>;
+
+/** Runs `fn` for every item, at most `limit` at once, turning each failure into its message. */
+async function settleEach<T>(
+  items: readonly T[],
+  name: (item: T) => string,
+  fn: (item: T) => Promise<void>,
+): Promise<BulkOutcomes> {
+  const outcomes: BulkOutcomes = {};
+  await mapLimited(items, bulkConcurrency, async (item) => {
+    try {
+      await fn(item);
+      outcomes[name(item)] = undefined;
+    } catch (error) {
+      outcomes[name(item)] = (error as Error).message;
+    }
+  });
+  return outcomes;
+}
+
+/**
+ * The same steps for many servers at once, one activity per step for a whole batch: a batch of a hundred costs
+ * five activities instead of five hundred, which is what lets one rollout take thousands of servers. Load
+ * balancer steps (detach, attach) succeed or are retried as a whole; drains, upgrades and verifications report
+ * each server's outcome, so one bad server fails alone.
+ */
+function createBulkActivities(deps: ActivityDeps) {
+  return {
+    detachServers: async (input: { loadBalancer: HaproxyLoadBalancer; servers: string[] }): Promise<void> => {
+      const traffic = deps.trafficFor(input.loadBalancer);
+      await mapLimited(input.servers, bulkConcurrency, (server) => traffic.detach(server));
+    },
+
+    attachServers: async (input: { loadBalancer: HaproxyLoadBalancer; servers: string[] }): Promise<void> => {
+      const ctx = Context.current();
+      const traffic = deps.trafficFor(input.loadBalancer);
+      await mapLimited(input.servers, bulkConcurrency, (server) => traffic.attach(server));
+      // In rotation once HAProxy's own checks see each one UP, as attachServer waits for one.
+      await mapLimited(input.servers, bulkConcurrency, async (server) => {
+        for (;;) {
+          const { status } = await traffic.traffic(server);
+          if (/^(UP|no check)/.test(status)) return;
+          ctx.heartbeat({ server, status });
+          await ctx.sleep(100);
+        }
+      });
+    },
+
+    drainServers: async (input: {
+      loadBalancer: HaproxyLoadBalancer;
+      servers: string[];
+      policy: DrainPolicy;
+    }): Promise<{ failed: BulkOutcomes; forced: string[] }> => {
+      const ctx = Context.current();
+      const traffic = deps.trafficFor(input.loadBalancer);
+      const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
+      const startedAt = resumed?.startedAt ?? Date.now();
+      const forced: string[] = [];
+      const failed = await settleEach(
+        input.servers,
+        (server) => server,
+        async (server) => {
+          const outcome = await drainOne(ctx, traffic, server, input.policy, startedAt);
+          if (!outcome.drained) forced.push(server);
+        },
+      );
+      return { failed, forced };
+    },
+
+    /**
+     * Runs the upgrade command of each server, each tried up to three times. A retried attempt (the worker died)
+     * skips the servers its heartbeats said were done, and any that already answers on the version, so no
+     * server is upgraded twice.
+     */
+    upgradeServers: async (input: {
+      servers: FleetServer[];
+      upgrade: UpgradeCommand;
+      version: string;
+      verify: HttpVerification;
+    }): Promise<BulkOutcomes> => {
+      const ctx = Context.current();
+      const done = new Set((ctx.info.heartbeatDetails as { done?: string[] } | undefined)?.done ?? []);
+      const retried = ctx.info.attempt > 1;
+      const beat = setInterval(() => ctx.heartbeat({ done: [...done] }), 3_000);
+      try {
+        return await settleEach(
+          input.servers,
+          (server) => server.name,
+          async (server) => {
+            if (done.has(server.name)) return;
+            if (retried) {
+              const probe = await deps.verifier.probe(healthUrl(server, input.verify), input.verify);
+              if (probe.ok && probe.version === input.version) return void done.add(server.name);
+            }
+            const argv = renderArgv(input.upgrade.argv, server, input.version);
+            for (let attempt = 1; ; attempt++) {
+              try {
+                await deps.hosts.run(argv, {
+                  timeoutMs: input.upgrade.timeout,
+                  signal: ctx.cancellationSignal,
+                });
+                done.add(server.name);
+                return;
+              } catch (error) {
+                if (attempt >= 3 || ctx.cancellationSignal.aborted)
+                  throw new Error(
+                    `upgrade of ${server.name} to ${input.version}: ${(error as Error).message}`,
+                  );
+                await ctx.sleep(2_000 * 2 ** (attempt - 1));
+              }
+            }
+          },
+        );
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    verifyServers: (input: {
+      servers: FleetServer[];
+      verify: HttpVerification;
+      version: string;
+    }): Promise<BulkOutcomes> => {
+      const ctx = Context.current();
+      return settleEach(
+        input.servers,
+        (server) => server.name,
+        async (server) => void (await verifyOne(ctx, deps, server, input.verify, input.version)),
+      );
+    },
+  };
 }
 
 /**
@@ -281,33 +490,14 @@ export function createFleetActivities(deps: ActivityDeps) {
      */
     drainServer: async (ref: ServerRef & { policy: DrainPolicy }): Promise<DrainOutcome> => {
       const ctx = Context.current();
-      const traffic = deps.trafficFor(ref.loadBalancer);
       const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
-      const startedAt = resumed?.startedAt ?? Date.now();
-      let warned = false;
-      for (;;) {
-        const current = await traffic.traffic(ref.server);
-        const waitedMs = Date.now() - startedAt;
-        ctx.heartbeat({ startedAt, current });
-        if (isIdle(current)) return { drained: true, waitedMs };
-        if (waitedMs >= ref.policy.timeout) {
-          const left = `${current.sessions} sessions, ${current.queued} queued, ${current.usedConnections} connections`;
-          if (ref.policy.onTimeout === 'fail') {
-            throw ApplicationFailure.nonRetryable(
-              `${ref.server} did not drain within ${ref.policy.timeout} ms (${left} left)`,
-              failureTypes.drainTimeout,
-            );
-          }
-          if (ref.policy.onTimeout === 'force') {
-            log.warn('drain timed out; going on as the policy says', { server: ref.server, left });
-            return { drained: false, waitedMs, remaining: current };
-          }
-          if (!warned)
-            log.warn('drain timed out; still waiting as the policy says', { server: ref.server, left });
-          warned = true;
-        }
-        await ctx.sleep(ref.policy.pollInterval);
-      }
+      return drainOne(
+        ctx,
+        deps.trafficFor(ref.loadBalancer),
+        ref.server,
+        ref.policy,
+        resumed?.startedAt ?? Date.now(),
+      );
     },
 
     /** Moves one server to a version by running the inventory's upgrade command for it. */
@@ -356,39 +546,10 @@ export function createFleetActivities(deps: ActivityDeps) {
     },
 
     /** Checks the server itself until it passes N times in a row reporting the expected version. */
-    verifyServer: async (input: {
-      server: FleetServer;
-      verify: HttpVerification;
-      version: string;
-    }): Promise<{ checks: number }> => {
-      const ctx = Context.current();
-      const url = healthUrl(input.server, input.verify);
-      const deadline = Date.now() + input.verify.timeout;
-      let consecutive = 0;
-      let checks = 0;
-      let lastProblem = 'no check ran';
-      for (;;) {
-        const result = await deps.verifier.probe(url, input.verify, ctx.cancellationSignal);
-        checks++;
-        if (result.ok && result.version === input.version) {
-          consecutive++;
-          if (consecutive >= input.verify.passes) return { checks };
-        } else {
-          consecutive = 0;
-          lastProblem = result.ok
-            ? `reports version ${result.version ?? '(none)'}, expected ${input.version}`
-            : (result.problem ?? 'failed');
-        }
-        ctx.heartbeat({ checks, consecutive });
-        if (Date.now() >= deadline) {
-          throw ApplicationFailure.nonRetryable(
-            `${input.server.name} failed verification for ${input.version} after ${checks} checks: ${lastProblem}`,
-            failureTypes.verification,
-          );
-        }
-        await ctx.sleep(input.verify.interval);
-      }
-    },
+    verifyServer: (input: { server: FleetServer; verify: HttpVerification; version: string }) =>
+      verifyOne(Context.current(), deps, input.server, input.verify, input.version),
+
+    ...createBulkActivities(deps),
   };
 }
 

@@ -1,4 +1,4 @@
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { runCrashMatrix } from './crash-matrix';
 import { runConcurrency } from './concurrency';
 import { runOverhead } from './overhead';
@@ -31,6 +31,8 @@ async function main(): Promise<number> {
     logger: new DefaultLogger('WARN', ({ level, message }) =>
       process.stderr.write(`worker ${level}: ${message}\n`),
     ),
+    // The SDK core's own notices (payload size warnings) would otherwise print on stdout.
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
   });
   await bench();
   return 0;

@@ -23,7 +23,7 @@ export async function runScale(): Promise<void> {
     process.stderr.write(`scale: ${servers} servers, batches of 10%…\n`);
     const started = Date.now();
     let maxPendingActivities = 0;
-    let pause: { heldS: number; doneBefore: number; doneAfter: number } | undefined;
+    let pause: { heldS: number; startedBefore: number; startedAfter: number } | undefined;
     const { result, peakMb } = await peakRssMb(async () => {
       const handle = await bench.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
         args: [spec],
@@ -42,15 +42,14 @@ export async function runScale(): Promise<void> {
         );
         if (description && description.runId !== handle.firstExecutionRunId) runsSeen++;
         if (!pause && description && description.runId !== handle.firstExecutionRunId && runsSeen > 3) {
-          // A pause in a later run: nothing more finishes until resume, then the rollout goes on.
+          // A pause in a later run: the servers in flight finish, no other starts until resume.
           await handle.executeUpdate(pauseUpdate, { args: [{ by: 'bench', reason: 'scale' }] });
-          await new Promise((resolve) => setTimeout(resolve, 2_000));
           const before = await handle.query(statusQuery);
-          await new Promise((resolve) => setTimeout(resolve, 3_000));
+          await new Promise((resolve) => setTimeout(resolve, 5_000));
           const after = await handle.query(statusQuery);
-          const done = (s: typeof before) => s.servers.filter((x) => x.step === 'done').length;
+          const startedCount = (s: typeof before) => s.servers.filter((x) => x.step !== 'pending').length;
           if (after.phase !== 'paused') throw new Error(`paused, yet the rollout is ${after.phase}`);
-          pause = { heldS: 3, doneBefore: done(before), doneAfter: done(after) };
+          pause = { heldS: 5, startedBefore: startedCount(before), startedAfter: startedCount(after) };
           await handle.executeUpdate(resumeUpdate, { args: [{ by: 'bench' }] });
         }
         await Promise.race([outcome, new Promise((resolve) => setTimeout(resolve, 1_000))]);
@@ -71,7 +70,7 @@ export async function runScale(): Promise<void> {
     const once = upgraded.every((s) => s.version === 'v2' && s.upgrades === 1 && s.serving);
     if (result.result.phase !== 'succeeded') throw new Error(`the rollout ended ${result.result.phase}`);
     if (!once) throw new Error('not every server was upgraded exactly once and back in rotation');
-    if (pause && pause.doneAfter !== pause.doneBefore) throw new Error('servers finished while paused');
+    if (pause && pause.startedAfter !== pause.startedBefore) throw new Error('servers started while paused');
     printTable(
       [
         'servers',
@@ -90,7 +89,7 @@ export async function runScale(): Promise<void> {
           Math.max(...runs),
           maxPendingActivities,
           peakMb,
-          pause ? `${pause.heldS} s at ${pause.doneBefore} done` : 'not sent',
+          pause ? `${pause.heldS} s, ${pause.startedBefore} started before and after` : 'not sent',
         ],
       ],
     );

@@ -8,6 +8,14 @@ import type { AcceptedCommand, OperatorCommand, RolloutPhase } from './messages'
  */
 export const defaultMaxEventsPerRun = 10_000;
 
+/**
+ * From this many servers out at once, a rolling rollout moves them as a group, one activity per step: below it,
+ * each server's steps are its own activities (each step of each server in the Temporal UI, and no waiting on
+ * the slowest of a group); above it, a batch of a hundred would cost five hundred activities, and the engine's
+ * overhead would grow with the batch.
+ */
+export const defaultBulkFrom = 10;
+
 /** What an operator asked of the rollout, carried into the next run. */
 export interface ControlSnapshot {
   readonly paused?: OperatorCommand & { readonly phaseBefore: RolloutPhase };
@@ -56,6 +64,8 @@ export interface RollingCursor {
 /** The second argument of the rollout workflow: engine settings, and the cursor of a continued run. */
 export interface RolloutRun {
   readonly maxEventsPerRun?: number;
+  /** From how many servers out at once a rolling rollout moves them as a group, one activity per step. */
+  readonly bulkFrom?: number;
   readonly cursor?: RollingCursor;
 }
 

@@ -1,5 +1,5 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
-import type { FleetActivities } from '../activities/fleet-activities';
+import type { BulkOutcomes, FleetActivities } from '../activities/fleet-activities';
 import type { ServerSample } from '../activities/ports';
 import type { FleetServer, FleetTarget, HookCommand, RolloutSpec } from '../spec/rollout';
 import type { ServerStep } from './messages';
@@ -21,6 +21,15 @@ export type ForwardStep = Extract<ServerStep, 'detach' | 'drain' | 'upgrade' | '
 export type StepOutcome = { ok: true } | { ok: false; reached: ForwardStep; error: string };
 
 const acts = proxyActivities<FleetActivities>(loadBalancerProfile);
+
+/** As many servers as a bulk activity acts on at once (activities/fleet-activities.ts); sizes its timeouts. */
+const bulkConcurrency = 64;
+
+/** "web-1" for one server, "3 servers (web-1 … web-3)" for a group, as step summaries name them. */
+export function describeGroup(servers: readonly FleetServer[]): string {
+  if (servers.length === 1) return servers[0]?.name ?? '';
+  return `${servers.length} servers (${servers[0]?.name ?? ''} … ${servers.at(-1)?.name ?? ''})`;
+}
 
 /** The message of the failure that ended an activity, without the SDK's wrapping ("Activity task failed"). */
 export function failureMessage(error: unknown): string {
@@ -75,6 +84,91 @@ export class FleetSteps {
       this.state.update(server.name, { step: 'failed', error: message });
       return { ok: false, reached, error: message };
     }
+  }
+
+  /**
+   * The same five steps for a group of servers together, one activity per step for the whole group: for
+   * batches of many servers, where one activity per server and step would cost thousands of history events.
+   * A server whose drain, upgrade or verification fails leaves the group with its outcome; the others go on.
+   */
+  async moveServers(
+    servers: readonly FleetServer[],
+    version: string,
+  ): Promise<Array<{ server: FleetServer; outcome: StepOutcome }>> {
+    const results = new Map<string, StepOutcome>();
+    let moving = [...servers];
+    const enter = (step: ForwardStep) => {
+      for (const server of moving) this.state.setStep(server.name, step);
+      return step;
+    };
+    const drop = (failed: BulkOutcomes, reached: ForwardStep) => {
+      for (const server of moving) {
+        const error = failed[server.name];
+        if (error === undefined) continue;
+        this.state.update(server.name, { step: 'failed', error });
+        results.set(server.name, { ok: false, reached, error });
+      }
+      moving = moving.filter((server) => !results.has(server.name));
+    };
+    const all = (reached: ForwardStep, error: unknown) =>
+      drop(Object.fromEntries(moving.map((server) => [server.name, failureMessage(error)])), reached);
+    const names = () => moving.map((server) => server.name);
+    const group = () => describeGroup(moving);
+    const lb = this.lb;
+    let step: ForwardStep = enter('detach');
+    try {
+      await acts.detachServers.executeWithOptions({ ...loadBalancerProfile, summary: `detach ${group()}` }, [
+        { loadBalancer: lb, servers: names() },
+      ]);
+      step = enter('drain');
+      const drained = await acts.drainServers.executeWithOptions(
+        { ...drainProfile(this.spec.drain), summary: `drain ${group()}` },
+        [{ loadBalancer: lb, servers: names(), policy: this.spec.drain }],
+      );
+      for (const name of drained.forced) this.state.update(name, { drainForced: true });
+      drop(drained.failed, 'drain');
+      step = enter('upgrade');
+      const upgrade = this.spec.target.upgrade;
+      if (!upgrade)
+        throw ApplicationFailure.nonRetryable('target.upgrade: no upgrade command', 'PreflightFailed');
+      if (moving.length > 0) {
+        const rounds = Math.ceil(moving.length / bulkConcurrency);
+        const upgraded = await acts.upgradeServers.executeWithOptions(
+          {
+            ...upgradeProfile(rounds * (3 * upgrade.timeout + 6_000)),
+            summary: `upgrade ${group()} to ${version}`,
+          },
+          [{ servers: moving, upgrade, version, verify: this.spec.verify.http }],
+        );
+        drop(upgraded, 'upgrade');
+        for (const server of moving) this.state.update(server.name, { version });
+      }
+      step = enter('verify');
+      if (moving.length > 0) {
+        const check = this.spec.verify.http;
+        const rounds = Math.ceil(moving.length / bulkConcurrency);
+        const verified = await acts.verifyServers.executeWithOptions(
+          {
+            ...verifyProfile({ ...check, timeout: rounds * (check.timeout + check.requestTimeout) }),
+            summary: `verify ${group()} run ${version}`,
+          },
+          [{ servers: moving, verify: check, version }],
+        );
+        drop(verified, 'verify');
+      }
+      step = enter('attach');
+      if (moving.length > 0)
+        await acts.attachServers.executeWithOptions({ ...attachProfile, summary: `attach ${group()}` }, [
+          { loadBalancer: lb, servers: names() },
+        ]);
+      for (const server of moving) {
+        this.state.update(server.name, { step: 'done' });
+        results.set(server.name, { ok: true });
+      }
+    } catch (error) {
+      all(step, error);
+    }
+    return servers.map((server) => ({ server, outcome: results.get(server.name) ?? { ok: true } }));
   }
 
   /**

@@ -13,7 +13,7 @@ import { statusQuery } from './messages';
 import { RolloutState } from './state';
 import { rollingFleetStrategy } from './strategies/rolling';
 import type { RolloutRun } from './continuation';
-import { defaultMaxEventsPerRun } from './continuation';
+import { defaultBulkFrom, defaultMaxEventsPerRun } from './continuation';
 import {
   blueGreenKubernetesStrategy,
   recreateKubernetesStrategy,
@@ -89,6 +89,7 @@ export async function rolloutWorkflow(spec: RolloutSpec, run: RolloutRun = {}): 
             })
           : rollingFleetStrategy({ ...fleetSpec, strategy }, state, steps, control, {
               maxEventsPerRun: run.maxEventsPerRun ?? defaultMaxEventsPerRun,
+              bulkFrom: run.bulkFrom ?? defaultBulkFrom,
               ...(run.cursor ? { cursor: run.cursor } : {}),
             });
       case 'recreate':

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
         workflowBundle: await workflowBundle(),
       });
       const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-        args: [scenario.spec],
+        args: scenario.run ? [scenario.spec, scenario.run] : [scenario.spec],
         taskQueue,
         workflowId: `replay/${scenario.name}/${Date.now()}`,
       });

@@ -5,7 +5,7 @@ import type { RollingCursor, RolloutRun, ServerSetback } from '../continuation';
 import { compactVersions, expandVersions, HistoryBudget } from '../continuation';
 import { pauseAfter } from '../pauses';
 import type { FleetServer, RollingStrategy } from '../../spec/rollout';
-import type { ForwardStep, FleetRolloutSpec, FleetSteps } from '../fleet-steps';
+import type { ForwardStep, FleetRolloutSpec, FleetSteps, StepOutcome } from '../fleet-steps';
 import { forEachLimited } from '../limit';
 import type { RolloutResult } from '../messages';
 import { count, failureBudgetExceeded, maxServersOut, planBatches } from '../plan';
@@ -29,7 +29,7 @@ export async function rollingFleetStrategy(
   state: RolloutState,
   steps: FleetSteps,
   control: RolloutControl,
-  run: Required<Pick<RolloutRun, 'maxEventsPerRun'>> & Pick<RolloutRun, 'cursor'>,
+  run: Required<Pick<RolloutRun, 'maxEventsPerRun' | 'bulkFrom'>> & Pick<RolloutRun, 'cursor'>,
 ): Promise<RolloutResult> {
   const { servers } = spec.target;
   const { maxUnavailable, pauseBetweenBatches } = spec.strategy;
@@ -58,6 +58,8 @@ export async function rollingFleetStrategy(
 
   const batches = planBatches(toMove, batchSize);
   const limit = maxServersOut(servers.length, batchSize, maxUnavailable);
+  // Rollouts started before bulk steps existed moved every server on its own.
+  const bulk = limit >= run.bulkFrom && patched('bulk-steps');
   state.batches = batches.length;
   // A run continuing a paused rollout stays paused.
   if (!(cursor && control.isPaused)) state.setPhase('progressing');
@@ -76,6 +78,7 @@ export async function rollingFleetStrategy(
   const continueInNewRun = (rollback?: RollingCursor['rollback']): Promise<never> =>
     continueAsNew<typeof rolloutWorkflow>(spec, {
       maxEventsPerRun: run.maxEventsPerRun,
+      bulkFrom: run.bulkFrom,
       cursor: {
         started,
         fromVersions: compactVersions(versions),
@@ -96,27 +99,9 @@ export async function rollingFleetStrategy(
     state.batch = index + 1;
     const batchTouched = touched[index];
     const waiting = batch.slice(started - startOf(batches, index));
-    await forEachLimited(waiting, limit, async (server) => {
-      // Once stopping, start no new server; the ones already moving finish their step first.
-      if (stopReason !== undefined || outOfHistory) return;
-      try {
-        await control.checkpoint();
-      } catch (error) {
-        if (!(error instanceof RolloutAborted)) throw error;
-        stopReason ??= error.message;
-        return;
-      }
-      if (stopReason !== undefined || outOfHistory) return;
-      if (!history.admit()) {
-        outOfHistory = true;
-        return;
-      }
-      started++;
-      const entry: Touched = { server, reached: 'attach' };
-      batchTouched.push(entry);
-      const outcome = await steps.moveServer(server, spec.version);
-      if (state.server(server.name).drainForced) drainForced.add(server.name);
-      if (outcome.ok) return history.release();
+    /** What follows a failed server: within the budget it is put back at once; past it, the rollout stops. */
+    const failed = async (entry: Touched, outcome: Extract<StepOutcome, { ok: false }>) => {
+      const { server } = entry;
       entry.reached = outcome.reached;
       state.failedServers++;
       setBack(server, {
@@ -127,15 +112,68 @@ export async function rollingFleetStrategy(
       });
       if (failureBudgetExceeded(state.failedServers, servers.length, budget)) {
         stopReason ??= `${state.failedServers} of ${servers.length} servers failed, past the failure budget of ${budget}%; first: ${outcome.error}`;
-        return history.release();
+        return;
       }
       const restored = await steps.restoreServer(server, outcome.reached);
       if (restored.ok) {
         entry.reached = 'detach';
         setBack(server, { reached: 'detach', step: 'restored', version: state.server(server.name).version });
       } else stopReason ??= `could not put ${server.name} back on its old version: ${restored.error}`;
-      history.release();
-    });
+    };
+
+    if (bulk) {
+      // Many servers out at once: each group of `limit` goes through each step as one activity.
+      for (let offset = 0; offset < waiting.length; offset += limit) {
+        if (stopReason !== undefined || outOfHistory) break;
+        try {
+          await control.checkpoint();
+        } catch (error) {
+          if (!(error instanceof RolloutAborted)) throw error;
+          stopReason ??= error.message;
+          break;
+        }
+        if (!history.admit()) {
+          outOfHistory = true;
+          break;
+        }
+        const group = waiting.slice(offset, offset + limit);
+        started += group.length;
+        const entries = group.map((server): Touched => ({ server, reached: 'attach' }));
+        batchTouched.push(...entries);
+        const outcomes = await steps.moveServers(group, spec.version);
+        for (const server of group) if (state.server(server.name).drainForced) drainForced.add(server.name);
+        const failures = outcomes.flatMap(({ outcome }, i) =>
+          outcome.ok ? [] : [{ entry: entries[i], outcome }],
+        );
+        // Failures count in order, so the budget stops at the same server whatever the timing.
+        await forEachLimited(failures, limit, ({ entry, outcome }) => failed(entry, outcome));
+        history.release();
+      }
+    } else {
+      await forEachLimited(waiting, limit, async (server) => {
+        // Once stopping, start no new server; the ones already moving finish their step first.
+        if (stopReason !== undefined || outOfHistory) return;
+        try {
+          await control.checkpoint();
+        } catch (error) {
+          if (!(error instanceof RolloutAborted)) throw error;
+          stopReason ??= error.message;
+          return;
+        }
+        if (stopReason !== undefined || outOfHistory) return;
+        if (!history.admit()) {
+          outOfHistory = true;
+          return;
+        }
+        started++;
+        const entry: Touched = { server, reached: 'attach' };
+        batchTouched.push(entry);
+        const outcome = await steps.moveServer(server, spec.version);
+        if (state.server(server.name).drainForced) drainForced.add(server.name);
+        if (!outcome.ok) await failed(entry, outcome);
+        history.release();
+      });
+    }
     if (control.aborted) stopReason ??= control.abortReason();
     if (stopReason === undefined && outOfHistory) return continueInNewRun();
     if (stopReason === undefined && index < batches.length - 1)

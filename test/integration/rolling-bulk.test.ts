@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
+import { realActivityDeps } from '../../activities';
+import { countStarts, hostVersions } from '../../infra/fleet/hosts';
+import { startLoad } from '../../infra/load';
+import { parseRolloutSpec } from '../../spec';
+import type { RolloutSpec } from '../../spec';
+import type { RolloutRun } from '../../workflows/continuation';
+import { useFleets } from '../helpers/fleet';
+import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
+import { startRolloutInProcess } from '../helpers/rollout';
+
+const { temporal, fleet: realFleet } = useFleets();
+
+async function rollOut(
+  deps: Parameters<typeof startRolloutInProcess>[1],
+  spec: RolloutSpec,
+  run: RolloutRun = {},
+) {
+  const { handle, stop } = await startRolloutInProcess(temporal(), deps, spec, run);
+  try {
+    const result = await handle.result();
+    const history = await handle.fetchHistory();
+    const activities = (history.events ?? []).flatMap((e) => {
+      const type = e.activityTaskScheduledEventAttributes?.activityType?.name;
+      return type ? [type] : [];
+    });
+    return { result, activities };
+  } finally {
+    await stop();
+  }
+}
+
+describe('bulk steps: many servers out at once move as a group, one activity per step', () => {
+  it('moves 30 servers in batches of 10 with five activities per batch, each server in step order', async () => {
+    const fleet = new InMemoryFleet(serverNames(30), 'v1', { upgradeMs: 5 });
+    const { result, activities } = await rollOut(
+      fleet.deps(),
+      inMemoryFleetSpec(30, { strategy: { type: 'rolling', batchSize: 10 } }, 'bulk-ok'),
+    );
+    assert.equal(result.phase, 'succeeded');
+    assert.deepEqual(activities, [
+      'preflightFleet',
+      ...Array.from({ length: 3 }, () => [
+        'detachServers',
+        'drainServers',
+        'upgradeServers',
+        'verifyServers',
+        'attachServers',
+      ]).flat(),
+    ]);
+    assert.equal(fleet.maxOut, 10);
+    for (const name of serverNames(30)) {
+      assert.deepEqual(
+        fleet.timeline(name).slice(1),
+        ['detach', 'drain-check', 'upgrade:v2', 'probe', 'attach'],
+        name,
+      );
+      assert.equal(fleet.version(name), 'v2');
+    }
+    assert.ok(result.servers.every((s) => s.step === 'done' && s.version === 'v2'));
+  });
+
+  it('a server whose upgrade fails leaves its group alone: put back on v1, the others go on', async () => {
+    const fleet = new InMemoryFleet(serverNames(20), 'v1', { failingUpgrades: { 'web-4': 'v2' } });
+    const { result } = await rollOut(
+      fleet.deps(),
+      inMemoryFleetSpec(
+        20,
+        { strategy: { type: 'rolling', batchSize: 10 }, failureBudget: { maxFailPercent: 10 } },
+        'bulk-one-fails',
+      ),
+    );
+    assert.equal(result.phase, 'succeeded');
+    assert.equal(fleet.version('web-4'), 'v1');
+    assert.equal(result.servers.find((s) => s.name === 'web-4')?.step, 'restored');
+    for (const name of serverNames(20).filter((n) => n !== 'web-4'))
+      assert.equal(fleet.version(name), 'v2', name);
+  });
+
+  it('a version that fails verification everywhere is rolled back on every server, past the budget', async () => {
+    const fleet = new InMemoryFleet(serverNames(20), 'v1', { brokenVersions: ['v2'] });
+    const { result } = await rollOut(
+      fleet.deps(),
+      inMemoryFleetSpec(
+        20,
+        {
+          strategy: { type: 'rolling', batchSize: 10 },
+          verify: { http: { passes: 1, interval: '10ms', timeout: '200ms' } },
+        },
+        'bulk-broken',
+      ),
+    );
+    assert.equal(result.phase, 'rolled-back');
+    assert.match(result.reason ?? '', /past the failure budget of 0%/);
+    for (const name of serverNames(20)) assert.equal(fleet.version(name), 'v1', name);
+    // The second batch never started.
+    assert.ok(
+      serverNames(20)
+        .slice(10)
+        .every((name) => !fleet.timeline(name).includes('detach')),
+    );
+  });
+
+  it('on real HAProxy and real processes under load, groups of three move with no failed request', async () => {
+    const fleet = await realFleet({
+      servers: 6,
+      version: 'v1',
+      defaults: { latencyMs: 10, startupMs: 1_500 },
+    });
+    const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 150 });
+    const { result, activities } = await rollOut(
+      realActivityDeps(),
+      parseRolloutSpec(fleet.spec({ version: 'v2', strategy: { type: 'rolling', batchSize: 3 } })),
+      { bulkFrom: 3 },
+    );
+    const stats = await load.stop();
+    assert.equal(result.phase, 'succeeded');
+    assert.ok(activities.includes('upgradeServers') && !activities.includes('upgradeServer'));
+    assert.ok(Object.values(await hostVersions(fleet.dir)).every((v) => v === 'v2'));
+    const v2Starts = (await countStarts(fleet.dir)).filter((s) => s.version === 'v2');
+    assert.deepEqual(v2Starts.map((s) => s.name).sort(), fleet.servers.map((s) => s.name).sort());
+    assert.ok(stats.sent > 300, `sent ${stats.sent}`);
+    assert.equal(stats.failed, 0, `failed requests: ${JSON.stringify(stats.errors)}`);
+  });
+});
