@@ -147,20 +147,23 @@ async function verifyOne(
   }
 }
 
-/** How many servers of a bulk step are acted on at once (commands, probes, Runtime API calls). */
+/** How many Runtime API calls a bulk step makes at once (HAProxy serves its admin socket a few at a time). */
 const bulkConcurrency = 64;
 
 /** A bulk step's outcome for each server: undefined when it went well, or why it failed. */
 export type BulkOutcomes = Record<string, string | undefined>;
 
-/** Runs `fn` for every item, at most `limit` at once, turning each failure into its message. */
+/**
+ * Runs `fn` for every item at once (a group is as many servers as the rollout takes out at once, which is the
+ * operator's choice), turning each failure into its message.
+ */
 async function settleEach<T>(
   items: readonly T[],
   name: (item: T) => string,
   fn: (item: T) => Promise<void>,
 ): Promise<BulkOutcomes> {
   const outcomes: BulkOutcomes = {};
-  await mapLimited(items, bulkConcurrency, async (item) => {
+  await mapLimited(items, items.length, async (item) => {
     try {
       await fn(item);
       outcomes[name(item)] = undefined;

@@ -99,16 +99,21 @@ const stepOfActivity: Record<string, SimulatedStep> = {
   upgradeServer: 'upgrade',
   verifyServer: 'verify',
   attachServer: 'attach',
+  detachServers: 'detach',
+  drainServers: 'drain',
+  upgradeServers: 'upgrade',
+  verifyServers: 'verify',
+  attachServers: 'attach',
 };
 
 /**
- * The engine's overhead on each server step of a rollout's history: the time from the step before it (the same
- * server's previous step, or for a detach the last step that finished before it was scheduled, which is what
- * let it start) to its completion, less the work the simulated fleet recorded for it. That is Temporal's
- * round trips (workflow task, dispatch, completion) and Baton's own code, per step.
+ * The engine's overhead on each step of a rollout's history: the time from the step before it (the same
+ * server's, or group's, previous step; for a detach, the last step that finished before it was scheduled, which
+ * is what let it start) to its completion, less the work the simulated fleet recorded for it (for a group, its
+ * slowest server's). That is Temporal's round trips (workflow task, dispatch, completion) and Baton's own code.
  */
 export function stepOverheadsMs(events: readonly HistoryEvent[], fleets: SimulatedFleets): number[] {
-  const scheduled = new Map<string, { step: SimulatedStep; key: string; at: number }>();
+  const scheduled = new Map<string, { step: SimulatedStep; servers: string[]; at: number }>();
   const lastDone = new Map<string, number>();
   let lastCompletion = toMs(events[0]?.eventTime as Timestamp);
   const overheads: number[] = [];
@@ -119,10 +124,10 @@ export function stepOverheadsMs(events: readonly HistoryEvent[], fleets: Simulat
       const step = stepOfActivity[attributes.activityType?.name ?? ''];
       const input = attributes.input?.payloads?.[0];
       if (step && input) {
-        const key = serverKey(defaultPayloadConverter.fromPayload(input));
+        const servers = serverKeys(defaultPayloadConverter.fromPayload(input));
         // A detach starts a server: what it waited for is the last step done anywhere before it.
-        if (step === 'detach') lastDone.set(key, lastCompletion);
-        scheduled.set(String(event.eventId), { step, key, at });
+        if (step === 'detach') for (const key of servers) lastDone.set(key, lastCompletion);
+        scheduled.set(String(event.eventId), { step, servers, at });
       }
     }
     const completed = event.activityTaskCompletedEventAttributes;
@@ -130,25 +135,31 @@ export function stepOverheadsMs(events: readonly HistoryEvent[], fleets: Simulat
       lastCompletion = at;
       const step = scheduled.get(String(completed.scheduledEventId));
       if (!step) continue;
-      const from = lastDone.get(step.key) ?? step.at;
-      const work = fleets.work.get(`${step.key}/${step.step}`) ?? 0;
+      const from = Math.max(...step.servers.map((key) => lastDone.get(key) ?? step.at));
+      const work = Math.max(0, ...step.servers.map((key) => fleets.work.get(`${key}/${step.step}`) ?? 0));
       overheads.push(at - from - work);
-      lastDone.set(step.key, at);
+      for (const key of step.servers) lastDone.set(key, at);
     }
   }
   return overheads;
 }
 
-/** "backend/server" from a step activity's input (a server ref, or an upgrade/verify input). */
-function serverKey(input: unknown): string {
+type ServerInput = string | { name: string; address: string };
+
+/** "backend/server" of each server a step activity's input names (one server, or a group). */
+function serverKeys(input: unknown): string[] {
   const value = input as {
     loadBalancer?: { backend: string };
-    server: string | { name: string; address: string };
+    server?: ServerInput;
+    servers?: ServerInput[];
   };
-  if (typeof value.server === 'string') return `${value.loadBalancer?.backend ?? ''}/${value.server}`;
-  // Simulated addresses are <server>.<backend>:8080.
-  const host = value.server.address.split(':')[0] ?? '';
-  return `${host.slice(value.server.name.length + 1)}/${value.server.name}`;
+  const servers = value.servers ?? (value.server !== undefined ? [value.server] : []);
+  return servers.map((server) => {
+    if (typeof server === 'string') return `${value.loadBalancer?.backend ?? ''}/${server}`;
+    // Simulated addresses are <server>.<backend>:8080.
+    const host = server.address.split(':')[0] ?? '';
+    return `${host.slice(server.name.length + 1)}/${server.name}`;
+  });
 }
 
 export function percentile(values: readonly number[], p: number): number {

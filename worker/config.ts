@@ -23,6 +23,7 @@ const workerEnv = z.object({
     .default('30s'),
   BATON_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(200),
   BATON_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(1).default(40),
+  BATON_MAX_ACTIVITIES_PER_SECOND: z.coerce.number().positive().optional(),
 });
 
 export interface WorkerConfig {
@@ -34,6 +35,8 @@ export interface WorkerConfig {
   readonly shutdownGraceTime: string;
   readonly maxConcurrentActivities: number;
   readonly maxConcurrentWorkflowTasks: number;
+  /** A cap on the task queue's activities per second, enforced by the server for every worker of the queue. */
+  readonly maxActivitiesPerSecond?: number;
 }
 
 export class ConfigError extends Error {
@@ -63,5 +66,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     shutdownGraceTime: parsed.data.BATON_SHUTDOWN_GRACE,
     maxConcurrentActivities: parsed.data.BATON_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTasks: parsed.data.BATON_MAX_CONCURRENT_WORKFLOW_TASKS,
+    ...(parsed.data.BATON_MAX_ACTIVITIES_PER_SECOND !== undefined
+      ? { maxActivitiesPerSecond: parsed.data.BATON_MAX_ACTIVITIES_PER_SECOND }
+      : {}),
   };
 }

@@ -20,6 +20,7 @@ export interface BatonWorkerOptions {
     | 'maxCachedWorkflows'
     | 'maxConcurrentActivityTaskPolls'
     | 'maxConcurrentWorkflowTaskPolls'
+    | 'maxTaskQueueActivitiesPerSecond'
     | 'shutdownGraceTime'
   >;
 }

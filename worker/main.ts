@@ -33,6 +33,9 @@ async function main(): Promise<void> {
         shutdownGraceTime: config.shutdownGraceTime,
         maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
         maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,
+        ...(config.maxActivitiesPerSecond !== undefined
+          ? { maxTaskQueueActivitiesPerSecond: config.maxActivitiesPerSecond }
+          : {}),
       },
     });
     Runtime.instance().logger.info('Baton worker started', {

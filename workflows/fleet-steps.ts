@@ -22,9 +22,6 @@ export type StepOutcome = { ok: true } | { ok: false; reached: ForwardStep; erro
 
 const acts = proxyActivities<FleetActivities>(loadBalancerProfile);
 
-/** As many servers as a bulk activity acts on at once (activities/fleet-activities.ts); sizes its timeouts. */
-const bulkConcurrency = 64;
-
 /** "web-1" for one server, "3 servers (web-1 … web-3)" for a group, as step summaries name them. */
 export function describeGroup(servers: readonly FleetServer[]): string {
   if (servers.length === 1) return servers[0]?.name ?? '';
@@ -132,10 +129,10 @@ export class FleetSteps {
       if (!upgrade)
         throw ApplicationFailure.nonRetryable('target.upgrade: no upgrade command', 'PreflightFailed');
       if (moving.length > 0) {
-        const rounds = Math.ceil(moving.length / bulkConcurrency);
         const upgraded = await acts.upgradeServers.executeWithOptions(
           {
-            ...upgradeProfile(rounds * (3 * upgrade.timeout + 6_000)),
+            // Each server's command gets its three tries within the one activity.
+            ...upgradeProfile(3 * upgrade.timeout + 6_000),
             summary: `upgrade ${group()} to ${version}`,
           },
           [{ servers: moving, upgrade, version, verify: this.spec.verify.http }],
@@ -146,10 +143,9 @@ export class FleetSteps {
       step = enter('verify');
       if (moving.length > 0) {
         const check = this.spec.verify.http;
-        const rounds = Math.ceil(moving.length / bulkConcurrency);
         const verified = await acts.verifyServers.executeWithOptions(
           {
-            ...verifyProfile({ ...check, timeout: rounds * (check.timeout + check.requestTimeout) }),
+            ...verifyProfile(check),
             summary: `verify ${group()} run ${version}`,
           },
           [{ servers: moving, verify: check, version }],

@@ -78,6 +78,10 @@ export class SimulatedFleets {
     return listed;
   }
 
+  backendsCount(): number {
+    return this.backends.size;
+  }
+
   /** Every server of a backend with its version and how many upgrades it went through. */
   servers(backend: string): Array<{ name: string; version: string; upgrades: number; serving: boolean }> {
     return [...this.fleet(backend)].map(([name, s]) => ({

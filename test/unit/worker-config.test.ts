@@ -29,6 +29,15 @@ describe('worker configuration from the environment', () => {
     assert.equal(config.namespace, 'default');
   });
 
+  it('caps the task queue activities per second only when asked, refusing a non-number', () => {
+    assert.equal(loadWorkerConfig({}).maxActivitiesPerSecond, undefined);
+    assert.equal(loadWorkerConfig({ BATON_MAX_ACTIVITIES_PER_SECOND: '40' }).maxActivitiesPerSecond, 40);
+    assert.throws(
+      () => loadWorkerConfig({ BATON_MAX_ACTIVITIES_PER_SECOND: 'fast' }),
+      /BATON_MAX_ACTIVITIES_PER_SECOND: /,
+    );
+  });
+
   it('rejects a bad metrics address, naming the variable', () => {
     assert.throws(
       () => loadWorkerConfig({ BATON_METRICS_ADDRESS: 'nine-four-six-four' }),
