@@ -273,7 +273,8 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
       // minReadySeconds 5: each of the three scale-ups of 4 replicas at 25% waits that long at least.
       assert.ok(Date.now() - started >= 15_000, `took ${Date.now() - started} ms`);
       // Piped, the progress view writes one line per change of a Deployment.
-      assert.match(run.stderr, /web-v2 \(next, v2\): 1\/1 available/);
+      // It polls the status every 250 ms, so which in-between states it catches depends on timing; some it must.
+      assert.match(run.stderr, /web-v2 \(next, v2\): [123]\/\d available/);
       assert.match(run.stderr, /web-v2 \(next, v2\): 4\/4 available/);
       const json = await baton('status', 'web', '-o', 'json');
       const final = JSON.parse(json.stdout) as RolloutStatus;
