@@ -121,21 +121,31 @@ export async function rollingFleetStrategy(
       } else stopReason ??= `could not put ${server.name} back on its old version: ${restored.error}`;
     };
 
+    /**
+     * Whether the next server (or group) may start: once stopping, none does (the ones already moving finish
+     * their step first); a pause holds here; and it must fit in this run's history.
+     */
+    const mayStart = async (): Promise<boolean> => {
+      if (stopReason !== undefined || outOfHistory) return false;
+      try {
+        await control.checkpoint();
+      } catch (error) {
+        if (!(error instanceof RolloutAborted)) throw error;
+        stopReason ??= error.message;
+        return false;
+      }
+      if (stopReason !== undefined || outOfHistory) return false;
+      if (!history.admit()) {
+        outOfHistory = true;
+        return false;
+      }
+      return true;
+    };
+
     if (bulk) {
       // Many servers out at once: each group of `limit` goes through each step as one activity.
       for (let offset = 0; offset < waiting.length; offset += limit) {
-        if (stopReason !== undefined || outOfHistory) break;
-        try {
-          await control.checkpoint();
-        } catch (error) {
-          if (!(error instanceof RolloutAborted)) throw error;
-          stopReason ??= error.message;
-          break;
-        }
-        if (!history.admit()) {
-          outOfHistory = true;
-          break;
-        }
+        if (!(await mayStart())) break;
         const group = waiting.slice(offset, offset + limit);
         started += group.length;
         const entries = group.map((server): Touched => ({ server, reached: 'attach' }));
@@ -151,20 +161,7 @@ export async function rollingFleetStrategy(
       }
     } else {
       await forEachLimited(waiting, limit, async (server) => {
-        // Once stopping, start no new server; the ones already moving finish their step first.
-        if (stopReason !== undefined || outOfHistory) return;
-        try {
-          await control.checkpoint();
-        } catch (error) {
-          if (!(error instanceof RolloutAborted)) throw error;
-          stopReason ??= error.message;
-          return;
-        }
-        if (stopReason !== undefined || outOfHistory) return;
-        if (!history.admit()) {
-          outOfHistory = true;
-          return;
-        }
+        if (!(await mayStart())) return;
         started++;
         const entry: Touched = { server, reached: 'attach' };
         batchTouched.push(entry);
