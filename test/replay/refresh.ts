@@ -7,7 +7,7 @@ import { ensureTemporalCli } from '../../infra/components';
 import type { rolloutWorkflow } from '../../workflows';
 import { createBatonWorker } from '../../worker/create-worker';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
-import { replayScenarios } from './scenarios';
+import { replayScenarios, stopSharedCluster } from './scenarios';
 
 /**
  * `npm run replay:refresh`: runs replay scenarios on a real Temporal server and saves their histories. With no
@@ -35,20 +35,23 @@ async function main(): Promise<void> {
   const temporal = await connectTestTemporal();
   try {
     for (const scenario of chosen) {
+      const recording = await scenario.record();
       const taskQueue = uniqueTaskQueue(`replay-${scenario.name}`);
       const worker = await createBatonWorker({
         connection: temporal.nativeConnection,
         namespace: temporal.namespace,
         taskQueue,
-        deps: scenario.fleet().deps(),
+        deps: recording.deps,
         workflowBundle: await workflowBundle(),
       });
       const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-        args: scenario.run ? [scenario.spec, scenario.run] : [scenario.spec],
+        args: scenario.run ? [recording.spec, scenario.run] : [recording.spec],
         taskQueue,
         workflowId: `replay/${scenario.name}/${Date.now()}`,
       });
-      await worker.runUntil(handle.result().catch(() => undefined));
+      const steer = recording.steer ?? ((h: typeof handle) => h.result());
+      await worker.runUntil(steer(handle).catch(() => undefined));
+      await recording.tearDown();
       const path = join(__dirname, 'histories', `${scenario.name}.json`);
       // The CLI writes the canonical proto JSON that historyFromJSON and every Temporal tool read.
       const { stdout } = await promisify(execFile)(
@@ -71,6 +74,7 @@ async function main(): Promise<void> {
       process.stdout.write(`saved ${path}\n`);
     }
   } finally {
+    await stopSharedCluster();
     await temporal.close();
   }
 }

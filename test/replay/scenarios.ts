@@ -1,42 +1,168 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { ActivityDeps } from '../../activities';
+import { realActivityDeps } from '../../activities';
 import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
+import { kubernetesClients } from '../../activities/kubernetes/api';
+import type { LocalCluster } from '../../infra/kubernetes-cluster';
+import { startLocalCluster } from '../../infra/kubernetes-cluster';
 import type { RolloutSpec } from '../../spec';
+import { parseRolloutSpec } from '../../spec';
+import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutRun } from '../../workflows/continuation';
+import { exampleFiles, localExample, promoteUntilDone } from '../helpers/examples';
+import { startTestFleet } from '../helpers/fleet';
+import { seedApp } from '../helpers/kubernetes';
 import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
 
-/** The rollouts whose histories are saved for replay: one per path through the workflow. */
+/** Where a scenario's rollout runs while its history is recorded, and how it is steered to its end. */
+export interface Recording {
+  readonly spec: RolloutSpec;
+  readonly deps: ActivityDeps;
+  /** Drives the rollout to its end (promotes at its gates); by default, waits for its result. */
+  readonly steer?: (handle: WorkflowHandle<typeof rolloutWorkflow>) => Promise<unknown>;
+  tearDown(): Promise<void>;
+}
+
+/** The rollouts whose histories are saved for replay: one per path through each strategy, on each target. */
 export interface ReplayScenario {
   readonly name: string;
-  fleet(): InMemoryFleet;
-  readonly spec: RolloutSpec;
+  /** Sets up the fleet or cluster it rolls out (in memory, or real for strategies the fake can't run). */
+  record(): Promise<Recording>;
   /** Engine settings: a small event limit makes a long rollout of a few dozen servers; its last run is saved. */
   readonly run?: RolloutRun;
 }
 
+function inMemory(
+  name: string,
+  fleet: () => InMemoryFleet,
+  spec: RolloutSpec,
+  run?: RolloutRun,
+): ReplayScenario {
+  return {
+    name,
+    ...(run ? { run } : {}),
+    record: () => Promise.resolve({ spec, deps: fleet().deps(), tearDown: () => Promise.resolve() }),
+  };
+}
+
+/**
+ * An example of examples/ for a fleet Baton provisions (servers it creates and destroys), on a real local fleet
+ * behind real HAProxy: the in-memory fleet can't create servers.
+ */
+function fleetExample(file: string): ReplayScenario {
+  const name = file.replace(/\.yaml$/, '');
+  return {
+    name: `${name}-example`,
+    record: async () => {
+      const fleet = await startTestFleet({ servers: 2, version: 'v1', defaults: { latencyMs: 5 } });
+      const spec = parseRolloutSpec(
+        localExample(file, () => fleet.provisionedTarget(`replay-${name}`)),
+        file,
+      );
+      return { spec, deps: realActivityDeps(), steer: promoteUntilDone, tearDown: () => fleet.stop() };
+    },
+  };
+}
+
+/** One local control plane for every Kubernetes scenario of a refresh, each in its own namespace. */
+let cluster: Promise<{ cluster: LocalCluster; kc: KubeConfig; dir: string }> | undefined;
+
+async function sharedCluster(): Promise<{ cluster: LocalCluster; kc: KubeConfig }> {
+  cluster ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'baton-replay-cluster-'));
+    const started = await startLocalCluster({ dir, name: 'baton-replay' });
+    const kc = new KubeConfig();
+    kc.loadFromFile(started.kubeconfig);
+    return { cluster: started, kc, dir };
+  })();
+  return cluster;
+}
+
+/** Stops the shared control plane, if a scenario started one. */
+export async function stopSharedCluster(): Promise<void> {
+  if (!cluster) return;
+  const { cluster: started, dir } = await cluster;
+  await started.stop();
+  await rm(dir, { recursive: true, force: true });
+  cluster = undefined;
+}
+
+const image = 'registry.local/web';
+
+/** A Kubernetes rollout on the real local control plane: `web` of 4 replicas on v1, rolled by `spec`. */
+function onKubernetes(
+  name: string,
+  spec: (namespace: string, brokenTag: string) => RolloutSpec,
+): ReplayScenario {
+  return {
+    name,
+    record: async () => {
+      const { cluster: started, kc } = await sharedCluster();
+      const namespace = `replay-${name}`.slice(0, 63);
+      await seedApp(kc, namespace, { replicas: 4, image });
+      return {
+        spec: spec(namespace, started.pods.brokenTag),
+        deps: { ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) },
+        steer: promoteUntilDone,
+        tearDown: () => Promise.resolve(),
+      };
+    },
+  };
+}
+
+const kubernetesTarget = (namespace: string) => ({
+  kind: 'kubernetes' as const,
+  name: namespace,
+  namespace,
+  deployment: 'web',
+  container: 'app',
+  image,
+  service: 'web',
+  readyTimeout: '6s',
+});
+
+/** Each Kubernetes example as written (waits shortened), native mode included. */
+function kubernetesExample(file: string): ReplayScenario {
+  return onKubernetes(`${file.replace(/\.yaml$/, '')}-example`, (namespace) =>
+    parseRolloutSpec(
+      localExample(file, (written) => ({
+        ...kubernetesTarget(namespace),
+        ...(written.kind === 'kubernetes' && written.mode ? { mode: written.mode } : {}),
+      })),
+      file,
+    ),
+  );
+}
+
 export const replayScenarios: readonly ReplayScenario[] = [
-  {
-    name: 'rolling-succeeds',
-    fleet: () => new InMemoryFleet(serverNames(5), 'v1', { inFlightOnDetach: 2 }),
-    spec: inMemoryFleetSpec(5, {}, 'replay-ok'),
-  },
-  {
-    name: 'rolling-rolls-back',
-    fleet: () => new InMemoryFleet(serverNames(4), 'v1', { brokenVersions: ['v2'] }),
-    spec: inMemoryFleetSpec(4, {}, 'replay-back'),
-  },
-  {
-    name: 'rolling-within-budget',
-    fleet: () => new InMemoryFleet(serverNames(5), 'v1', { failingUpgrades: { 'web-2': 'v2' } }),
-    spec: inMemoryFleetSpec(5, { failureBudget: { maxFailPercent: 20 } }, 'replay-budget'),
-  },
-  {
-    name: 'recreate-succeeds',
-    fleet: () => new InMemoryFleet(serverNames(3), 'v1'),
-    spec: inMemoryFleetSpec(3, { strategy: { type: 'recreate' } }, 'replay-recreate'),
-  },
-  {
-    name: 'canary-succeeds',
-    fleet: () => new InMemoryFleet(serverNames(5), 'v1'),
-    spec: inMemoryFleetSpec(
+  inMemory(
+    'rolling-succeeds',
+    () => new InMemoryFleet(serverNames(5), 'v1', { inFlightOnDetach: 2 }),
+    inMemoryFleetSpec(5, {}, 'replay-ok'),
+  ),
+  inMemory(
+    'rolling-rolls-back',
+    () => new InMemoryFleet(serverNames(4), 'v1', { brokenVersions: ['v2'] }),
+    inMemoryFleetSpec(4, {}, 'replay-back'),
+  ),
+  inMemory(
+    'rolling-within-budget',
+    () => new InMemoryFleet(serverNames(5), 'v1', { failingUpgrades: { 'web-2': 'v2' } }),
+    inMemoryFleetSpec(5, { failureBudget: { maxFailPercent: 20 } }, 'replay-budget'),
+  ),
+  inMemory(
+    'recreate-succeeds',
+    () => new InMemoryFleet(serverNames(3), 'v1'),
+    inMemoryFleetSpec(3, { strategy: { type: 'recreate' } }, 'replay-recreate'),
+  ),
+  inMemory(
+    'canary-succeeds',
+    () => new InMemoryFleet(serverNames(5), 'v1'),
+    inMemoryFleetSpec(
       5,
       {
         strategy: {
@@ -47,35 +173,72 @@ export const replayScenarios: readonly ReplayScenario[] = [
       },
       'replay-canary',
     ),
-  },
-  {
-    name: 'canary-rolls-back',
-    fleet: () => new InMemoryFleet(serverNames(5), 'v1', { errorRates: { v2: 0.5 } }),
-    spec: inMemoryFleetSpec(
+  ),
+  inMemory(
+    'canary-rolls-back',
+    () => new InMemoryFleet(serverNames(5), 'v1', { errorRates: { v2: 0.5 } }),
+    inMemoryFleetSpec(
       5,
       { strategy: { type: 'canary', steps: [{ setWeight: 40 }, { analysis: { window: '200ms' } }] } },
       'replay-canary-back',
     ),
-  },
-  {
-    name: 'rolling-continued-run',
-    fleet: () => new InMemoryFleet(serverNames(30), 'v1'),
-    spec: inMemoryFleetSpec(30, { strategy: { type: 'rolling', batchSize: 4 } }, 'replay-long'),
-    run: { maxEventsPerRun: 300 },
-  },
-  {
-    name: 'rolling-rollback-continued-run',
-    fleet: () => new InMemoryFleet(serverNames(40), 'v1', { failingUpgrades: { 'web-33': 'v2' } }),
-    spec: inMemoryFleetSpec(40, { strategy: { type: 'rolling', batchSize: 4 } }, 'replay-long-back'),
-    run: { maxEventsPerRun: 300 },
-  },
-  {
-    name: 'rolling-bulk-one-fails',
-    fleet: () => new InMemoryFleet(serverNames(20), 'v1', { failingUpgrades: { 'web-4': 'v2' } }),
-    spec: inMemoryFleetSpec(
+  ),
+  inMemory(
+    'rolling-continued-run',
+    () => new InMemoryFleet(serverNames(30), 'v1'),
+    inMemoryFleetSpec(30, { strategy: { type: 'rolling', batchSize: 4 } }, 'replay-long'),
+    { maxEventsPerRun: 300 },
+  ),
+  inMemory(
+    'rolling-rollback-continued-run',
+    () => new InMemoryFleet(serverNames(40), 'v1', { failingUpgrades: { 'web-33': 'v2' } }),
+    inMemoryFleetSpec(40, { strategy: { type: 'rolling', batchSize: 4 } }, 'replay-long-back'),
+    { maxEventsPerRun: 300 },
+  ),
+  inMemory(
+    'rolling-bulk-one-fails',
+    () => new InMemoryFleet(serverNames(20), 'v1', { failingUpgrades: { 'web-4': 'v2' } }),
+    inMemoryFleetSpec(
       20,
       { strategy: { type: 'rolling', batchSize: 10 }, failureBudget: { maxFailPercent: 10 } },
       'replay-bulk',
     ),
-  },
+  ),
+  // Since patched('local-load-balancer-steps'): a group's detach and attach run as local activities.
+  inMemory(
+    'rolling-bulk-local-load-balancer',
+    () => new InMemoryFleet(serverNames(20), 'v1', { failingUpgrades: { 'web-14': 'v2' } }),
+    inMemoryFleetSpec(
+      20,
+      { strategy: { type: 'rolling', batchSize: 10 }, failureBudget: { maxFailPercent: 10 } },
+      'replay-bulk-local',
+    ),
+  ),
+  ...exampleFiles('fleet')
+    .filter((file) =>
+      ['fleet-surge.yaml', 'fleet-blue-green.yaml', 'fleet-rolling-replace.yaml'].includes(file),
+    )
+    .map(fleetExample),
+  ...exampleFiles('kubernetes').map(kubernetesExample),
+  onKubernetes('kubernetes-rolling-rolls-back', (namespace, brokenTag) =>
+    parseRolloutSpec({
+      target: kubernetesTarget(namespace),
+      version: brokenTag,
+      strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: '25%' },
+    }),
+  ),
+  onKubernetes('kubernetes-native-undone', (namespace, brokenTag) =>
+    parseRolloutSpec({
+      target: { ...kubernetesTarget(namespace), mode: 'native', service: undefined },
+      version: brokenTag,
+      strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: '25%' },
+    }),
+  ),
+  onKubernetes('kubernetes-blue-green-rolls-back', (namespace, brokenTag) =>
+    parseRolloutSpec({
+      target: kubernetesTarget(namespace),
+      version: brokenTag,
+      strategy: { type: 'blue-green' },
+    }),
+  ),
 ];
