@@ -90,8 +90,10 @@ async function drainOne(
   for (;;) {
     const current = await traffic.traffic(server);
     const waitedMs = Date.now() - startedAt;
-    ctx.heartbeat({ startedAt, current });
+    // No heartbeat once idle: the activity completes only after its last heartbeat is handed over, so one sent
+    // as it ends would only delay the next step.
     if (isIdle(current)) return { drained: true, waitedMs };
+    ctx.heartbeat({ startedAt, current });
     if (waitedMs >= policy.timeout) {
       const left = `${current.sessions} sessions, ${current.queued} queued, ${current.usedConnections} connections`;
       if (policy.onTimeout === 'fail') {
