@@ -1,4 +1,10 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+} from '@temporalio/workflow';
 import type { BulkOutcomes, FleetActivities } from '../activities/fleet-activities';
 import type { ServerSample } from '../activities/ports';
 import type { FleetServer, FleetTarget, HookCommand, RolloutSpec } from '../spec/rollout';
@@ -7,6 +13,8 @@ import {
   attachProfile,
   drainProfile,
   loadBalancerProfile,
+  localAttachProfile,
+  localLoadBalancerProfile,
   preflightProfile,
   upgradeProfile,
   verifyProfile,
@@ -21,6 +29,7 @@ export type ForwardStep = Extract<ServerStep, 'detach' | 'drain' | 'upgrade' | '
 export type StepOutcome = { ok: true } | { ok: false; reached: ForwardStep; error: string };
 
 const acts = proxyActivities<FleetActivities>(loadBalancerProfile);
+const localActs = proxyLocalActivities<FleetActivities>(localLoadBalancerProfile);
 
 /** "web-1" for one server, "3 servers (web-1 … web-3)" for a group, as step summaries name them. */
 export function describeGroup(servers: readonly FleetServer[]): string {
@@ -112,11 +121,23 @@ export class FleetSteps {
     const names = () => moving.map((server) => server.name);
     const group = () => describeGroup(moving);
     const lb = this.lb;
+    // Rollouts started before group load balancer commands became local activities replay with activities.
+    const local = patched('local-load-balancer-steps');
+    const loadBalancer = (command: 'detachServers' | 'attachServers', summary: string) => {
+      const input = [{ loadBalancer: lb, servers: names() }] as const;
+      if (local)
+        return localActs[command].executeWithOptions(
+          { ...(command === 'attachServers' ? localAttachProfile : localLoadBalancerProfile), summary },
+          [...input],
+        );
+      return acts[command].executeWithOptions(
+        { ...(command === 'attachServers' ? attachProfile : loadBalancerProfile), summary },
+        [...input],
+      );
+    };
     let step: ForwardStep = enter('detach');
     try {
-      await acts.detachServers.executeWithOptions({ ...loadBalancerProfile, summary: `detach ${group()}` }, [
-        { loadBalancer: lb, servers: names() },
-      ]);
+      await loadBalancer('detachServers', `detach ${group()}`);
       step = enter('drain');
       const drained = await acts.drainServers.executeWithOptions(
         { ...drainProfile(this.spec.drain), summary: `drain ${group()}` },
@@ -153,10 +174,7 @@ export class FleetSteps {
         drop(verified, 'verify');
       }
       step = enter('attach');
-      if (moving.length > 0)
-        await acts.attachServers.executeWithOptions({ ...attachProfile, summary: `attach ${group()}` }, [
-          { loadBalancer: lb, servers: names() },
-        ]);
+      if (moving.length > 0) await loadBalancer('attachServers', `attach ${group()}`);
       for (const server of moving) {
         this.state.update(server.name, { step: 'done' });
         results.set(server.name, { ok: true });

@@ -1,4 +1,4 @@
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import type { DrainPolicy, HttpVerification } from '../spec/rollout';
 
 /**
@@ -16,6 +16,23 @@ export const attachProfile = {
   heartbeatTimeout: '15s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
 } as const satisfies ActivityOptions;
+
+/**
+ * A group's load balancer commands as local activities: they take milliseconds, so running them inside the
+ * workflow task saves the round trip through the server that a step's activity costs (a third of a batch's
+ * engine overhead). Retries back off inside the worker; a worker that dies in one loses its workflow task, and
+ * the next worker runs the command again (it sets a desired state, so that is harmless).
+ */
+export const localLoadBalancerProfile = {
+  startToCloseTimeout: '10s',
+  retry: loadBalancerProfile.retry,
+} as const satisfies LocalActivityOptions;
+
+/** Attaching a group as a local activity: it waits for HAProxy's checks to see every server UP. */
+export const localAttachProfile = {
+  startToCloseTimeout: '5m',
+  retry: attachProfile.retry,
+} as const satisfies LocalActivityOptions;
 
 /** One-shot inspection of the fleet before anything changes. */
 export const preflightProfile = {

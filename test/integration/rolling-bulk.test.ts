@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
 import { realActivityDeps } from '../../activities';
 import { countStarts, hostVersions } from '../../infra/fleet/hosts';
@@ -22,9 +23,17 @@ async function rollOut(
   try {
     const result = await handle.result();
     const history = await handle.fetchHistory();
+    // Activities and local activities, in history order; a local one is marked "(local)".
     const activities = (history.events ?? []).flatMap((e) => {
       const type = e.activityTaskScheduledEventAttributes?.activityType?.name;
-      return type ? [type] : [];
+      if (type) return [type];
+      const marker = e.markerRecordedEventAttributes;
+      const data =
+        marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0] : undefined;
+      if (!data) return [];
+      return [
+        `${defaultPayloadConverter.fromPayload<{ activity_type: string }>(data).activity_type} (local)`,
+      ];
     });
     return { result, activities };
   } finally {
@@ -33,7 +42,7 @@ async function rollOut(
 }
 
 describe('bulk steps: many servers out at once move as a group, one activity per step', () => {
-  it('moves 30 servers in batches of 10 with five activities per batch, each server in step order', async () => {
+  it('moves 30 servers in batches of 10 with five activities per batch (load balancer ones local), each server in step order', async () => {
     const fleet = new InMemoryFleet(serverNames(30), 'v1', { upgradeMs: 5 });
     const { result, activities } = await rollOut(
       fleet.deps(),
@@ -43,11 +52,11 @@ describe('bulk steps: many servers out at once move as a group, one activity per
     assert.deepEqual(activities, [
       'preflightFleet',
       ...Array.from({ length: 3 }, () => [
-        'detachServers',
+        'detachServers (local)',
         'drainServers',
         'upgradeServers',
         'verifyServers',
-        'attachServers',
+        'attachServers (local)',
       ]).flat(),
     ]);
     assert.equal(fleet.maxOut, 10);
