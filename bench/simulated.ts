@@ -106,19 +106,57 @@ const stepOfActivity: Record<string, SimulatedStep> = {
   attachServers: 'attach',
 };
 
+/** A local activity's marker: its type, from the data Core records with it. */
+function localActivityType(event: HistoryEvent): string | undefined {
+  const marker = event.markerRecordedEventAttributes;
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  const data = marker.details?.data?.payloads?.[0];
+  if (!data) return undefined;
+  return defaultPayloadConverter.fromPayload<{ activity_type?: string }>(data).activity_type;
+}
+
 /**
  * The engine's overhead on each step of a rollout's history: the time from the step before it (the same
  * server's, or group's, previous step; for a detach, the last step that finished before it was scheduled, which
  * is what let it start) to its completion, less the work the simulated fleet recorded for it (for a group, its
  * slowest server's). That is Temporal's round trips (workflow task, dispatch, completion) and Baton's own code.
+ *
+ * A group's detach and attach run as local activities, recorded as markers when their workflow task completes:
+ * that moment counts as their completion (later than the command's own end, so the overhead is not understated).
+ * Markers carry no input: an attach is the group verified last, a detach the group whose drain comes next.
  */
 export function stepOverheadsMs(events: readonly HistoryEvent[], fleets: SimulatedFleets): number[] {
   const scheduled = new Map<string, { step: SimulatedStep; servers: string[]; at: number }>();
   const lastDone = new Map<string, number>();
   let lastCompletion = toMs(events[0]?.eventTime as Timestamp);
   const overheads: number[] = [];
+  const drainGroups = events.flatMap((event) => {
+    const attributes = event.activityTaskScheduledEventAttributes;
+    const input = attributes?.input?.payloads?.[0];
+    return attributes?.activityType?.name === 'drainServers' && input
+      ? [serverKeys(defaultPayloadConverter.fromPayload(input))]
+      : [];
+  });
+  let detaches = 0;
+  let lastVerified: string[] = [];
+  const complete = (step: SimulatedStep, servers: string[], from: number, at: number) => {
+    const work = Math.max(0, ...servers.map((key) => fleets.work.get(`${key}/${step}`) ?? 0));
+    overheads.push(at - from - work);
+    for (const key of servers) lastDone.set(key, at);
+    lastCompletion = at;
+  };
   for (const event of events) {
     const at = toMs(event.eventTime as Timestamp);
+    const local = localActivityType(event);
+    if (local === 'attachServers') {
+      complete('attach', lastVerified, Math.max(...lastVerified.map((key) => lastDone.get(key) ?? at)), at);
+      continue;
+    }
+    if (local === 'detachServers') {
+      const servers = drainGroups[detaches++] ?? [];
+      complete('detach', servers, lastCompletion, at);
+      continue;
+    }
     const attributes = event.activityTaskScheduledEventAttributes;
     if (attributes) {
       const step = stepOfActivity[attributes.activityType?.name ?? ''];
@@ -135,10 +173,13 @@ export function stepOverheadsMs(events: readonly HistoryEvent[], fleets: Simulat
       lastCompletion = at;
       const step = scheduled.get(String(completed.scheduledEventId));
       if (!step) continue;
-      const from = Math.max(...step.servers.map((key) => lastDone.get(key) ?? step.at));
-      const work = Math.max(0, ...step.servers.map((key) => fleets.work.get(`${key}/${step.step}`) ?? 0));
-      overheads.push(at - from - work);
-      for (const key of step.servers) lastDone.set(key, at);
+      if (step.step === 'verify') lastVerified = step.servers;
+      complete(
+        step.step,
+        step.servers,
+        Math.max(...step.servers.map((key) => lastDone.get(key) ?? step.at)),
+        at,
+      );
     }
   }
   return overheads;
