@@ -27,7 +27,7 @@ export async function runCrashMatrix(): Promise<void> {
       for (const step of steps) {
         const fleet = await startLocalFleet({
           dir: join(dir, `fleet-${strategy}-${step}`),
-          servers: 3,
+          servers: strategy === 'rolling-groups' ? 4 : 3,
           version: 'v1',
           defaults: { latencyMs: 5, startupMs: 800 },
         });

@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
 import { countStarts, hostVersions } from '../../infra/fleet/hosts';
 import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { startLoad } from '../../infra/load';
@@ -19,7 +20,7 @@ export const crashSteps = [
 ] as const satisfies readonly ServerStep[];
 export type CrashStep = ServerStep;
 
-export type CrashStrategy = 'rolling' | 'canary' | 'blue-green';
+export type CrashStrategy = 'rolling' | 'rolling-groups' | 'canary' | 'blue-green';
 
 /**
  * Each strategy's cases: rolling and canary move servers in place through the five steps; blue/green creates
@@ -27,6 +28,8 @@ export type CrashStrategy = 'rolling' | 'canary' | 'blue-green';
  */
 export const crashMatrix: ReadonlyArray<{ strategy: CrashStrategy; steps: readonly ServerStep[] }> = [
   { strategy: 'rolling', steps: crashSteps },
+  // Two servers at a time as groups, whose detach and attach are local activities inside a workflow task.
+  { strategy: 'rolling-groups', steps: ['detach', 'attach'] },
   { strategy: 'canary', steps: crashSteps },
   { strategy: 'blue-green', steps: ['create', 'verify', 'retired'] },
 ];
@@ -50,7 +53,47 @@ function crashSpec(fleet: LocalFleet, strategy: CrashStrategy, version: string, 
         name,
       ),
     );
-  return parseRolloutSpec(fleet.spec({ version, strategy: { type: 'rolling', batchSize: 1 } }, name));
+  return parseRolloutSpec(
+    fleet.spec(
+      { version, strategy: { type: 'rolling', batchSize: strategy === 'rolling-groups' ? 2 : 1 } },
+      name,
+    ),
+  );
+}
+
+/**
+ * Waits for the moment to kill the worker: a server after the first showing the step in the status query. A
+ * query sees a step once the workflow task that started it is recorded, which a detach (one Runtime API command)
+ * can outrun, and a group's local detach and attach run inside a workflow task and are over by then; so HAProxy
+ * is watched too: a later server leaving rotation (its detach just ran), or, for groups, the first group's first
+ * server back in it (its attach just ran, before the workflow task that ran it is recorded).
+ */
+async function killMoment(
+  strategy: CrashStrategy,
+  step: CrashStep,
+  fleet: LocalFleet,
+  status: () => Promise<{ servers: ReadonlyArray<{ name: string; step: string }> } | undefined>,
+): Promise<string> {
+  const deadline = Date.now() + 120_000;
+  const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
+  const groups = strategy === 'rolling-groups';
+  const watched = step === 'detach' ? (groups ? 'web-3' : 'web-2') : 'web-1';
+  const inPlace = strategy === 'rolling' || groups || strategy === 'canary';
+  let leftRotation = false;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error(`no server ever showed ${step}`);
+    if (!groups) {
+      const server = (await status())?.servers.slice(1).find((s) => s.step === step);
+      if (server) return server.name;
+    }
+    if (inPlace && (step === 'detach' || (groups && step === 'attach'))) {
+      const state = (await traffic.traffic(watched)).status;
+      if (step === 'detach' && state !== 'UP') return watched;
+      if (state !== 'UP') leftRotation = true;
+      else if (leftRotation) return watched;
+    }
+    await delay(step === 'detach' || step === 'attach' ? 2 : 10);
+  }
 }
 
 export interface CrashCase {
@@ -95,20 +138,15 @@ export async function runCrashCase(options: {
     const name = `crash-${strategy}-${step}`;
     const spec = crashSpec(fleet, strategy, options.version, name);
     const handle = await options.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-      args: [spec],
+      // Groups from two servers out at once, instead of ten, so a small fleet moves as groups.
+      args: strategy === 'rolling-groups' ? [spec, { bulkFrom: 2 }] : [spec],
       taskQueue: options.taskQueue,
       workflowId: `rollout/${name}/${Date.now()}`,
     });
     // Kill the worker the moment a server (after the first) shows the step: mid-rollout, mid-step.
-    let killedAt = '';
-    const deadline = Date.now() + 120_000;
-    while (!killedAt) {
-      if (Date.now() > deadline) throw new Error(`no server ever showed ${step}`);
-      const status = await handle.query(statusQuery).catch(() => undefined);
-      const server = status?.servers.slice(1).find((s) => s.step === step);
-      if (server) killedAt = server.name;
-      else await delay(10);
-    }
+    const killedAt = await killMoment(strategy, step, fleet, () =>
+      handle.query(statusQuery).catch(() => undefined),
+    );
     await worker.crash();
     worker = await startWorkerProcess(env);
     const result = await handle.result();
