@@ -110,13 +110,15 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
     )
     .action(async (options: { file: string; detach?: boolean; taskQueue: string; output: OutputFormat }) => {
       // Validate before connecting: a bad spec never reaches Temporal.
-      const spec = await loadRolloutSpecFile(options.file).catch((error: unknown) => {
-        if (error instanceof SpecError) {
-          process.stderr.write(`baton: ${error.message}\n`);
-          process.exit(exitCodes.badInput);
-        }
-        throw error;
-      });
+      let spec;
+      try {
+        spec = await loadRolloutSpecFile(options.file);
+      } catch (error) {
+        if (!(error instanceof SpecError)) throw error;
+        process.stderr.write(`baton: ${error.message}\n`);
+        process.exitCode = exitCodes.badInput;
+        return;
+      }
       process.exitCode = await withClient(async ({ client }) => {
         const handle = await startRollout(client, spec, { taskQueue: options.taskQueue });
         return report(handle, spec, options);

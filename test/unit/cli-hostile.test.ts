@@ -1,7 +1,22 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { stringify } from 'yaml';
 import { runCli } from '../../client/cli';
+import type { Json } from '../helpers/hostile-specs';
+import {
+  breaksField,
+  leaves,
+  objects,
+  pathText,
+  setAt,
+  valid,
+  wrongValue,
+  at,
+} from '../helpers/hostile-specs';
 
 const verbs = [
   'start',
@@ -19,6 +34,8 @@ const verbs = [
 const targetVerbs = verbs.filter((v) => !['start', 'list'].includes(v));
 
 let saved: string | undefined;
+const specDir = mkdtempSync(join(tmpdir(), 'baton-hostile-specs-'));
+after(() => rmSync(specDir, { recursive: true, force: true }));
 before(() => {
   // Nothing listens here: if bad input ever reached Temporal, the CLI would fail to connect (exit 1), not exit 2,
   // and no workflow could start.
@@ -30,20 +47,20 @@ after(() => {
   else process.env.TEMPORAL_ADDRESS = saved;
 });
 
-/** Runs the CLI in this process and returns its exit code and what it wrote to stderr. */
+/**
+ * Runs the CLI in this process and returns its exit code and what it wrote to stderr. stdout is left alone: the
+ * test runner reports to its parent through it, and none of these inputs gets as far as printing there.
+ */
 async function baton(args: string[]): Promise<{ code: number; stderr: string }> {
   const chunks: string[] = [];
   const write = process.stderr.write.bind(process.stderr);
-  const out = process.stdout.write.bind(process.stdout);
   process.stderr.write = ((chunk: string | Uint8Array) => (chunks.push(String(chunk)), true)) as typeof write;
-  process.stdout.write = (() => true) as typeof out;
   process.exitCode = 0;
   try {
     await runCli(['node', 'baton', ...args]);
     return { code: Number(process.exitCode ?? 0), stderr: chunks.join('') };
   } finally {
     process.stderr.write = write;
-    process.stdout.write = out;
     process.exitCode = 0;
   }
 }
@@ -140,5 +157,71 @@ describe('baton CLI: hostile arguments (fast-check, over 1,000 generated)', () =
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('baton start: hostile spec files (fast-check, over 1,000 generated)', () => {
+  let files = 0;
+  /** Writes a spec file as a user would (YAML, or JSON) and starts it; Temporal is unreachable on purpose. */
+  async function start(text: string): Promise<{ code: number; stderr: string }> {
+    const file = join(specDir, `spec-${files++}.yaml`);
+    writeFileSync(file, text);
+    return baton(['start', '-f', file]);
+  }
+  /** Exit 2 naming `field`, and nothing reached Temporal (a connection attempt would fail with exit 1). */
+  const rejected = ({ code, stderr }: { code: number; stderr: string }, field: string) => {
+    assert.equal(code, 2, stderr);
+    assert.ok(stderr.includes(field), `${field} not named in: ${stderr}`);
+    assert.doesNotMatch(stderr, /unreachable|ECONNREFUSED|cannot reach/);
+  };
+
+  it('a wrong value or type in any field: exit 2, the field named, no workflow started', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...leaves), wrongValue, fc.boolean(), async (path, value, asJson) => {
+        const spec = valid() as unknown as Json;
+        fc.pre(breaksField(spec, path, value));
+        setAt(spec, path, value);
+        const field = pathText(path);
+        // The report names the field, or the list or union holding it ("target.servers[0]", "strategy").
+        const named = field.split(/[.[]/)[0] ?? field;
+        rejected(await start(asJson ? JSON.stringify(spec) : stringify(spec)), named);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('an unknown field anywhere: exit 2, the field named, no workflow started', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...objects),
+        fc.stringMatching(/^[a-z][a-zA-Z]{2,10}$/),
+        async (path, key) => {
+          const spec = valid() as unknown as Json;
+          const node = at(spec, path);
+          fc.pre(!(key in node));
+          node[key] = 'x';
+          rejected(await start(stringify(spec)), key);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('text that is no spec at all, and oversized files: exit 2, no workflow started', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string(),
+          fc.jsonValue().map((v) => JSON.stringify(v)),
+        ),
+        async (text) => {
+          const { code, stderr } = await start(text);
+          assert.equal(code, 2, stderr);
+          assert.doesNotMatch(stderr, /unreachable|ECONNREFUSED|cannot reach/);
+        },
+      ),
+      { numRuns: 150 },
+    );
+    rejected(await start(`# ${'x'.repeat(5 * 1024 * 1024)}\n${stringify(valid())}`), 'at most 4194304 bytes');
   });
 });
