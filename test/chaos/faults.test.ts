@@ -96,7 +96,9 @@ describe('faults at the targets, on a real fleet behind real HAProxy', () => {
       );
       assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v1', 'v1', 'v1']);
       const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
-      for (const server of fleet.servers) assert.equal((await traffic.traffic(server.name)).status, 'UP');
+      // In rotation: UP, possibly "UP 1/2" when a loaded machine made one health check late (UP until `fall` fail).
+      for (const server of fleet.servers)
+        assert.match((await traffic.traffic(server.name)).status, /^UP( \d+\/\d+)?$/);
     } finally {
       await stop();
     }
