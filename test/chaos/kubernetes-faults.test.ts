@@ -10,7 +10,14 @@ import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
 import type { FaultRule } from '../helpers/kubernetes-fault-proxy';
 import { startFaultProxy } from '../helpers/kubernetes-fault-proxy';
-import { deploymentsOf, seedApp, startTestCluster, watchCapacity } from '../helpers/kubernetes';
+import {
+  deploymentsOf,
+  seedApp,
+  seededAppTarget,
+  seededImage as image,
+  startTestCluster,
+  watchCapacity,
+} from '../helpers/kubernetes';
 import { startRolloutInProcess } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
 
@@ -28,23 +35,8 @@ before(async () => {
 });
 after(() => stop?.());
 
-const image = 'registry.local/web';
-
 function spec(namespace: string, version: string, strategy: RolloutSpecInput['strategy']) {
-  return parseRolloutSpec({
-    target: {
-      kind: 'kubernetes',
-      name: `web-${namespace}`,
-      namespace,
-      deployment: 'web',
-      container: 'app',
-      image,
-      service: 'web',
-      readyTimeout: '20s',
-    },
-    version,
-    strategy,
-  });
+  return parseRolloutSpec({ target: seededAppTarget(namespace, '20s'), version, strategy });
 }
 
 const writes = (method: string) => method === 'PUT' || method === 'PATCH';

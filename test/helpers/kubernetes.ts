@@ -78,6 +78,26 @@ export async function waitAvailable(kc: KubeConfig, namespace: string, name: str
   }
 }
 
+/** The image of the app `seedApp` makes; versions are its tags. */
+export const seededImage = 'registry.local/web';
+
+/**
+ * The target of a spec for the app `seedApp` made in `namespace`: Deployment `web` (container `app`) behind
+ * Service `web`, named after the namespace so each test's rollout has its own workflow id.
+ */
+export function seededAppTarget(namespace: string, readyTimeout = '6s') {
+  return {
+    kind: 'kubernetes' as const,
+    name: `web-${namespace}`,
+    namespace,
+    deployment: 'web',
+    container: 'app',
+    image: seededImage,
+    service: 'web',
+    readyTimeout,
+  };
+}
+
 /**
  * A namespace holding what a user has before Baton: Deployment `web` (selector app=web) with `replicas` pods of
  * `<image>:v1`, behind Service `web`, every pod available.

@@ -14,7 +14,13 @@ import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutResult, RolloutStatus } from '../../workflows/messages';
 import { abortUpdate, promoteUpdate, statusQuery } from '../../workflows/messages';
 import { exampleFiles, localExample, promoteUntilDone } from '../helpers/examples';
-import { deploymentsOf, seedApp, startTestCluster, watchCapacity } from '../helpers/kubernetes';
+import {
+  deploymentsOf,
+  seedApp,
+  seededAppTarget,
+  startTestCluster,
+  watchCapacity,
+} from '../helpers/kubernetes';
 import { runRollout, startRolloutInProcess, until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
 
@@ -33,20 +39,7 @@ const image = 'registry.local/web';
 const deps = () => ({ ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) });
 
 function spec(namespace: string, version: string, strategy: RolloutSpecInput['strategy']) {
-  return parseRolloutSpec({
-    target: {
-      kind: 'kubernetes',
-      name: `web-${namespace}`,
-      namespace,
-      deployment: 'web',
-      container: 'app',
-      image,
-      service: 'web',
-      readyTimeout: '6s',
-    },
-    version,
-    strategy,
-  });
+  return parseRolloutSpec({ target: seededAppTarget(namespace), version, strategy });
 }
 
 /** Runs a rollout on its own worker while `steer` queries and commands it, and returns what `steer` returns. */
@@ -335,14 +328,8 @@ describe('examples/ on a real Kubernetes control plane', () => {
       await seedApp(kc, namespace, { replicas, image });
       const rollout = parseRolloutSpec(
         localExample(file, (written) => ({
-          kind: 'kubernetes',
+          ...seededAppTarget(namespace),
           name: namespace,
-          namespace,
-          deployment: 'web',
-          container: 'app',
-          image,
-          service: 'web',
-          readyTimeout: '6s',
           ...(written.kind === 'kubernetes' && written.mode ? { mode: written.mode } : {}),
         })),
         file,

@@ -15,7 +15,7 @@ import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutRun } from '../../workflows/continuation';
 import { exampleFiles, localExample, promoteUntilDone } from '../helpers/examples';
 import { startTestFleet } from '../helpers/fleet';
-import { seedApp } from '../helpers/kubernetes';
+import { seedApp, seededAppTarget, seededImage } from '../helpers/kubernetes';
 import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
 
 /** Where a scenario's rollout runs while its history is recorded, and how it is steered to its end. */
@@ -91,8 +91,6 @@ export async function stopSharedCluster(): Promise<void> {
   cluster = undefined;
 }
 
-const image = 'registry.local/web';
-
 /** A Kubernetes rollout on the real local control plane: `web` of 4 replicas on v1, rolled by `spec`. */
 function onKubernetes(
   name: string,
@@ -103,7 +101,7 @@ function onKubernetes(
     record: async () => {
       const { cluster: started, kc } = await sharedCluster();
       const namespace = `replay-${name}`.slice(0, 63);
-      await seedApp(kc, namespace, { replicas: 4, image });
+      await seedApp(kc, namespace, { replicas: 4, image: seededImage });
       return {
         spec: spec(namespace, started.pods.brokenTag),
         deps: { ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) },
@@ -114,23 +112,12 @@ function onKubernetes(
   };
 }
 
-const kubernetesTarget = (namespace: string) => ({
-  kind: 'kubernetes' as const,
-  name: namespace,
-  namespace,
-  deployment: 'web',
-  container: 'app',
-  image,
-  service: 'web',
-  readyTimeout: '6s',
-});
-
 /** Each Kubernetes example as written (waits shortened), native mode included. */
 function kubernetesExample(file: string): ReplayScenario {
   return onKubernetes(`${file.replace(/\.yaml$/, '')}-example`, (namespace) =>
     parseRolloutSpec(
       localExample(file, (written) => ({
-        ...kubernetesTarget(namespace),
+        ...seededAppTarget(namespace),
         ...(written.kind === 'kubernetes' && written.mode ? { mode: written.mode } : {}),
       })),
       file,
@@ -222,21 +209,21 @@ export const replayScenarios: readonly ReplayScenario[] = [
   ...exampleFiles('kubernetes').map(kubernetesExample),
   onKubernetes('kubernetes-rolling-rolls-back', (namespace, brokenTag) =>
     parseRolloutSpec({
-      target: kubernetesTarget(namespace),
+      target: seededAppTarget(namespace),
       version: brokenTag,
       strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: '25%' },
     }),
   ),
   onKubernetes('kubernetes-native-undone', (namespace, brokenTag) =>
     parseRolloutSpec({
-      target: { ...kubernetesTarget(namespace), mode: 'native', service: undefined },
+      target: { ...seededAppTarget(namespace), mode: 'native', service: undefined },
       version: brokenTag,
       strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: '25%' },
     }),
   ),
   onKubernetes('kubernetes-blue-green-rolls-back', (namespace, brokenTag) =>
     parseRolloutSpec({
-      target: kubernetesTarget(namespace),
+      target: seededAppTarget(namespace),
       version: brokenTag,
       strategy: { type: 'blue-green' },
     }),
