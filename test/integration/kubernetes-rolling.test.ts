@@ -83,10 +83,16 @@ async function podImages(namespace: string): Promise<string[]> {
     .map((p) => p.spec?.containers[0]?.image ?? '');
 }
 
-/** 25% of 10: at most 13 pods (surge rounds up), at least 8 serving (unavailable rounds down). */
-function assertFencePostsHeld(report: CapacityReport): void {
+/**
+ * 25% of 10: at most 13 pods (surge rounds up), at least 8 serving (unavailable rounds down). In native mode
+ * Kubernetes' own controller holds maxSurge on its ReplicaSets' sizes, not on live pods: a pod the old
+ * ReplicaSet has been told to remove can still be running, not yet marked for deletion, as the new one's
+ * surge pods are created, so a pod watch may see one above.
+ */
+function assertFencePostsHeld(report: CapacityReport, mode: 'baton' | 'native' = 'baton'): void {
+  const most = replicas + 3 + (mode === 'native' ? 1 : 0);
   assert.ok(report.events > 0, 'the watch saw the rollout');
-  assert.ok(report.maxPods <= replicas + 3, `up to ${report.maxPods} pods at once, above ${replicas} + 3`);
+  assert.ok(report.maxPods <= most, `up to ${report.maxPods} pods at once, above ${most}`);
   assert.ok(
     report.minServing >= replicas - 2,
     `down to ${report.minServing} serving pods, below ${replicas} - 2`,
@@ -164,7 +170,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     const native = (version: string) => nativeSpec(namespace, version);
     let watch = await watchCapacity(kc, namespace, { app: 'web' });
     const rolled = await runRollout(temporal, deps(), native('v2'));
-    assertFencePostsHeld(watch.stop());
+    assertFencePostsHeld(watch.stop(), 'native');
     assert.equal(rolled.phase, 'succeeded', rolled.reason);
     assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
     await until(async () => (await podImages(namespace)).length === replicas);
@@ -172,7 +178,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
 
     watch = await watchCapacity(kc, namespace, { app: 'web' });
     const undone = await runRollout(temporal, deps(), native(cluster.pods.brokenTag));
-    assertFencePostsHeld(watch.stop());
+    assertFencePostsHeld(watch.stop(), 'native');
     assert.equal(undone.phase, 'rolled-back');
     assert.match(undone.reason ?? '', /none more for 10 s; not Ready: web-/);
     const web = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace, name: 'web' });
