@@ -23,11 +23,11 @@ export async function runCrashMatrix(): Promise<void> {
   const client = new Client({ connection, namespace: 'bench' });
   const cases: Array<CrashCase & { passed: boolean }> = [];
   try {
-    for (const { strategy, steps } of crashMatrix)
+    for (const { strategy, steps, servers } of crashMatrix)
       for (const step of steps) {
         const fleet = await startLocalFleet({
           dir: join(dir, `fleet-${strategy}-${step}`),
-          servers: strategy === 'rolling-groups' ? 4 : 3,
+          servers,
           version: 'v1',
           defaults: { latencyMs: 5, startupMs: 800 },
         });

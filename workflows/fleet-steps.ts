@@ -124,16 +124,16 @@ export class FleetSteps {
     // Rollouts started before group load balancer commands became local activities replay with activities.
     const local = patched('local-load-balancer-steps');
     const loadBalancer = (command: 'detachServers' | 'attachServers', summary: string) => {
-      const input = [{ loadBalancer: lb, servers: names() }] as const;
-      if (local)
-        return localActs[command].executeWithOptions(
-          { ...(command === 'attachServers' ? localAttachProfile : localLoadBalancerProfile), summary },
-          [...input],
-        );
-      return acts[command].executeWithOptions(
-        { ...(command === 'attachServers' ? attachProfile : loadBalancerProfile), summary },
-        [...input],
-      );
+      const attach = command === 'attachServers';
+      const input = { loadBalancer: lb, servers: names() };
+      return local
+        ? localActs[command].executeWithOptions(
+            { ...(attach ? localAttachProfile : localLoadBalancerProfile), summary },
+            [input],
+          )
+        : acts[command].executeWithOptions({ ...(attach ? attachProfile : loadBalancerProfile), summary }, [
+            input,
+          ]);
     };
     let step: ForwardStep = enter('detach');
     try {

@@ -6,12 +6,12 @@ import { crashMatrix, runCrashCase } from './crash-matrix';
 
 const { temporal, fleet: startFleet } = useFleets();
 
-for (const { strategy, steps } of crashMatrix) {
+for (const { strategy, steps, servers } of crashMatrix) {
   describe(`crash matrix: the worker killed (SIGKILL) in each step of a ${strategy} rollout under load`, () => {
     for (const step of steps) {
       it(`during ${step}: a new worker finishes the rollout, every new server started on v2 once, no request failed`, async () => {
         const fleet = await startFleet({
-          servers: strategy === 'rolling-groups' ? 4 : 3,
+          servers,
           version: 'v1',
           defaults: { latencyMs: 5, startupMs: 800 },
         });

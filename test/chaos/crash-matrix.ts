@@ -26,12 +26,17 @@ export type CrashStrategy = 'rolling' | 'rolling-groups' | 'canary' | 'blue-gree
  * Each strategy's cases: rolling and canary move servers in place through the five steps; blue/green creates
  * a new set (created, verified, switched to in one batch) and retires the old one (drained, then destroyed).
  */
-export const crashMatrix: ReadonlyArray<{ strategy: CrashStrategy; steps: readonly ServerStep[] }> = [
-  { strategy: 'rolling', steps: crashSteps },
+export const crashMatrix: ReadonlyArray<{
+  strategy: CrashStrategy;
+  steps: readonly ServerStep[];
+  /** The fleet's size: groups of two need two groups. */
+  servers: number;
+}> = [
+  { strategy: 'rolling', steps: crashSteps, servers: 3 },
   // Two servers at a time as groups, whose detach and attach are local activities inside a workflow task.
-  { strategy: 'rolling-groups', steps: ['detach', 'attach'] },
-  { strategy: 'canary', steps: crashSteps },
-  { strategy: 'blue-green', steps: ['create', 'verify', 'retired'] },
+  { strategy: 'rolling-groups', steps: ['detach', 'attach'], servers: 4 },
+  { strategy: 'canary', steps: crashSteps, servers: 3 },
+  { strategy: 'blue-green', steps: ['create', 'verify', 'retired'], servers: 3 },
 ];
 
 function crashSpec(fleet: LocalFleet, strategy: CrashStrategy, version: string, name: string) {

@@ -35,23 +35,27 @@ async function main(): Promise<void> {
   const temporal = await connectTestTemporal();
   try {
     for (const scenario of chosen) {
+      const workflowId = `replay/${scenario.name}/${Date.now()}`;
       const recording = await scenario.record();
-      const taskQueue = uniqueTaskQueue(`replay-${scenario.name}`);
-      const worker = await createBatonWorker({
-        connection: temporal.nativeConnection,
-        namespace: temporal.namespace,
-        taskQueue,
-        deps: recording.deps,
-        workflowBundle: await workflowBundle(),
-      });
-      const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-        args: scenario.run ? [recording.spec, scenario.run] : [recording.spec],
-        taskQueue,
-        workflowId: `replay/${scenario.name}/${Date.now()}`,
-      });
-      const steer = recording.steer ?? ((h: typeof handle) => h.result());
-      await worker.runUntil(steer(handle).catch(() => undefined));
-      await recording.tearDown();
+      try {
+        const taskQueue = uniqueTaskQueue(`replay-${scenario.name}`);
+        const worker = await createBatonWorker({
+          connection: temporal.nativeConnection,
+          namespace: temporal.namespace,
+          taskQueue,
+          deps: recording.deps,
+          workflowBundle: await workflowBundle(),
+        });
+        const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+          args: scenario.run ? [recording.spec, scenario.run] : [recording.spec],
+          taskQueue,
+          workflowId,
+        });
+        const steer = recording.steer ?? ((h: typeof handle) => h.result());
+        await worker.runUntil(steer(handle).catch(() => undefined));
+      } finally {
+        await recording.tearDown();
+      }
       const path = join(__dirname, 'histories', `${scenario.name}.json`);
       // The CLI writes the canonical proto JSON that historyFromJSON and every Temporal tool read.
       const { stdout } = await promisify(execFile)(
@@ -60,7 +64,7 @@ async function main(): Promise<void> {
           'workflow',
           'show',
           '--workflow-id',
-          handle.workflowId,
+          workflowId,
           '--output',
           'json',
           '--address',

@@ -201,11 +201,7 @@ export const replayScenarios: readonly ReplayScenario[] = [
       'replay-bulk-local',
     ),
   ),
-  ...exampleFiles('fleet')
-    .filter((file) =>
-      ['fleet-surge.yaml', 'fleet-blue-green.yaml', 'fleet-rolling-replace.yaml'].includes(file),
-    )
-    .map(fleetExample),
+  ...['fleet-surge.yaml', 'fleet-blue-green.yaml', 'fleet-rolling-replace.yaml'].map(fleetExample),
   ...exampleFiles('kubernetes').map(kubernetesExample),
   onKubernetes('kubernetes-rolling-rolls-back', (namespace, brokenTag) =>
     parseRolloutSpec({
