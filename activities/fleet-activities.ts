@@ -183,25 +183,48 @@ async function settleEach<T>(
  * each server's outcome, so one bad server fails alone.
  */
 function createBulkActivities(deps: ActivityDeps) {
-  return {
-    detachServers: async (input: { loadBalancer: HaproxyLoadBalancer; servers: string[] }): Promise<void> => {
-      const traffic = deps.trafficFor(input.loadBalancer);
-      await mapLimited(input.servers, bulkConcurrency, (server) => traffic.detach(server));
-    },
+  const detachServers = async (input: {
+    loadBalancer: HaproxyLoadBalancer;
+    servers: string[];
+  }): Promise<void> => {
+    const traffic = deps.trafficFor(input.loadBalancer);
+    await mapLimited(input.servers, bulkConcurrency, (server) => traffic.detach(server));
+  };
 
-    attachServers: async (input: { loadBalancer: HaproxyLoadBalancer; servers: string[] }): Promise<void> => {
-      const ctx = Context.current();
-      const traffic = deps.trafficFor(input.loadBalancer);
-      await mapLimited(input.servers, bulkConcurrency, (server) => traffic.attach(server));
-      // In rotation once HAProxy's own checks see each one UP, as attachServer waits for one.
-      await mapLimited(input.servers, bulkConcurrency, async (server) => {
-        for (;;) {
-          const { status } = await traffic.traffic(server);
-          if (/^(UP|no check)/.test(status)) return;
-          ctx.heartbeat({ server, status });
-          await ctx.sleep(100);
-        }
-      });
+  const attachServers = async (input: {
+    loadBalancer: HaproxyLoadBalancer;
+    servers: string[];
+  }): Promise<void> => {
+    const ctx = Context.current();
+    const traffic = deps.trafficFor(input.loadBalancer);
+    await mapLimited(input.servers, bulkConcurrency, (server) => traffic.attach(server));
+    // In rotation once HAProxy's own checks see each one UP, as attachServer waits for one.
+    await mapLimited(input.servers, bulkConcurrency, async (server) => {
+      for (;;) {
+        const { status } = await traffic.traffic(server);
+        if (/^(UP|no check)/.test(status)) return;
+        ctx.heartbeat({ server, status });
+        await ctx.sleep(100);
+      }
+    });
+  };
+
+  return {
+    detachServers,
+    attachServers,
+
+    /**
+     * One group back in rotation, then the next one out: the two load balancer steps between groups as one
+     * command, so the next group leaves as soon as the last is UP again and never more than one group is out.
+     * A retry runs both again, which is harmless: each sets a desired state.
+     */
+    handOverServers: async (input: {
+      loadBalancer: HaproxyLoadBalancer;
+      attach: string[];
+      detach: string[];
+    }): Promise<void> => {
+      await attachServers({ loadBalancer: input.loadBalancer, servers: input.attach });
+      await detachServers({ loadBalancer: input.loadBalancer, servers: input.detach });
     },
 
     drainServers: async (input: {
@@ -305,9 +328,9 @@ export function createFleetActivities(deps: ActivityDeps) {
       verify: HttpVerification;
     }): Promise<Record<string, string>> => {
       const traffic = deps.trafficFor(input.loadBalancer);
-      let known: string[];
+      let known: Set<string>;
       try {
-        known = await traffic.listServers();
+        known = new Set(await traffic.listServers());
       } catch (error) {
         throw ApplicationFailure.nonRetryable(
           `load balancer ${input.loadBalancer.socket} (backend ${input.loadBalancer.backend}): ${(error as Error).message}`,
@@ -315,10 +338,10 @@ export function createFleetActivities(deps: ActivityDeps) {
         );
       }
       const problems: string[] = [];
-      const unknown = input.servers.filter((s) => !known.includes(s.name)).map((s) => s.name);
+      const unknown = input.servers.filter((s) => !known.has(s.name)).map((s) => s.name);
       if (unknown.length > 0) {
         problems.push(
-          `backend ${input.loadBalancer.backend} has no server named ${unknown.join(', ')} (it has ${known.join(', ') || 'none'})`,
+          `backend ${input.loadBalancer.backend} has no server named ${unknown.join(', ')} (it has ${[...known].join(', ') || 'none'})`,
         );
       }
       const versions: Record<string, string> = {};

@@ -7,58 +7,67 @@ import { printTable } from './table';
 const times: StepTimes = { detachMs: 0, drainMs: 200, upgradeMs: 300, verifyMs: 100, attachMs: 0 };
 const stepMs = times.detachMs + times.drainMs + times.upgradeMs + times.verifyMs + times.attachMs;
 const sizes = (process.env.BATON_BENCH_SIZES ?? '10,100,1000').split(',').map(Number);
+/** Rollouts per size: one run on a shared 2-core machine varies by a percent or two, so the median is reported. */
+const repeats = Number(process.env.BATON_BENCH_REPEATS ?? '3');
 
 /**
  * Baton's own overhead: simulated fleets whose steps take fixed, known times (detach 0, drain 200 ms, upgrade
- * 300 ms, verify 100 ms, attach 0), rolled 10% at a time, one rollout per size on one worker and the local dev
- * server. The floor is the critical path: batches × the step times. Each step's overhead is read from the
- * history (see stepOverheadsMs).
+ * 300 ms, verify 100 ms, attach 0), rolled 10% at a time, on one worker and the local dev server; each size rolled
+ * out `repeats` times, the sizes taking turns. The floor is the critical path: batches × the step times. Each
+ * step's overhead is read from the history (see stepOverheadsMs).
  */
 export async function runOverhead(): Promise<void> {
   const bench = await startSimulatedBench('overhead', times, { maxConcurrentActivityTaskExecutions: 2_000 });
-  const points: Array<{ servers: number; wallS: number; floorS: number; ratio: number }> = [];
-  const rows: Array<Array<string | number>> = [];
-  const allOverheads: number[] = [];
+  const walls = new Map<number, number[]>(sizes.map((servers) => [servers, []]));
+  const overheads = new Map<number, number[]>(sizes.map((servers) => [servers, []]));
   try {
-    for (const servers of sizes) {
-      const spec = simulatedSpec(bench.fleets, `overhead-${servers}`, servers);
-      const batches = Math.ceil(servers / Math.ceil(servers / 10));
-      process.stderr.write(`overhead: ${servers} servers, ${batches} batches…\n`);
-      const started = Date.now();
-      const handle = await bench.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
-        args: [spec],
-        taskQueue: bench.taskQueue,
-        workflowId: `rollout/overhead-${servers}`,
-      });
-      const result = await handle.result();
-      const wallS = (Date.now() - started) / 1000;
-      if (result.phase !== 'succeeded')
-        throw new Error(`the ${servers}-server rollout ended ${result.phase}`);
-      const events = await fetchRolloutEvents(bench.client, handle.workflowId, handle.firstExecutionRunId);
-      const overheads = stepOverheadsMs(events, bench.fleets);
-      allOverheads.push(...overheads);
-      const floorS = (batches * stepMs) / 1000;
-      points.push({ servers, wallS: round(wallS), floorS, ratio: round(wallS / floorS, 3) });
-      const runs = events.filter((e) => e.workflowExecutionStartedEventAttributes).length;
-      rows.push([
-        servers,
-        batches,
-        round(wallS),
-        floorS,
-        round(wallS / floorS, 3),
-        round(percentile(overheads, 50), 1),
-        round(percentile(overheads, 99), 1),
-        runs,
-      ]);
+    for (let run = 1; run <= repeats; run++) {
+      for (const servers of sizes) {
+        const name = `overhead-${servers}-${run}`;
+        const spec = simulatedSpec(bench.fleets, name, servers);
+        process.stderr.write(`overhead: ${servers} servers, run ${run} of ${repeats}…\n`);
+        const started = Date.now();
+        const handle = await bench.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+          args: [spec],
+          taskQueue: bench.taskQueue,
+          workflowId: `rollout/${name}`,
+        });
+        const result = await handle.result();
+        const wallS = (Date.now() - started) / 1000;
+        if (result.phase !== 'succeeded')
+          throw new Error(`the ${servers}-server rollout ended ${result.phase}`);
+        const events = await fetchRolloutEvents(bench.client, handle.workflowId, handle.firstExecutionRunId);
+        walls.get(servers)?.push(wallS);
+        overheads.get(servers)?.push(...stepOverheadsMs(events, bench.fleets));
+      }
     }
   } finally {
     await bench.close();
   }
+  const points = sizes.map((servers) => {
+    const batches = Math.ceil(servers / Math.ceil(servers / 10));
+    const floorS = (batches * stepMs) / 1000;
+    const wallS = percentile(walls.get(servers) ?? [], 50);
+    return { servers, batches, wallS: round(wallS), floorS, ratio: round(wallS / floorS, 3) };
+  });
   printTable(
-    ['servers', 'batches', 'wallS', 'floorS', 'ratio', 'step overhead p50 ms', 'p99 ms', 'runs'],
-    rows,
+    ['servers', 'batches', 'wallS', 'floorS', 'ratio', 'ratio per run', 'step overhead p50 ms', 'p99 ms'],
+    points.map(({ servers, batches, wallS, floorS, ratio }) => [
+      servers,
+      batches,
+      wallS,
+      floorS,
+      ratio,
+      (walls.get(servers) ?? []).map((w) => round(w / floorS, 3)).join(' '),
+      round(percentile(overheads.get(servers) ?? [], 50), 1),
+      round(percentile(overheads.get(servers) ?? [], 99), 1),
+    ]),
   );
+  const all = [...overheads.values()].flat();
   process.stdout.write(
-    `${JSON.stringify({ points, stepOverheadMsP50: round(percentile(allOverheads, 50), 1) })}\n`,
+    `${JSON.stringify({
+      points: points.map(({ servers, wallS, floorS, ratio }) => ({ servers, wallS, floorS, ratio })),
+      stepOverheadMsP50: round(percentile(all, 50), 1),
+    })}\n`,
   );
 }

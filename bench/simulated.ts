@@ -123,7 +123,8 @@ function localActivityType(event: HistoryEvent): string | undefined {
  *
  * A group's detach and attach run as local activities, recorded as markers when their workflow task completes:
  * that moment counts as their completion (later than the command's own end, so the overhead is not understated).
- * Markers carry no input: an attach is the group verified last, a detach the group whose drain comes next.
+ * Markers carry no input: an attach is the group verified last, a detach the group whose drain comes next; a
+ * handover is both, its detach timed from its attach's completion, so it counts as a step with no overhead.
  */
 export function stepOverheadsMs(events: readonly HistoryEvent[], fleets: SimulatedFleets): number[] {
   const scheduled = new Map<string, { step: SimulatedStep; servers: string[]; at: number }>();
@@ -148,15 +149,15 @@ export function stepOverheadsMs(events: readonly HistoryEvent[], fleets: Simulat
   for (const event of events) {
     const at = toMs(event.eventTime as Timestamp);
     const local = localActivityType(event);
-    if (local === 'attachServers') {
+    if (local === 'attachServers' || local === 'handOverServers') {
       complete('attach', lastVerified, Math.max(...lastVerified.map((key) => lastDone.get(key) ?? at)), at);
-      continue;
     }
-    if (local === 'detachServers') {
+    if (local === 'detachServers' || local === 'handOverServers') {
       const servers = drainGroups[detaches++] ?? [];
+      // A handover's detach waits for its attach: the attach's completion (the same moment) is what let it go.
       complete('detach', servers, lastCompletion, at);
-      continue;
     }
+    if (local !== undefined) continue;
     const attributes = event.activityTaskScheduledEventAttributes;
     if (attributes) {
       const step = stepOfActivity[attributes.activityType?.name ?? ''];

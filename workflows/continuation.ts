@@ -116,6 +116,11 @@ export class HistoryBudget {
     return true;
   }
 
+  /** Gives back an admission whose server did not start after all. */
+  withdraw(): void {
+    this.inFlight--;
+  }
+
   release(): void {
     this.inFlight--;
     this.settled++;

@@ -28,6 +28,26 @@ export type ForwardStep = Extract<ServerStep, 'detach' | 'drain' | 'upgrade' | '
 
 export type StepOutcome = { ok: true } | { ok: false; reached: ForwardStep; error: string };
 
+/** How a group meets its neighbours: the load balancer steps between two groups can be one command. */
+export interface GroupHandover {
+  /** The group was taken out of rotation by the command that brought the previous one back. */
+  readonly detached?: boolean;
+  /**
+   * Asked once every server of the group passed verification: the next group, if it may start now, to take out
+   * of rotation in the command that brings this one back.
+   */
+  readonly next?: () => readonly FleetServer[] | undefined;
+}
+
+export interface GroupMove {
+  readonly outcomes: Array<{ server: FleetServer; outcome: StepOutcome }>;
+  /**
+   * The next group, started by the handover: out of rotation when `detached`; when not, the handover failed and
+   * so did bringing it back, so it may be out.
+   */
+  readonly handedOver?: { readonly servers: readonly FleetServer[]; readonly detached: boolean };
+}
+
 const acts = proxyActivities<FleetActivities>(loadBalancerProfile);
 const localActs = proxyLocalActivities<FleetActivities>(localLoadBalancerProfile);
 
@@ -100,7 +120,8 @@ export class FleetSteps {
   async moveServers(
     servers: readonly FleetServer[],
     version: string,
-  ): Promise<Array<{ server: FleetServer; outcome: StepOutcome }>> {
+    handover: GroupHandover = {},
+  ): Promise<GroupMove> {
     const results = new Map<string, StepOutcome>();
     let moving = [...servers];
     const enter = (step: ForwardStep) => {
@@ -135,9 +156,10 @@ export class FleetSteps {
             input,
           ]);
     };
+    let handedOver: GroupMove['handedOver'];
     let step: ForwardStep = enter('detach');
     try {
-      await loadBalancer('detachServers', `detach ${group()}`);
+      if (!handover.detached) await loadBalancer('detachServers', `detach ${group()}`);
       step = enter('drain');
       const drained = await acts.drainServers.executeWithOptions(
         { ...drainProfile(this.spec.drain), summary: `drain ${group()}` },
@@ -174,7 +196,16 @@ export class FleetSteps {
         drop(verified, 'verify');
       }
       step = enter('attach');
-      if (moving.length > 0) await loadBalancer('attachServers', `attach ${group()}`);
+      // Every server passed: the next group may leave rotation in the command that brings this one back.
+      const next = local && moving.length === servers.length ? handover.next?.() : undefined;
+      if (next && next.length > 0) {
+        // Set first: should even the fallback attach fail, the next group may be out and counts as started.
+        handedOver = { servers: next, detached: false };
+        const summary = `attach ${group()}, then detach ${describeGroup(next)}`;
+        handedOver = (await this.handOver(moving, next, summary))
+          ? { servers: next, detached: true }
+          : undefined;
+      } else if (moving.length > 0) await loadBalancer('attachServers', `attach ${group()}`);
       for (const server of moving) {
         this.state.update(server.name, { step: 'done' });
         results.set(server.name, { ok: true });
@@ -182,7 +213,39 @@ export class FleetSteps {
     } catch (error) {
       all(step, error);
     }
-    return servers.map((server) => ({ server, outcome: results.get(server.name) ?? { ok: true } }));
+    return {
+      outcomes: servers.map((server) => ({ server, outcome: results.get(server.name) ?? { ok: true } })),
+      ...(handedOver ? { handedOver } : {}),
+    };
+  }
+
+  /**
+   * Brings a group back into rotation and takes the next one out, as one local activity; true when both happened.
+   * Should that fail, both groups are brought back into rotation (false): the next one has not started. Should
+   * that fail too, it is this group's failure to attach, and the next group may be out.
+   */
+  private async handOver(
+    group: readonly FleetServer[],
+    next: readonly FleetServer[],
+    summary: string,
+  ): Promise<boolean> {
+    for (const server of next) this.state.setStep(server.name, 'detach');
+    const lb = this.lb;
+    const attach = group.map((server) => server.name);
+    const detach = next.map((server) => server.name);
+    try {
+      await localActs.handOverServers.executeWithOptions({ ...localAttachProfile, summary }, [
+        { loadBalancer: lb, attach, detach },
+      ]);
+      return true;
+    } catch {
+      await localActs.attachServers.executeWithOptions(
+        { ...localAttachProfile, summary: `attach ${describeGroup(group)} and ${describeGroup(next)}` },
+        [{ loadBalancer: lb, servers: [...attach, ...detach] }],
+      );
+      for (const server of next) this.state.setStep(server.name, 'pending');
+      return false;
+    }
   }
 
   /**

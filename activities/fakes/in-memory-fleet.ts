@@ -1,3 +1,4 @@
+import { ApplicationFailure } from '@temporalio/common';
 import type { HttpVerification } from '../../spec/rollout';
 import type {
   ActivityDeps,
@@ -11,7 +12,10 @@ import type {
 } from '../ports';
 
 export type FleetEvent =
-  | { readonly server: string; readonly action: 'detach' | 'attach' | 'drain-check' | 'probe' }
+  | {
+      readonly server: string;
+      readonly action: 'detach' | 'detach-failed' | 'attach' | 'drain-check' | 'probe';
+    }
   | { readonly server: string; readonly action: 'upgrade'; readonly version: string };
 
 export interface InMemoryFleetOptions {
@@ -25,6 +29,8 @@ export interface InMemoryFleetOptions {
   readonly upgradeMs?: number;
   /** Share of requests answered 5xx, by version: each counters() reading adds 100 requests per unit of weight. */
   readonly errorRates?: Readonly<Record<string, number>>;
+  /** Servers whose first detach fails, as a command that retrying can't mend (the server stays in rotation). */
+  readonly failFirstDetach?: readonly string[];
 }
 
 interface FakeServer {
@@ -107,10 +113,22 @@ export class InMemoryFleet {
     this.maxOut = Math.max(this.maxOut, out);
   }
 
+  /** The servers out of rotation now. */
+  outOfRotation(): string[] {
+    return [...this.servers].filter(([, server]) => !server.ready).map(([name]) => name);
+  }
+
+  private readonly detachFailed = new Set<string>();
+
   private readonly traffic: TrafficProvider = {
     listServers: () => Promise.resolve([...this.servers.keys()]),
     detach: (name) => {
       const server = this.get(name);
+      if (this.options.failFirstDetach?.includes(name) && !this.detachFailed.has(name)) {
+        this.detachFailed.add(name);
+        this.events.push({ server: name, action: 'detach-failed' });
+        return Promise.reject(ApplicationFailure.nonRetryable(`detach of ${name}: the admin socket refused`));
+      }
       if (server.ready) server.inFlight = this.options.inFlightOnDetach ?? 0;
       server.ready = false;
       this.events.push({ server: name, action: 'detach' });

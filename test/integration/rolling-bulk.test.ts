@@ -10,17 +10,22 @@ import type { RolloutSpec } from '../../spec';
 import type { RolloutRun } from '../../workflows/continuation';
 import { useFleets } from '../helpers/fleet';
 import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
-import { startRolloutInProcess } from '../helpers/rollout';
+import { startRolloutInProcess, until } from '../helpers/rollout';
+import { pauseUpdate, resumeUpdate, statusQuery } from '../../workflows/messages';
 
 const { temporal, fleet: realFleet } = useFleets();
+
+type Handle = Awaited<ReturnType<typeof startRolloutInProcess>>['handle'];
 
 async function rollOut(
   deps: Parameters<typeof startRolloutInProcess>[1],
   spec: RolloutSpec,
   run: RolloutRun = {},
+  steer?: (handle: Handle) => Promise<void>,
 ) {
   const { handle, stop } = await startRolloutInProcess(temporal(), deps, spec, run);
   try {
+    await steer?.(handle);
     const result = await handle.result();
     const history = await handle.fetchHistory();
     // Activities and local activities, in history order; a local one is marked "(local)".
@@ -42,7 +47,7 @@ async function rollOut(
 }
 
 describe('bulk steps: many servers out at once move as a group, one activity per step', () => {
-  it('moves 30 servers in batches of 10 with five activities per batch (load balancer ones local), each server in step order', async () => {
+  it('moves 30 servers in batches of 10 with an activity per step, each group handing over to the next in one local command', async () => {
     const fleet = new InMemoryFleet(serverNames(30), 'v1', { upgradeMs: 5 });
     const { result, activities } = await rollOut(
       fleet.deps(),
@@ -51,14 +56,27 @@ describe('bulk steps: many servers out at once move as a group, one activity per
     assert.equal(result.phase, 'succeeded');
     assert.deepEqual(activities, [
       'preflightFleet',
-      ...Array.from({ length: 3 }, () => [
-        'detachServers (local)',
+      'detachServers (local)',
+      ...Array.from({ length: 2 }, () => [
         'drainServers',
         'upgradeServers',
         'verifyServers',
-        'attachServers (local)',
+        'handOverServers (local)',
       ]).flat(),
+      'drainServers',
+      'upgradeServers',
+      'verifyServers',
+      'attachServers (local)',
     ]);
+    // Each handover brought its group back before the next one left.
+    for (const [last, next] of [
+      ['web-10', 'web-11'],
+      ['web-20', 'web-21'],
+    ]) {
+      const attached = fleet.events.findIndex((e) => e.server === last && e.action === 'attach');
+      const detached = fleet.events.findIndex((e) => e.server === next && e.action === 'detach');
+      assert.ok(attached >= 0 && attached < detached, `${last} attached before ${next} detached`);
+    }
     assert.equal(fleet.maxOut, 10);
     for (const name of serverNames(30)) {
       assert.deepEqual(
@@ -69,6 +87,82 @@ describe('bulk steps: many servers out at once move as a group, one activity per
       assert.equal(fleet.version(name), 'v2');
     }
     assert.ok(result.servers.every((s) => s.step === 'done' && s.version === 'v2'));
+  });
+
+  it("no handover across a pause: the spec's pause after a batch, or a wait between batches, finds the group back in rotation", async () => {
+    const twoSteps = ['detachServers (local)', 'drainServers', 'upgradeServers', 'verifyServers'];
+    for (const strategy of [
+      { type: 'rolling' as const, batchSize: 10, pauses: [{ after: 1, duration: '300ms' }] },
+      { type: 'rolling' as const, batchSize: 10, pauseBetweenBatches: '300ms' },
+    ]) {
+      const fleet = new InMemoryFleet(serverNames(20), 'v1');
+      const { result, activities } = await rollOut(
+        fleet.deps(),
+        inMemoryFleetSpec(20, { strategy }, `bulk-pause-${Object.keys(strategy).join('-')}`),
+      );
+      assert.equal(result.phase, 'succeeded');
+      assert.deepEqual(activities, [
+        'preflightFleet',
+        ...twoSteps,
+        'attachServers (local)',
+        ...twoSteps,
+        'attachServers (local)',
+      ]);
+    }
+  });
+
+  it("an operator's pause during a group holds with every server back in rotation, and resume goes on", async () => {
+    const fleet = new InMemoryFleet(serverNames(20), 'v1', { upgradeMs: 400 });
+    const { result, activities } = await rollOut(
+      fleet.deps(),
+      inMemoryFleetSpec(20, { strategy: { type: 'rolling', batchSize: 10 } }, 'bulk-operator-pause'),
+      {},
+      async (handle) => {
+        await until(async () => (await handle.query(statusQuery)).servers.some((s) => s.step === 'upgrade'));
+        await handle.executeUpdate(pauseUpdate, { args: [{ by: 'erin' }] });
+        await until(async () => (await handle.query(statusQuery)).servers[9]?.step === 'done');
+        // Held: the first group back in rotation, the second not started.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        assert.deepEqual(fleet.outOfRotation(), []);
+        assert.ok(fleet.events.every((e) => !(e.server === 'web-11' && e.action === 'detach')));
+        assert.equal((await handle.query(statusQuery)).phase, 'paused');
+        await handle.executeUpdate(resumeUpdate, { args: [{ by: 'erin' }] });
+      },
+    );
+    assert.equal(result.phase, 'succeeded');
+    assert.ok(!activities.includes('handOverServers (local)'), activities.join(', '));
+    for (const name of serverNames(20)) assert.equal(fleet.version(name), 'v2', name);
+  });
+
+  it('a handover that fails brings both groups back into rotation; the next group then starts on its own', async () => {
+    const fleet = new InMemoryFleet(serverNames(20), 'v1', { failFirstDetach: ['web-15'] });
+    const { result, activities } = await rollOut(
+      fleet.deps(),
+      inMemoryFleetSpec(20, { strategy: { type: 'rolling', batchSize: 10 } }, 'bulk-handover-fails'),
+    );
+    assert.equal(result.phase, 'succeeded', result.reason);
+    assert.deepEqual(activities.slice(4), [
+      'verifyServers',
+      'handOverServers (local)',
+      'attachServers (local)',
+      'detachServers (local)',
+      'drainServers',
+      'upgradeServers',
+      'verifyServers',
+      'attachServers (local)',
+    ]);
+    assert.equal(fleet.maxOut, 10);
+    for (const name of serverNames(20)) {
+      assert.equal(fleet.version(name), 'v2', name);
+      const upgrades = fleet.timeline(name).filter((step) => step.startsWith('upgrade'));
+      assert.deepEqual(upgrades, ['upgrade:v2'], name);
+    }
+    // The failed handover's detaches were undone before the second group started as usual.
+    const failed = fleet.events.findIndex((e) => e.action === 'detach-failed');
+    const backIn = fleet.events.findIndex(
+      (e, i) => i > failed && e.server === 'web-11' && e.action === 'attach',
+    );
+    assert.ok(failed >= 0 && backIn > failed);
   });
 
   it('a server whose upgrade fails leaves its group alone: put back on v1, the others go on', async () => {

@@ -201,6 +201,21 @@ export const replayScenarios: readonly ReplayScenario[] = [
       'replay-bulk-local',
     ),
   ),
+  // Since patched('load-balancer-handover'): a verified group's attach and the next group's detach are one command.
+  inMemory(
+    'rolling-bulk-handover',
+    () => new InMemoryFleet(serverNames(30), 'v1', { failingUpgrades: { 'web-14': 'v2' } }),
+    inMemoryFleetSpec(
+      30,
+      { strategy: { type: 'rolling', batchSize: 10 }, failureBudget: { maxFailPercent: 10 } },
+      'replay-bulk-handover',
+    ),
+  ),
+  inMemory(
+    'rolling-bulk-handover-fails',
+    () => new InMemoryFleet(serverNames(20), 'v1', { failFirstDetach: ['web-15'] }),
+    inMemoryFleetSpec(20, { strategy: { type: 'rolling', batchSize: 10 } }, 'replay-bulk-handover-fails'),
+  ),
   ...['fleet-surge.yaml', 'fleet-blue-green.yaml', 'fleet-rolling-replace.yaml'].map(fleetExample),
   ...exampleFiles('kubernetes').map(kubernetesExample),
   onKubernetes('kubernetes-rolling-rolls-back', (namespace, brokenTag) =>

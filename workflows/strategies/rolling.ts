@@ -50,7 +50,8 @@ export async function rollingFleetStrategy(
   const toMove = patched('skip-servers-on-version')
     ? servers.filter((server) => versions[server.name] !== spec.version)
     : servers;
-  for (const server of servers) if (!toMove.includes(server)) state.update(server.name, { step: 'done' });
+  const moving = new Set(toMove);
+  for (const server of servers) if (!moving.has(server)) state.update(server.name, { step: 'done' });
   const first = toMove[0] ?? servers[0];
   const firstVersion = first && versions[first.name];
   // Rollouts started before BatonFromVersion was upserted replay without the command.
@@ -60,6 +61,11 @@ export async function rollingFleetStrategy(
   const limit = maxServersOut(servers.length, batchSize, maxUnavailable);
   // Rollouts started before bulk steps existed moved every server on its own.
   const bulk = limit >= run.bulkFrom && patched('bulk-steps');
+  // Rollouts started before handovers attached a group and detached the next as two commands.
+  const handOver = bulk && patched('load-balancer-handover');
+  /** Whether anything waits after batch n: a pause the spec asks for there, or the pause between batches. */
+  const pauseDueAfter = (n: number) =>
+    pauseBetweenBatches > 0 || (spec.strategy.pauses ?? []).some((pause) => pause.after === n);
   state.batches = batches.length;
   // A run continuing a paused rollout stays paused.
   if (!(cursor && control.isPaused)) state.setPhase('progressing');
@@ -73,6 +79,8 @@ export async function rollingFleetStrategy(
   state.failedServers = cursor?.failedServers ?? 0;
   let stopReason: string | undefined = cursor?.rollback?.reason;
   let outOfHistory = false;
+  /** The group a handover took out of rotation as the last one came back: started, not yet moving. */
+  let ahead: { entries: Touched[]; detached: boolean } | undefined;
 
   /** Ends this run; the next goes on from the cursor. */
   const continueInNewRun = (rollback?: RollingCursor['rollback']): Promise<never> =>
@@ -145,14 +153,52 @@ export async function rollingFleetStrategy(
     if (bulk) {
       // Many servers out at once: each group of `limit` goes through each step as one activity.
       for (let offset = 0; offset < waiting.length; offset += limit) {
-        if (!(await mayStart())) break;
         const group = waiting.slice(offset, offset + limit);
+        const handedOver = ahead;
+        ahead = undefined;
+        // A group the previous one's handover started is counted already; a stop leaves it to the rollback.
+        if (handedOver ? stopReason !== undefined : !(await mayStart())) break;
         started += group.length;
-        const entries = group.map((server): Touched => ({ server, reached: 'attach' }));
-        batchTouched.push(...entries);
-        const outcomes = await steps.moveServers(group, spec.version);
+        const entries =
+          handedOver?.entries ?? group.map((server): Touched => ({ server, reached: 'attach' }));
+        for (const entry of entries) entry.reached = 'attach';
+        if (!handedOver) batchTouched.push(...entries);
+        // The group after this one: next in this batch, or first of the next when no pause is due between.
+        const following =
+          offset + limit < waiting.length
+            ? { batch: index, servers: waiting.slice(offset + limit, offset + 2 * limit) }
+            : index + 1 < batches.length && !pauseDueAfter(index + 1)
+              ? { batch: index + 1, servers: batches[index + 1].slice(0, limit) }
+              : undefined;
+        let admitted: Touched[] | undefined;
+        /** The following group, if it may start at once: counted as started, out of rotation by the handover. */
+        const next = (): FleetServer[] | undefined => {
+          if (!handOver || !following || stopReason !== undefined || outOfHistory) return undefined;
+          if (control.isPaused || control.aborted) return undefined;
+          if (!history.admit()) {
+            outOfHistory = true;
+            return undefined;
+          }
+          // Until the group goes on, a rollback only has to bring it back into rotation.
+          admitted = following.servers.map((server): Touched => ({ server, reached: 'detach' }));
+          touched[following.batch].push(...admitted);
+          return following.servers;
+        };
+        const move = await steps.moveServers(group, spec.version, {
+          detached: handedOver?.detached ?? false,
+          next,
+        });
+        if (admitted && following) {
+          if (move.handedOver) ahead = { entries: admitted, detached: move.handedOver.detached };
+          else {
+            // The handover failed and both groups are back in rotation: the next one starts as usual.
+            const list = touched[following.batch];
+            list.splice(list.length - admitted.length, admitted.length);
+            history.withdraw();
+          }
+        }
         for (const server of group) if (state.server(server.name).drainForced) drainForced.add(server.name);
-        const failures = outcomes.flatMap(({ outcome }, i) =>
+        const failures = move.outcomes.flatMap(({ outcome }, i) =>
           outcome.ok ? [] : [{ entry: entries[i], outcome }],
         );
         // Failures count in order, so the budget stops at the same server whatever the timing.
