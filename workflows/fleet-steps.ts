@@ -42,10 +42,10 @@ export interface GroupHandover {
 export interface GroupMove {
   readonly outcomes: Array<{ server: FleetServer; outcome: StepOutcome }>;
   /**
-   * The next group, started by the handover: out of rotation when `detached`; when not, the handover failed and
-   * so did bringing it back, so it may be out.
+   * Set when the handover started the next group: out of rotation when `detached`; when not, the handover failed
+   * and so did bringing it back, so it may be out.
    */
-  readonly handedOver?: { readonly servers: readonly FleetServer[]; readonly detached: boolean };
+  readonly handedOver?: { readonly detached: boolean };
 }
 
 const acts = proxyActivities<FleetActivities>(loadBalancerProfile);
@@ -200,11 +200,9 @@ export class FleetSteps {
       const next = local && moving.length === servers.length ? handover.next?.() : undefined;
       if (next && next.length > 0) {
         // Set first: should even the fallback attach fail, the next group may be out and counts as started.
-        handedOver = { servers: next, detached: false };
+        handedOver = { detached: false };
         const summary = `attach ${group()}, then detach ${describeGroup(next)}`;
-        handedOver = (await this.handOver(moving, next, summary))
-          ? { servers: next, detached: true }
-          : undefined;
+        handedOver = (await this.handOver(moving, next, summary)) ? { detached: true } : undefined;
       } else if (moving.length > 0) await loadBalancer('attachServers', `attach ${group()}`);
       for (const server of moving) {
         this.state.update(server.name, { step: 'done' });

@@ -4,6 +4,12 @@ import { RolloutAborted } from './control';
 
 const seconds = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : `${Math.round(ms / 1000)}s`);
 
+/** The spec's pauses that fall after point `n` ("batch 1", "step 2"). */
+export function pausesAfter(pauses: readonly RolloutPause[] | undefined, n: number): readonly RolloutPause[] {
+  // Specs of rollouts started before pauses existed carry none.
+  return (pauses ?? []).filter((pause) => pause.after === n);
+}
+
 /**
  * Runs the spec's pauses that fall after point `n` ("batch 1", "step 2"): timed pauses end on their own or at
  * `promote`; approval gates wait for `promote`, up to their timeout. Returns why the rollout must stop (an abort,
@@ -15,8 +21,7 @@ export async function pauseAfter(
   n: number,
   point: string,
 ): Promise<string | undefined> {
-  // Specs of rollouts started before pauses existed carry none.
-  for (const pause of (pauses ?? []).filter((p) => p.after === n)) {
+  for (const pause of pausesAfter(pauses, n)) {
     const stop = await pauseAt(control, pause, `after ${point}`);
     if (stop !== undefined) return stop;
   }

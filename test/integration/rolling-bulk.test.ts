@@ -120,7 +120,10 @@ describe('bulk steps: many servers out at once move as a group, one activity per
       async (handle) => {
         await until(async () => (await handle.query(statusQuery)).servers.some((s) => s.step === 'upgrade'));
         await handle.executeUpdate(pauseUpdate, { args: [{ by: 'erin' }] });
-        await until(async () => (await handle.query(statusQuery)).servers[9]?.step === 'done');
+        await until(
+          async () =>
+            (await handle.query(statusQuery)).servers.find((s) => s.name === 'web-10')?.step === 'done',
+        );
         // Held: the first group back in rotation, the second not started.
         await new Promise((resolve) => setTimeout(resolve, 500));
         assert.deepEqual(fleet.outOfRotation(), []);

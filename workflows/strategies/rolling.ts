@@ -3,7 +3,7 @@ import type { RolloutControl } from '../control';
 import { RolloutAborted } from '../control';
 import type { RollingCursor, RolloutRun, ServerSetback } from '../continuation';
 import { compactVersions, expandVersions, HistoryBudget } from '../continuation';
-import { pauseAfter } from '../pauses';
+import { pauseAfter, pausesAfter } from '../pauses';
 import type { FleetServer, RollingStrategy } from '../../spec/rollout';
 import type { ForwardStep, FleetRolloutSpec, FleetSteps, StepOutcome } from '../fleet-steps';
 import { forEachLimited } from '../limit';
@@ -65,7 +65,7 @@ export async function rollingFleetStrategy(
   const handOver = bulk && patched('load-balancer-handover');
   /** Whether anything waits after batch n: a pause the spec asks for there, or the pause between batches. */
   const pauseDueAfter = (n: number) =>
-    pauseBetweenBatches > 0 || (spec.strategy.pauses ?? []).some((pause) => pause.after === n);
+    pauseBetweenBatches > 0 || pausesAfter(spec.strategy.pauses, n).length > 0;
   state.batches = batches.length;
   // A run continuing a paused rollout stays paused.
   if (!(cursor && control.isPaused)) state.setPhase('progressing');
@@ -163,37 +163,40 @@ export async function rollingFleetStrategy(
           handedOver?.entries ?? group.map((server): Touched => ({ server, reached: 'attach' }));
         for (const entry of entries) entry.reached = 'attach';
         if (!handedOver) batchTouched.push(...entries);
-        // The group after this one: next in this batch, or first of the next when no pause is due between.
-        const following =
-          offset + limit < waiting.length
-            ? { batch: index, servers: waiting.slice(offset + limit, offset + 2 * limit) }
-            : index + 1 < batches.length && !pauseDueAfter(index + 1)
-              ? { batch: index + 1, servers: batches[index + 1].slice(0, limit) }
-              : undefined;
-        let admitted: Touched[] | undefined;
-        /** The following group, if it may start at once: counted as started, out of rotation by the handover. */
+        let admitted: { batch: number; entries: Touched[] } | undefined;
+        /**
+         * The group after this one (next in this batch, or first of the next when no pause is due between), if it
+         * may start at once: counted as started here, taken out of rotation by the handover.
+         */
         const next = (): FleetServer[] | undefined => {
-          if (!handOver || !following || stopReason !== undefined || outOfHistory) return undefined;
+          if (!handOver || stopReason !== undefined || outOfHistory) return undefined;
           if (control.isPaused || control.aborted) return undefined;
+          const following =
+            offset + limit < waiting.length
+              ? { batch: index, servers: waiting.slice(offset + limit, offset + 2 * limit) }
+              : index + 1 < batches.length && !pauseDueAfter(index + 1)
+                ? { batch: index + 1, servers: batches[index + 1].slice(0, limit) }
+                : undefined;
+          if (!following) return undefined;
           if (!history.admit()) {
             outOfHistory = true;
             return undefined;
           }
           // Until the group goes on, a rollback only has to bring it back into rotation.
-          admitted = following.servers.map((server): Touched => ({ server, reached: 'detach' }));
-          touched[following.batch].push(...admitted);
+          const admittedEntries = following.servers.map((server): Touched => ({ server, reached: 'detach' }));
+          touched[following.batch].push(...admittedEntries);
+          admitted = { batch: following.batch, entries: admittedEntries };
           return following.servers;
         };
         const move = await steps.moveServers(group, spec.version, {
           detached: handedOver?.detached ?? false,
           next,
         });
-        if (admitted && following) {
-          if (move.handedOver) ahead = { entries: admitted, detached: move.handedOver.detached };
+        if (admitted) {
+          if (move.handedOver) ahead = { entries: admitted.entries, detached: move.handedOver.detached };
           else {
             // The handover failed and both groups are back in rotation: the next one starts as usual.
-            const list = touched[following.batch];
-            list.splice(list.length - admitted.length, admitted.length);
+            touched[admitted.batch].splice(-admitted.entries.length);
             history.withdraw();
           }
         }
