@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -64,6 +64,8 @@ export async function startSimulatedBench(
       await connection.close();
       await nativeConnection.close();
       await temporal.stop();
+      // The server's database and log are the bench's scratch: a few MB a run, left in the temp dir otherwise.
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

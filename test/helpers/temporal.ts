@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -27,8 +27,9 @@ export async function connectTestTemporal(): Promise<TestTemporal> {
   let address = process.env.BATON_TEST_TEMPORAL_ADDRESS;
   let namespace = process.env.BATON_TEST_TEMPORAL_NAMESPACE ?? 'baton-test';
   let uiUrl = process.env.BATON_TEST_TEMPORAL_UI ?? '';
+  let dir: string | undefined;
   if (!address) {
-    const dir = await mkdtemp(join(tmpdir(), 'baton-temporal-'));
+    dir = await mkdtemp(join(tmpdir(), 'baton-temporal-'));
     server = await startTemporalDevServer({
       dbFile: join(dir, 'temporal.db'),
       logFile: join(dir, 'temporal.log'),
@@ -50,6 +51,7 @@ export async function connectTestTemporal(): Promise<TestTemporal> {
       await connection.close();
       await nativeConnection.close();
       await server?.stop();
+      if (dir) await rm(dir, { recursive: true, force: true });
     },
   };
 }
