@@ -1,11 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { startLocalFleet } from '../infra/fleet/local-fleet';
-import { startTemporalDevServer } from '../infra/temporal-server';
 import type { CrashCase } from '../test/chaos/crash-matrix';
 import { crashMatrix, runCrashCase } from '../test/chaos/crash-matrix';
+import { benchNamespace, startBenchScratch } from './scratch';
 import { printTable } from './table';
 
 /**
@@ -13,14 +11,10 @@ import { printTable } from './table';
  * process is killed with SIGKILL in that step and replaced. Counts failed requests and duplicate upgrades.
  */
 export async function runCrashMatrix(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'baton-bench-crash-'));
-  const temporal = await startTemporalDevServer({
-    dbFile: join(dir, 'temporal.db'),
-    logFile: join(dir, 'temporal.log'),
-    namespace: 'bench',
-  });
+  const scratch = await startBenchScratch('crash');
+  const { dir, temporal } = scratch;
   const connection = await Connection.connect({ address: temporal.address });
-  const client = new Client({ connection, namespace: 'bench' });
+  const client = new Client({ connection, namespace: benchNamespace });
   const cases: Array<CrashCase & { passed: boolean }> = [];
   try {
     for (const { strategy, steps, servers } of crashMatrix)
@@ -38,7 +32,7 @@ export async function runCrashMatrix(): Promise<void> {
             step,
             fleet,
             client,
-            temporal: { address: temporal.address, namespace: 'bench' },
+            temporal: { address: temporal.address, namespace: benchNamespace },
             taskQueue: `crash-${strategy}-${step}`,
             version: 'v2',
           });
@@ -85,7 +79,6 @@ export async function runCrashMatrix(): Promise<void> {
     process.stdout.write(`${JSON.stringify(figures)}\n`);
   } finally {
     await connection.close();
-    await temporal.stop();
-    await rm(dir, { recursive: true, force: true });
+    await scratch.close();
   }
 }

@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { NativeConnection } from '@temporalio/worker';
@@ -10,11 +7,11 @@ import type { HistoryEvent, Timestamp } from '../client/history';
 import { toMs } from '../client/history';
 import { SimulatedFleets } from '../activities/fakes/simulated-fleet';
 import type { TemporalDevServer } from '../infra/temporal-server';
-import { startTemporalDevServer } from '../infra/temporal-server';
 import type { RolloutSpec, RolloutSpecInput } from '../spec';
 import { parseRolloutSpec } from '../spec';
 import type { BatonWorkerOptions } from '../worker/create-worker';
 import { createBatonWorker } from '../worker/create-worker';
+import { benchNamespace, startBenchScratch } from './scratch';
 
 /** A Temporal dev server, a client and one worker whose activities act on simulated fleets. */
 export interface SimulatedBench {
@@ -32,13 +29,9 @@ export async function startSimulatedBench(
   times: StepTimes,
   tuning: BatonTuning = {},
 ): Promise<SimulatedBench> {
-  const dir = await mkdtemp(join(tmpdir(), `baton-bench-${name}-`));
-  const namespace = 'bench';
-  const temporal = await startTemporalDevServer({
-    dbFile: join(dir, 'temporal.db'),
-    logFile: join(dir, 'temporal.log'),
-    namespace,
-  });
+  const scratch = await startBenchScratch(name);
+  const { temporal } = scratch;
+  const namespace = benchNamespace;
   const connection = await Connection.connect({ address: temporal.address });
   const nativeConnection = await NativeConnection.connect({ address: temporal.address });
   const fleets = new SimulatedFleets(times);
@@ -63,9 +56,7 @@ export async function startSimulatedBench(
       await running;
       await connection.close();
       await nativeConnection.close();
-      await temporal.stop();
-      // The server's database and log are the bench's scratch: a few MB a run, left in the temp dir otherwise.
-      await rm(dir, { recursive: true, force: true });
+      await scratch.close();
     },
   };
 }

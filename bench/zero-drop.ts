@@ -1,5 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
@@ -8,10 +6,10 @@ import { startHost } from '../infra/fleet/hosts';
 import { startLocalFleet } from '../infra/fleet/local-fleet';
 import type { LoadStats } from '../infra/load';
 import { startLoad } from '../infra/load';
-import { startTemporalDevServer } from '../infra/temporal-server';
 import { parseRolloutSpec } from '../spec';
 import { createBatonWorker } from '../worker/create-worker';
 import type { rolloutWorkflow } from '../workflows';
+import { benchNamespace, startBenchScratch } from './scratch';
 import { printTable } from './table';
 
 const servers = 9;
@@ -26,12 +24,8 @@ const startupMs = 4_000;
  *   naive: restart each server in place on the new version while it stays in the load balancer.
  */
 export async function runZeroDrop(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'baton-bench-zero-drop-'));
-  const temporal = await startTemporalDevServer({
-    dbFile: join(dir, 'temporal.db'),
-    logFile: join(dir, 'temporal.log'),
-    namespace: 'bench',
-  });
+  const scratch = await startBenchScratch('zero-drop');
+  const { dir, temporal } = scratch;
   const fleet = await startLocalFleet({
     dir: join(dir, 'fleet'),
     servers,
@@ -43,7 +37,7 @@ export async function runZeroDrop(): Promise<void> {
   const taskQueue = 'bench-zero-drop';
   const worker = await createBatonWorker({
     connection: nativeConnection,
-    namespace: 'bench',
+    namespace: benchNamespace,
     taskQueue,
     deps: realActivityDeps(),
   });
@@ -68,7 +62,7 @@ export async function runZeroDrop(): Promise<void> {
     );
     let phase = '';
     const baton = await timed(async () => {
-      const result = await new Client({ connection, namespace: 'bench' }).workflow.execute<
+      const result = await new Client({ connection, namespace: benchNamespace }).workflow.execute<
         typeof rolloutWorkflow
       >('rolloutWorkflow', {
         args: [spec],
@@ -111,8 +105,7 @@ export async function runZeroDrop(): Promise<void> {
     await nativeConnection.close();
     await connection.close();
     await fleet.stop();
-    await temporal.stop();
-    await rm(dir, { recursive: true, force: true });
+    await scratch.close();
   }
 }
 

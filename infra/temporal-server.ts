@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { searchAttributes } from '../workflows/messages';
 import { ensureTemporalCli } from './components';
+import { onInterrupt } from './interrupt';
 import { freePort } from './ports';
 import { delay, stopProcess } from './processes';
 
@@ -102,6 +103,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     ]),
   ];
   const child = spawn(temporal, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const forget = onInterrupt(() => stopProcess(child));
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   let exited = false;
@@ -112,6 +114,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   const deadline = Date.now() + (options.readyTimeoutMs ?? 90_000);
   for (;;) {
     if (exited) {
+      forget();
       const tail = (await readFile(options.logFile, 'utf8').catch(() => '')).slice(-3_000);
       throw new Error(
         `temporal server start-dev exited before it was ready (log ${options.logFile}):\n${tail}`,
@@ -119,6 +122,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     }
     if (await namespaceAnswers(address, namespace)) break;
     if (Date.now() > deadline) {
+      forget();
       await stopProcess(child);
       throw new Error(
         `temporal server start-dev did not answer on ${address} within ${options.readyTimeoutMs ?? 90_000} ms (log ${options.logFile})`,
@@ -132,6 +136,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     uiUrl: `http://127.0.0.1:${uiPort}`,
     pid: child.pid ?? -1,
     stop: async () => {
+      forget();
       await stopProcess(child);
       log.end();
     },

@@ -7,6 +7,7 @@ import { ensureComposeCheck, ensureKubernetesBinaries, ensureTemporalCli } from 
 import { sweepFleets } from '../infra/fleet/local-fleet';
 import { ensureChromium } from '../infra/debian';
 import { ensureHaproxy } from '../infra/haproxy';
+import { onInterrupt } from '../infra/interrupt';
 import { sweepClusters } from '../infra/kubernetes-cluster';
 import { startTemporalDevServer } from '../infra/temporal-server';
 
@@ -73,9 +74,7 @@ async function main(): Promise<number> {
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   };
-  const onSignal = () => void stop().then(() => process.exit(130));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const forget = onInterrupt(stop);
   try {
     return await run(
       `${files.length} test files`,
@@ -96,6 +95,7 @@ async function main(): Promise<number> {
       },
     );
   } finally {
+    forget();
     await stop();
   }
 }

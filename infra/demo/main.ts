@@ -16,6 +16,7 @@ import { hostVersions } from '../fleet/hosts';
 import type { LocalFleet } from '../fleet/local-fleet';
 import { startLocalFleet } from '../fleet/local-fleet';
 import { startLoad } from '../load';
+import { onInterrupt } from '../interrupt';
 import { portInUse } from '../ports';
 import type { TemporalDevServer } from '../temporal-server';
 import { startTemporalDevServer } from '../temporal-server';
@@ -106,8 +107,6 @@ async function main(): Promise<number> {
     for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
     cleanups.length = 0;
   };
-  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
-  process.once('SIGTERM', () => void cleanup().then(() => process.exit(143)));
 
   try {
     // Temporal: the user's, or a local dev server whose SQLite file keeps the demo's history between runs.
@@ -126,6 +125,8 @@ async function main(): Promise<number> {
       cleanups.push(() => started.stop());
       process.env.TEMPORAL_ADDRESS = server.address;
     }
+    // Registered once the server is up, so that an interrupt stops the worker and the fleet before the server.
+    onInterrupt(cleanup);
     const baton = await connectBaton();
     cleanups.push(() => baton.close());
     const uiBase = server?.uiUrl ?? process.env.BATON_TEMPORAL_UI ?? 'http://localhost:8233';

@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { onInterrupt } from '../../infra/interrupt';
 import { delay } from '../../infra/processes';
 
 const root = join(__dirname, '..', '..');
@@ -24,17 +25,19 @@ export async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<Worker
   child.stdout.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-100_000)));
   child.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-100_000)));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const end = async (signal: NodeJS.Signals) => {
+    forget();
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  const forget = onInterrupt(() => end('SIGTERM'));
   const deadline = Date.now() + 60_000;
   while (!output.includes('Baton worker started')) {
     if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
+      await end('SIGKILL');
       throw new Error(`the worker did not start:\n${output}`);
     }
     await delay(100);
   }
-  const end = async (signal: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    await exited;
-  };
   return { child, output: () => output, crash: () => end('SIGKILL'), stop: () => end('SIGTERM') };
 }

@@ -1,0 +1,42 @@
+/**
+ * What must happen before this process ends on SIGINT or SIGTERM. Node's default for both is to exit at once, and
+ * the processes it started (a Temporal dev server, HAProxy, a fleet's hosts) go on running unless the signal
+ * reached them too, as Ctrl-C in a terminal reaches its foreground process group but `kill` or a timeout does not.
+ */
+const cleanups = new Set<() => Promise<unknown>>();
+let handling = false;
+
+/** The exit status a shell gives a command ended by the signal. */
+const signalExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
+
+const newest = () => [...cleanups].at(-1);
+
+async function cleanUpAndExit(signal: keyof typeof signalExitCodes): Promise<never> {
+  // A cleanup may forget others (stopping what they would stop), so the newest left is taken each time.
+  for (let cleanup = newest(); cleanup; cleanup = newest()) {
+    cleanups.delete(cleanup);
+    await cleanup().catch((error: unknown) =>
+      process.stderr.write(`cleanup after ${signal}: ${String((error as Error)?.message ?? error)}\n`),
+    );
+  }
+  process.exit(signalExitCodes[signal]);
+}
+
+/**
+ * Runs `cleanup` if SIGINT or SIGTERM arrives before the returned function is called, then exits with 130 or
+ * 143. Cleanups run one at a time, newest first; a second signal during them ends the process at once.
+ */
+export function onInterrupt(cleanup: () => Promise<unknown>): () => void {
+  if (!handling) {
+    handling = true;
+    const signals = ['SIGINT', 'SIGTERM'] as const;
+    const onSignal = (signal: (typeof signals)[number]) => {
+      // Without a listener, the next signal of either kind ends the process the default way.
+      for (const other of signals) process.removeListener(other, onSignal);
+      void cleanUpAndExit(signal);
+    };
+    for (const signal of signals) process.on(signal, onSignal);
+  }
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
+}
