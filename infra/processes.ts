@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 
 /** Ends a child process: SIGTERM, then SIGKILL if it hasn't exited within the grace period. */
 export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void> {
@@ -8,6 +9,28 @@ export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promis
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * Whether a recorded pid is still the process that was recorded: alive, and its command line names `path`. The
+ * kernel hands pids out again (32,768 of them by default), so a pid file can outlive its process and name another.
+ */
+export function runsWith(pid: number, path: string): boolean {
+  if (!existsSync('/proc/self/cmdline')) return signalReaches(pid);
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path);
+  } catch {
+    return false;
+  }
+}
+
+export function signalReaches(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

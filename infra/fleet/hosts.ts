@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { withFileLock } from '../lock';
 import { freePort } from '../ports';
-import { delay } from '../processes';
+import { delay, runsWith, signalReaches } from '../processes';
 
 /**
  * The local "hosts" of the demo fleet: each server is a real process of the demo app on its own loopback port,
@@ -34,7 +34,8 @@ const hostState = z.object({ pid: z.number().int(), version: z.string() });
 const repoRoot = join(__dirname, '..', '..');
 const appPath = join(repoRoot, 'infra', 'demo-app', 'server.ts');
 
-export const startsLogPath = (fleetDir: string) => join(fleetDir, 'starts.log');
+// Absolute: a host's command line carries it, and tells the host apart from a process that got its pid since.
+export const startsLogPath = (fleetDir: string) => resolve(fleetDir, 'starts.log');
 const statePath = (fleetDir: string, name: string) => join(fleetDir, 'hosts', `${name}.json`);
 
 export async function readFleetFile(fleetDir: string) {
@@ -46,20 +47,12 @@ export async function writeFleetFile(fleetDir: string, fleet: FleetFile): Promis
   await writeFile(join(fleetDir, 'fleet.json'), `${JSON.stringify(fleet, null, 2)}\n`);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function readHost(fleetDir: string, name: string) {
   const path = statePath(fleetDir, name);
   if (!existsSync(path)) return undefined;
   const state = hostState.parse(JSON.parse(await readFile(path, 'utf8')));
-  return alive(state.pid) ? state : undefined;
+  // Its command line names the fleet's starts log, which no other process's does.
+  return runsWith(state.pid, startsLogPath(fleetDir)) ? state : undefined;
 }
 
 function portAccepts(host: string, port: number): Promise<boolean> {
@@ -73,16 +66,20 @@ function portAccepts(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** Stops a host's process gracefully: SIGTERM, wait for it to finish its requests, SIGKILL past the grace time. */
-export async function stopHost(fleetDir: string, name: string, graceMs = 30_000): Promise<void> {
+/**
+ * Stops a host's process gracefully: SIGTERM, wait for it to finish its requests, SIGKILL past the grace time.
+ * False when it was not running.
+ */
+export async function stopHost(fleetDir: string, name: string, graceMs = 30_000): Promise<boolean> {
   const state = await readHost(fleetDir, name);
-  if (!state) return;
+  if (!state) return false;
   process.kill(state.pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (alive(state.pid)) {
+  while (runsWith(state.pid, startsLogPath(fleetDir))) {
     if (Date.now() > deadline) process.kill(state.pid, 'SIGKILL');
     await delay(20);
   }
+  return true;
 }
 
 /** Starts a host on a version, unless it already runs that version (so a retried upgrade is harmless). */
@@ -134,7 +131,9 @@ export async function startHost(
   await writeFile(statePath(fleetDir, name), JSON.stringify({ pid, version }));
   const deadline = Date.now() + 30_000;
   while (!(await portAccepts(host, Number(port)))) {
-    if (!alive(pid)) throw new Error(`${name} ${version} exited at start; see ${fleetDir}/hosts/${name}.log`);
+    // Not runsWith: until the child has exec'd, its command line is still this process's.
+    if (!signalReaches(pid))
+      throw new Error(`${name} ${version} exited at start; see ${fleetDir}/hosts/${name}.log`);
     if (Date.now() > deadline)
       throw new Error(`${name} ${version} did not listen on ${server.address} within 30 s`);
     await delay(25);
@@ -160,9 +159,11 @@ export async function countStarts(fleetDir: string): Promise<Array<{ name: strin
     .map((line) => JSON.parse(line) as { name: string; version: string });
 }
 
-export async function stopAllHosts(fleetDir: string): Promise<void> {
+/** Stops every host of the fleet; how many were running. */
+export async function stopAllHosts(fleetDir: string): Promise<number> {
   const fleet = await readFleetFile(fleetDir);
-  await Promise.all(fleet.servers.map((s) => stopHost(fleetDir, s.name, 5_000)));
+  const stopped = await Promise.all(fleet.servers.map((s) => stopHost(fleetDir, s.name, 5_000)));
+  return stopped.filter(Boolean).length;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { RolloutSpecInput } from '../../spec';
 import type { LocalHaproxy } from '../haproxy';
 import { serverCheckOptions, startHaproxy } from '../haproxy';
 import { freePort } from '../ports';
+import { runsWith } from '../processes';
 import type { FleetFile } from './hosts';
 import { startHost, stopAllHosts, writeFleetFile } from './hosts';
 
@@ -109,7 +110,8 @@ export async function startLocalFleet(options: LocalFleetOptions): Promise<Local
 
 /**
  * Ends every fleet under a folder: each host's process and each HAProxy, by the pids they recorded. The test
- * runner calls it last, so a test that crashed or was killed leaves no process behind.
+ * runner calls it last, so a test that crashed or was killed leaves no process behind. Returns how many fleets
+ * still had a process running.
  */
 export async function sweepFleets(root: string): Promise<number> {
   if (!existsSync(root)) return 0;
@@ -117,16 +119,19 @@ export async function sweepFleets(root: string): Promise<number> {
   for (const entry of readdirSync(root)) {
     const dir = join(root, entry);
     if (!existsSync(join(dir, 'fleet.json'))) continue;
-    await stopAllHosts(dir);
+    let running = (await stopAllHosts(dir)) > 0;
     const pidFile = join(dir, 'haproxy', 'haproxy.pid');
-    if (existsSync(pidFile)) {
+    const haproxyPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined;
+    // HAProxy runs with its config file in the fleet's folder; a pid without it now belongs to another process.
+    if (haproxyPid && runsWith(haproxyPid, join(dir, 'haproxy', 'haproxy.cfg'))) {
+      running = true;
       try {
-        process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+        process.kill(haproxyPid, 'SIGKILL');
       } catch {
-        // already gone
+        // it ended meanwhile
       }
     }
-    swept++;
+    if (running) swept++;
   }
   return swept;
 }
