@@ -92,6 +92,8 @@ async function main(): Promise<number> {
         BATON_TEST_TEMPORAL_ADDRESS: server.address,
         BATON_TEST_TEMPORAL_NAMESPACE: server.namespace,
         BATON_TEST_TEMPORAL_UI: server.uiUrl,
+        // Where test fleets and clusters go, so that the sweep at the end finds what a crashed test left running.
+        BATON_TEST_FLEETS_DIR: fleetsDir,
       },
     );
   } finally {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -42,6 +42,7 @@ after(async () => {
   await workerRun;
   await fleet.stop();
   await temporal.close();
+  await rm(dir, { recursive: true, force: true });
 });
 
 /** Runs the real `baton` bin, as a user would, against the test Temporal server. */

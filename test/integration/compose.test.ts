@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -61,9 +61,13 @@ describe('docker-compose.yml (checked with compose-go, as `docker compose` loads
 
   it('rejects what docker compose would reject, so the check above means something', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'compose-'));
-    const broken = join(dir, 'docker-compose.yml');
-    await writeFile(broken, 'services:\n  a:\n    image: x\n    depends_on: [missing]\n');
-    await assert.rejects(load(broken), /missing/);
+    try {
+      const broken = join(dir, 'docker-compose.yml');
+      await writeFile(broken, 'services:\n  a:\n    image: x\n    depends_on: [missing]\n');
+      await assert.rejects(load(broken), /missing/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('builds the worker from a multi-stage Dockerfile that runs as a non-root user and copies what exists', () => {

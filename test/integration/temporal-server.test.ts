@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -64,6 +64,7 @@ describe('the local Temporal dev server (built from the Go module proxy)', () =>
       await after.connection.close();
     } finally {
       await server.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
@@ -128,6 +129,7 @@ describe('the local Temporal dev server (built from the Go module proxy)', () =>
       await running.catch(() => undefined);
       await nativeConnection.close();
       await server.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

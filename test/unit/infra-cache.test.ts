@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { cacheRoot, componentDir, ensureComponent } from '../../infra/cache';
 import { goInstalled } from '../../infra/go-install';
 
@@ -13,6 +13,7 @@ before(async () => {
   cacheHome = await mkdtemp(join(tmpdir(), 'baton-cache-test-'));
   process.env.XDG_CACHE_HOME = cacheHome;
 });
+after(() => rm(cacheHome, { recursive: true, force: true }));
 
 describe('the component cache', () => {
   it('lives under $XDG_CACHE_HOME/baton, else ~/.cache/baton', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -364,22 +364,26 @@ describe('rollout spec', () => {
 describe('loading spec files', () => {
   it('loads YAML with the same meaning as JSON', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'baton-spec-'));
-    const yamlPath = join(dir, 'rollout.yaml');
-    await writeFile(
-      yamlPath,
-      [
-        'target:',
-        '  kind: fleet',
-        '  name: web',
-        '  loadBalancer: { haproxy: { socket: /run/haproxy/admin.sock, backend: web } }',
-        '  servers:',
-        '    - { name: web-1, address: "127.0.0.1:8081" }',
-        '    - { name: web-2, address: "127.0.0.1:8082" }',
-        '  upgrade: { argv: [/usr/local/bin/deploy, "{name}", "{version}"] }',
-        'version: v2',
-      ].join('\n'),
-    );
-    assert.deepEqual(await loadRolloutSpecFile(yamlPath), parseRolloutSpec(minimal()));
+    try {
+      const yamlPath = join(dir, 'rollout.yaml');
+      await writeFile(
+        yamlPath,
+        [
+          'target:',
+          '  kind: fleet',
+          '  name: web',
+          '  loadBalancer: { haproxy: { socket: /run/haproxy/admin.sock, backend: web } }',
+          '  servers:',
+          '    - { name: web-1, address: "127.0.0.1:8081" }',
+          '    - { name: web-2, address: "127.0.0.1:8082" }',
+          '  upgrade: { argv: [/usr/local/bin/deploy, "{name}", "{version}"] }',
+          'version: v2',
+        ].join('\n'),
+      );
+      assert.deepEqual(await loadRolloutSpecFile(yamlPath), parseRolloutSpec(minimal()));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
   it('names the file and the problem for a missing file', async () => {
     await assert.rejects(
