@@ -1,14 +1,5 @@
 import { open, readFile, rm } from 'node:fs/promises';
-import { delay } from './processes';
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+import { delay, signalReaches } from './processes';
 
 /**
  * Runs `work` while holding a lock file that other processes on this machine respect: created exclusively, with
@@ -25,7 +16,7 @@ export async function withFileLock<T>(path: string, work: () => Promise<T>, time
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (holder > 0 && !alive(holder)) await rm(path, { force: true });
+      if (holder > 0 && !signalReaches(holder)) await rm(path, { force: true });
       else if (Date.now() > deadline) throw new Error(`waited ${timeoutMs / 1000} s for the lock ${path}`);
       else await delay(100);
     }
