@@ -8,6 +8,12 @@ import type { TestTemporal } from './temporal';
 import { connectTestTemporal } from './temporal';
 
 /**
+ * HAProxy's status of a server in rotation: UP, or "UP 1/2" when a loaded machine made one health check late (the
+ * server stays UP until `fall` checks in a row fail).
+ */
+export const inRotation = /^UP( \d+\/\d+)?$/;
+
+/**
  * A real fleet (demo app processes behind a real HAProxy) in a fresh folder under BATON_TEST_FLEETS_DIR, which
  * the test runner sweeps at the end so no process outlives the run.
  */
