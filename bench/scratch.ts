@@ -26,7 +26,7 @@ export async function startBenchScratch(name: string): Promise<BenchScratch> {
     await sweepFleets(dir);
     await rm(dir, { recursive: true, force: true });
   };
-  const forget = onInterrupt(removeDir);
+  const cleanUp = onInterrupt(removeDir);
   let temporal: TemporalDevServer;
   try {
     temporal = await startTemporalDevServer({
@@ -35,17 +35,15 @@ export async function startBenchScratch(name: string): Promise<BenchScratch> {
       namespace: benchNamespace,
     });
   } catch (error) {
-    forget();
-    await removeDir();
+    await cleanUp();
     throw error;
   }
   return {
     dir,
     temporal,
     close: async () => {
-      forget();
       await temporal.stop();
-      await removeDir();
+      await cleanUp();
     },
   };
 }

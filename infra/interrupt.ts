@@ -12,7 +12,6 @@ const signalExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
 const newest = () => [...cleanups].at(-1);
 
 async function cleanUpAndExit(signal: keyof typeof signalExitCodes): Promise<never> {
-  // A cleanup may forget others (stopping what they would stop), so the newest left is taken each time.
   for (let cleanup = newest(); cleanup; cleanup = newest()) {
     cleanups.delete(cleanup);
     await cleanup().catch((error: unknown) =>
@@ -23,10 +22,13 @@ async function cleanUpAndExit(signal: keyof typeof signalExitCodes): Promise<nev
 }
 
 /**
- * Runs `cleanup` if SIGINT or SIGTERM arrives before the returned function is called, then exits with 130 or
- * 143. Cleanups run one at a time, newest first; a second signal during them ends the process at once.
+ * Registers `cleanup` to run if SIGINT or SIGTERM arrives, then the process exits with 130 or 143; cleanups run one
+ * at a time, newest first, and a second signal during them ends the process at once.
+ *
+ * Returns `cleanup` made to run at most once, for the normal end to call instead: an interrupt that arrives while
+ * it runs waits for that same run to finish, and one that arrives after it leaves it out.
  */
-export function onInterrupt(cleanup: () => Promise<unknown>): () => void {
+export function onInterrupt<T>(cleanup: () => Promise<T>): () => Promise<T> {
   if (!handling) {
     handling = true;
     const signals = ['SIGINT', 'SIGTERM'] as const;
@@ -37,6 +39,11 @@ export function onInterrupt(cleanup: () => Promise<unknown>): () => void {
     };
     for (const signal of signals) process.on(signal, onSignal);
   }
-  cleanups.add(cleanup);
-  return () => cleanups.delete(cleanup);
+  let run: Promise<T> | undefined;
+  const once = () => {
+    run ??= cleanup().finally(() => cleanups.delete(once));
+    return run;
+  };
+  cleanups.add(once);
+  return once;
 }

@@ -103,7 +103,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     ]),
   ];
   const child = spawn(temporal, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const forget = onInterrupt(() => stopProcess(child));
+  const stopChild = onInterrupt(() => stopProcess(child));
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   let exited = false;
@@ -114,7 +114,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   const deadline = Date.now() + (options.readyTimeoutMs ?? 90_000);
   for (;;) {
     if (exited) {
-      forget();
+      await stopChild();
       const tail = (await readFile(options.logFile, 'utf8').catch(() => '')).slice(-3_000);
       throw new Error(
         `temporal server start-dev exited before it was ready (log ${options.logFile}):\n${tail}`,
@@ -122,8 +122,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     }
     if (await namespaceAnswers(address, namespace)) break;
     if (Date.now() > deadline) {
-      forget();
-      await stopProcess(child);
+      await stopChild();
       throw new Error(
         `temporal server start-dev did not answer on ${address} within ${options.readyTimeoutMs ?? 90_000} ms (log ${options.logFile})`,
       );
@@ -136,8 +135,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     uiUrl: `http://127.0.0.1:${uiPort}`,
     pid: child.pid ?? -1,
     stop: async () => {
-      forget();
-      await stopProcess(child);
+      await stopChild();
       log.end();
     },
   };

@@ -8,6 +8,7 @@ import { sweepFleets } from '../infra/fleet/local-fleet';
 import { ensureChromium } from '../infra/debian';
 import { ensureHaproxy } from '../infra/haproxy';
 import { onInterrupt } from '../infra/interrupt';
+import { stopProcessGroup } from '../infra/processes';
 import { sweepClusters } from '../infra/kubernetes-cluster';
 import { startTemporalDevServer } from '../infra/temporal-server';
 
@@ -23,8 +24,13 @@ function run(label: string, argv: string[], env: NodeJS.ProcessEnv = process.env
   process.stdout.write(`\n▶ ${label}\n`);
   const [program, ...args] = argv;
   return new Promise((resolve) => {
-    const child = spawn(program, args, { cwd: root, env, stdio: 'inherit' });
-    child.on('close', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    // Its own process group: node's test runner, ended by a signal, would leave its test files' processes running.
+    const child = spawn(program, args, { cwd: root, env, stdio: 'inherit', detached: true });
+    // Interrupted, the runner ends the tests before it stops the server they use; left alone they would go on.
+    const stop = onInterrupt(() => stopProcessGroup(child));
+    child.on('close', (code, signal) => {
+      void stop().then(() => resolve(code ?? (signal ? 1 : 0)));
+    });
   });
 }
 
@@ -68,13 +74,12 @@ async function main(): Promise<number> {
   });
   process.stdout.write(`  ${server.address} (UI ${server.uiUrl})\n`);
   const fleetsDir = join(dir, 'fleets');
-  const stop = async () => {
+  const stop = onInterrupt(async () => {
     const swept = (await sweepFleets(fleetsDir)) + (await sweepClusters(fleetsDir));
     if (swept > 0) process.stdout.write(`  swept ${swept} test fleets and clusters\n`);
     await server.stop();
     await rm(dir, { recursive: true, force: true });
-  };
-  const forget = onInterrupt(stop);
+  });
   try {
     return await run(
       `${files.length} test files`,
@@ -97,7 +102,6 @@ async function main(): Promise<number> {
       },
     );
   } finally {
-    forget();
     await stop();
   }
 }

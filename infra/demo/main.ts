@@ -103,10 +103,11 @@ async function main(): Promise<number> {
   });
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const cleanups: Array<() => Promise<unknown>> = [];
-  const cleanup = async () => {
+  const runCleanups = async () => {
     for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
     cleanups.length = 0;
   };
+  let cleanUp = runCleanups;
 
   try {
     // Temporal: the user's, or a local dev server whose SQLite file keeps the demo's history between runs.
@@ -126,7 +127,7 @@ async function main(): Promise<number> {
       process.env.TEMPORAL_ADDRESS = server.address;
     }
     // Registered once the server is up, so that an interrupt stops the worker and the fleet before the server.
-    onInterrupt(cleanup);
+    cleanUp = onInterrupt(runCleanups);
     const baton = await connectBaton();
     cleanups.push(() => baton.close());
     const uiBase = server?.uiUrl ?? process.env.BATON_TEMPORAL_UI ?? 'http://localhost:8233';
@@ -223,7 +224,7 @@ async function main(): Promise<number> {
       ? exitCodes.ok
       : exitCodes.failed;
   } finally {
-    await cleanup();
+    await cleanUp();
   }
 }
 

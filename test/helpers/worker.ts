@@ -26,18 +26,20 @@ export async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<Worker
   child.stderr.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-100_000)));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const end = async (signal: NodeJS.Signals) => {
-    forget();
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
-  const forget = onInterrupt(() => end('SIGTERM'));
+  const stop = onInterrupt(() => end('SIGTERM'));
   const deadline = Date.now() + 60_000;
   while (!output.includes('Baton worker started')) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await end('SIGKILL');
+      await stop();
       throw new Error(`the worker did not start:\n${output}`);
     }
     await delay(100);
   }
-  return { child, output: () => output, crash: () => end('SIGKILL'), stop: () => end('SIGTERM') };
+  // Once killed, stop() finds it ended and only unregisters it.
+  const crash = () => end('SIGKILL').then(stop);
+  return { child, output: () => output, crash, stop };
 }

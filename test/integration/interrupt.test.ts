@@ -4,60 +4,80 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { delay } from '../../infra/processes';
 
 const root = join(__dirname, '..', '..');
 
-/** The pids of this machine's processes whose command line names `dir`: what a run under it left running. */
-function processesNaming(dir: string): number[] {
+/**
+ * This machine's processes that a run with TMPDIR=`dir` started, at any depth: they name `dir` in their command
+ * line or carry it in their environment.
+ */
+function processesOf(dir: string): Array<{ pid: number; commandLine: string }> {
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return ''; // ended while we looked
+    }
+  };
   return readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
-      } catch {
-        return false; // ended while we looked
-      }
-    })
-    .map(Number);
+    .map((pid) => ({
+      pid: Number(pid),
+      commandLine: read(`/proc/${pid}/cmdline`).replaceAll('\0', ' '),
+      environment: read(`/proc/${pid}/environ`),
+    }))
+    .filter(
+      ({ commandLine, environment }) => commandLine.includes(dir) || environment.includes(`TMPDIR=${dir}\0`),
+    )
+    .map(({ pid, commandLine }) => ({ pid, commandLine }));
 }
 
 /**
- * Runs `npm run bench -- <name>` with its temp dir in a folder of its own, sends SIGTERM once `ready` says so,
- * and returns how it ended, which of its processes still run, and which of its folders are left in its temp dir.
+ * Runs `argv` (a script of this repository, under tsx) with its temp dir in a folder of its own, sends SIGTERM
+ * once `ready` says so, and returns how it ended, which of its processes still run, and which of its folders are
+ * left in its temp dir.
  */
-async function interruptBench(
-  name: string,
+async function interrupt(
+  argv: readonly string[],
   env: NodeJS.ProcessEnv,
-  ready: (stderr: string, running: number[]) => boolean,
+  ready: (stderr: string, running: ReturnType<typeof processesOf>) => boolean,
 ) {
   const tmp = await mkdtemp(join(tmpdir(), 'baton-interrupt-'));
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', name], {
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, TMPDIR: tmp };
+    // Set by node's test runner for its test files; a test run started from one would skip its files.
+    delete childEnv.NODE_TEST_CONTEXT;
+    const child = spawn(process.execPath, ['--import', 'tsx', ...argv], {
       cwd: root,
-      env: { ...process.env, ...env, TMPDIR: tmp },
+      env: childEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const deadline = Date.now() + 120_000;
-    while (!ready(stderr, processesNaming(tmp))) {
-      assert.ok(Date.now() < deadline, `the bench did not get going: ${stderr}`);
-      assert.equal(child.exitCode, null, `the bench ended before it was interrupted: ${stderr}`);
+    while (!ready(stderr, processesOf(tmp))) {
+      assert.ok(Date.now() < deadline, `${argv.join(' ')} did not get going: ${stderr}`);
+      assert.equal(child.exitCode, null, `${argv.join(' ')} ended before it was interrupted: ${stderr}`);
       await delay(200);
     }
-    const runningBefore = processesNaming(tmp).length;
+    const runningBefore = processesOf(tmp).length;
     child.kill('SIGTERM');
-    // The SDK's own SIGTERM handler shuts the worker down, and a bench waiting on its rollout would then wait forever.
-    const code = await Promise.race([exited, delay(60_000).then(() => 'still running a minute later')]);
+    // The SDK's own SIGTERM handler shuts a worker down, and a bench waiting on its rollout would then wait forever.
+    const code = await Promise.race([
+      exited,
+      setTimeout(60_000, 'still running a minute later', { ref: false }),
+    ]);
     if (child.exitCode === null) child.kill('SIGKILL');
     // tsx keeps its compile cache in the temp dir too; only Baton's folders count.
     const left = (await readdir(tmp)).filter((entry) => entry.startsWith('baton-'));
-    return { code, runningBefore, runningAfter: processesNaming(tmp), left, stderr };
+    const runningAfter = processesOf(tmp).map(({ commandLine }) => commandLine);
+    return { code, runningBefore, runningAfter, left, stderr };
   } finally {
-    for (const pid of processesNaming(tmp)) process.kill(pid, 'SIGKILL');
+    for (const { pid } of processesOf(tmp)) process.kill(pid, 'SIGKILL');
     await rm(tmp, { recursive: true, force: true });
   }
 }
@@ -65,26 +85,39 @@ async function interruptBench(
 describe('a benchmark ended by SIGTERM', () => {
   it('stops its Temporal server and removes its scratch folder while it runs', async () => {
     let seenAt = 0;
-    const ended = await interruptBench('overhead', { BATON_BENCH_SIZES: '10' }, (_, running) => {
+    const ended = await interrupt(['bench/run.ts', 'overhead'], { BATON_BENCH_SIZES: '10' }, (_, running) => {
       // The server is up; a few seconds more and the worker is rolling out the first of three fleets of 10, light
       // enough for the test files that run beside this one.
-      if (running.length > 0 && seenAt === 0) seenAt = Date.now();
+      const server = running.some(({ commandLine }) => commandLine.includes('start-dev'));
+      if (server && seenAt === 0) seenAt = Date.now();
       return seenAt > 0 && Date.now() - seenAt > 8_000;
     });
-    assert.ok(ended.runningBefore >= 1, 'the Temporal server ran before the signal');
+    assert.ok(ended.runningBefore >= 2, 'the bench and its Temporal server ran before the signal');
     assert.equal(ended.code, 143, ended.stderr);
     assert.deepEqual(ended.runningAfter, [], 'no process of the bench outlives it');
     assert.deepEqual(ended.left, [], 'its scratch folder is gone');
   });
 
   it("also ends the fleet's hosts and HAProxy", async () => {
-    const ended = await interruptBench('zero-drop', {}, (stderr) =>
+    const ended = await interrupt(['bench/run.ts', 'zero-drop'], {}, (stderr) =>
       stderr.includes('requests/s through HAProxy'),
     );
-    // The server, HAProxy and nine hosts.
-    assert.ok(ended.runningBefore >= 11, `${ended.runningBefore} processes ran before the signal`);
+    // The bench, its server, HAProxy and nine hosts.
+    assert.ok(ended.runningBefore >= 12, `${ended.runningBefore} processes ran before the signal`);
     assert.equal(ended.code, 143, ended.stderr);
     assert.deepEqual(ended.runningAfter, [], 'no process of the bench outlives it');
     assert.deepEqual(ended.left, [], 'its scratch folder is gone');
+  });
+});
+
+describe('a test run ended by SIGTERM', () => {
+  it('ends its test files, sweeps their fleets and stops its Temporal server', async () => {
+    const ended = await interrupt(['test/run.ts', 'integration/fleet-rolling'], {}, (_, running) =>
+      // A test fleet's HAProxy is up: the test files are under way.
+      running.some(({ commandLine }) => commandLine.includes('haproxy.cfg')),
+    );
+    assert.equal(ended.code, 143, ended.stderr);
+    assert.deepEqual(ended.runningAfter, [], 'no process of the run outlives it');
+    assert.deepEqual(ended.left, [], 'its folder is gone');
   });
 });
