@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 /** Ends a child process: SIGTERM, then SIGKILL if it hasn't exited within the grace period. */
 export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void> {
@@ -11,27 +11,59 @@ export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promis
   clearTimeout(timer);
 }
 
-/**
- * Ends a child started with `detached: true` and every process in its group, as Ctrl-C ends a terminal's
- * foreground job: SIGTERM to the group, then SIGKILL to what is left of it after the grace period. Returns once
- * the group is empty.
- */
-export async function stopProcessGroup(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  if (child.pid === undefined) return;
-  const group = -child.pid;
-  const signalGroup = (signal: NodeJS.Signals | 0) => {
+/** Each process's state and parent, from /proc/<pid>/stat ("pid (command) state ppid ..."). */
+function processTable(): Map<number, { state: string; parent: number }> {
+  const table = new Map<number, { state: string; parent: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
     try {
-      process.kill(group, signal);
-      return true;
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
     } catch {
-      return false; // no process is left in the group
+      continue; // ended while we looked
+    }
+    // The command may hold spaces and parentheses: the fields that follow start after its last ")".
+    const [state = '', parent = ''] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    table.set(Number(entry), { state, parent: Number(parent) });
+  }
+  return table;
+}
+
+/**
+ * Ends a child and every process under it, as Ctrl-C ends a terminal's foreground job: SIGTERM to all of them,
+ * then SIGKILL to those left after the grace period. For a child whose own children may outlive it: node's test
+ * runner, ended by a signal, leaves its test files' processes running.
+ */
+export async function stopProcessTree(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  const root = child.pid;
+  if (root === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  if (!existsSync('/proc/self/stat')) return stopProcess(child, graceMs);
+  const tree = [root];
+  const table = processTable();
+  for (let i = 0; i < tree.length; i++)
+    for (const [pid, { parent }] of table) if (parent === tree[i]) tree.push(pid);
+  // A zombie has ended; it only waits for its parent to collect it.
+  const left = () => {
+    const now = processTable();
+    return tree.filter((pid) => {
+      const state = now.get(pid)?.state;
+      return state !== undefined && state !== 'Z' && state !== 'X';
+    });
+  };
+  const signal = (name: NodeJS.Signals) => {
+    for (const pid of left()) {
+      try {
+        process.kill(pid, name);
+      } catch {
+        // it ended meanwhile
+      }
     }
   };
-  // A process that handles SIGTERM without exiting (a worker's SDK shuts its workers down, then waits) is killed.
-  const deadline = Date.now() + graceMs;
-  if (!signalGroup('SIGTERM')) return;
-  while (signalGroup(0)) {
-    if (Date.now() > deadline) signalGroup('SIGKILL');
+  signal('SIGTERM');
+  // A process may handle SIGTERM and stay (a test file's SDK shuts its workers down, then waits): it is killed.
+  const killAt = Date.now() + graceMs;
+  while (left().length > 0 && Date.now() < killAt + graceMs) {
+    if (Date.now() > killAt) signal('SIGKILL');
     await delay(50);
   }
 }

@@ -8,7 +8,7 @@ import { sweepFleets } from '../infra/fleet/local-fleet';
 import { ensureChromium } from '../infra/debian';
 import { ensureHaproxy } from '../infra/haproxy';
 import { onInterrupt } from '../infra/interrupt';
-import { stopProcessGroup } from '../infra/processes';
+import { stopProcessTree } from '../infra/processes';
 import { sweepClusters } from '../infra/kubernetes-cluster';
 import { startTemporalDevServer } from '../infra/temporal-server';
 
@@ -24,10 +24,10 @@ function run(label: string, argv: string[], env: NodeJS.ProcessEnv = process.env
   process.stdout.write(`\n▶ ${label}\n`);
   const [program, ...args] = argv;
   return new Promise((resolve) => {
-    // Its own process group: node's test runner, ended by a signal, would leave its test files' processes running.
-    const child = spawn(program, args, { cwd: root, env, stdio: 'inherit', detached: true });
-    // Interrupted, the runner ends the tests before it stops the server they use; left alone they would go on.
-    const stop = onInterrupt(() => stopProcessGroup(child));
+    const child = spawn(program, args, { cwd: root, env, stdio: 'inherit' });
+    // Interrupted, the runner ends the tests, down to each test file's process, before it stops the server they
+    // use; left alone they would go on.
+    const stop = onInterrupt(() => stopProcessTree(child));
     child.on('close', (code, signal) => {
       void stop().then(() => resolve(code ?? (signal ? 1 : 0)));
     });
