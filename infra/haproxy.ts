@@ -1,9 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDebianPackage } from './debian';
-import { delay, stopProcess } from './processes';
+import { delay, runsWith, stopProcess } from './processes';
 
 /** Debian bookworm's HAProxy line; dynamic servers and the Runtime API commands Baton uses need 2.6 or later. */
 export const minimumHaproxy = [2, 6] as const;
@@ -81,6 +81,26 @@ export function haproxyConfig(options: {
 }
 
 /** Starts HAProxy unprivileged in the foreground (-db), its config and socket in `dir`. */
+const haproxyConfigPath = (dir: string) => join(dir, 'haproxy.cfg');
+const haproxyPidPath = (dir: string) => join(dir, 'haproxy.pid');
+
+/**
+ * Kills the HAProxy started in `dir` by the pid it recorded, when the process that started it can't stop it (it
+ * died). False when none runs: the pid counts only while its process still runs this folder's config file, since a
+ * pid file outlives its process and the kernel hands the pid out again.
+ */
+export function killRecordedHaproxy(dir: string): boolean {
+  const pidFile = haproxyPidPath(dir);
+  const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+  if (!pid || !runsWith(pid, haproxyConfigPath(dir))) return false;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // it ended meanwhile
+  }
+  return true;
+}
+
 export async function startHaproxy(options: {
   dir: string;
   frontendPort: number;
@@ -90,13 +110,13 @@ export async function startHaproxy(options: {
   const haproxy = await ensureHaproxy();
   await mkdir(options.dir, { recursive: true });
   const socket = join(options.dir, 'admin.sock');
-  const configPath = join(options.dir, 'haproxy.cfg');
+  const configPath = haproxyConfigPath(options.dir);
   const logPath = join(options.dir, 'haproxy.log');
   await writeFile(configPath, haproxyConfig({ ...options, socket }));
   const log = createWriteStream(logPath, { flags: 'a' });
   const child = spawn(haproxy, ['-db', '-f', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   // Recorded so a sweep can end it even if the process that started it died.
-  await writeFile(join(options.dir, 'haproxy.pid'), String(child.pid));
+  await writeFile(haproxyPidPath(options.dir), String(child.pid));
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   const deadline = Date.now() + 10_000;

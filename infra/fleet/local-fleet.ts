@@ -1,10 +1,9 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RolloutSpecInput } from '../../spec';
 import type { LocalHaproxy } from '../haproxy';
-import { serverCheckOptions, startHaproxy } from '../haproxy';
+import { killRecordedHaproxy, serverCheckOptions, startHaproxy } from '../haproxy';
 import { freePort } from '../ports';
-import { runsWith } from '../processes';
 import type { FleetFile } from './hosts';
 import { startHost, stopAllHosts, writeFleetFile } from './hosts';
 
@@ -119,19 +118,9 @@ export async function sweepFleets(root: string): Promise<number> {
   for (const entry of readdirSync(root)) {
     const dir = join(root, entry);
     if (!existsSync(join(dir, 'fleet.json'))) continue;
-    let running = (await stopAllHosts(dir)) > 0;
-    const pidFile = join(dir, 'haproxy', 'haproxy.pid');
-    const haproxyPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined;
-    // HAProxy runs with its config file in the fleet's folder; a pid without it now belongs to another process.
-    if (haproxyPid && runsWith(haproxyPid, join(dir, 'haproxy', 'haproxy.cfg'))) {
-      running = true;
-      try {
-        process.kill(haproxyPid, 'SIGKILL');
-      } catch {
-        // it ended meanwhile
-      }
-    }
-    if (running) swept++;
+    const hostsRan = (await stopAllHosts(dir)) > 0;
+    const haproxyRan = killRecordedHaproxy(join(dir, 'haproxy'));
+    if (hostsRan || haproxyRan) swept++;
   }
   return swept;
 }
