@@ -50,8 +50,8 @@ export async function stopProcessTree(child: ChildProcess, graceMs = 10_000): Pr
       return state !== undefined && state !== 'Z' && state !== 'X';
     });
   };
-  const signal = (name: NodeJS.Signals) => {
-    for (const pid of left()) {
+  const signal = (pids: readonly number[], name: NodeJS.Signals) => {
+    for (const pid of pids) {
       try {
         process.kill(pid, name);
       } catch {
@@ -59,11 +59,11 @@ export async function stopProcessTree(child: ChildProcess, graceMs = 10_000): Pr
       }
     }
   };
-  signal('SIGTERM');
+  signal(left(), 'SIGTERM');
   // A process may handle SIGTERM and stay (a test file's SDK shuts its workers down, then waits): it is killed.
   const killAt = Date.now() + graceMs;
-  while (left().length > 0 && Date.now() < killAt + graceMs) {
-    if (Date.now() > killAt) signal('SIGKILL');
+  for (let pids = left(); pids.length > 0 && Date.now() < killAt + graceMs; pids = left()) {
+    if (Date.now() > killAt) signal(pids, 'SIGKILL');
     await delay(50);
   }
 }
