@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
-import type { TemporalDevServer } from '../../infra/temporal-server';
-import { startTemporalDevServer } from '../../infra/temporal-server';
+import type { ScratchTemporal } from '../../infra/scratch-temporal';
+import { startScratchTemporal } from '../../infra/scratch-temporal';
 import { workflowsPath } from '../../worker/create-worker';
 
 export interface TestTemporal {
@@ -23,21 +20,13 @@ export interface TestTemporal {
  * private one when a test file runs alone. Either way the server was built from the Go module proxy.
  */
 export async function connectTestTemporal(): Promise<TestTemporal> {
-  let server: TemporalDevServer | undefined;
+  let scratch: ScratchTemporal | undefined;
   let address = process.env.BATON_TEST_TEMPORAL_ADDRESS;
   let namespace = process.env.BATON_TEST_TEMPORAL_NAMESPACE ?? 'baton-test';
   let uiUrl = process.env.BATON_TEST_TEMPORAL_UI ?? '';
-  let dir: string | undefined;
   if (!address) {
-    dir = await mkdtemp(join(tmpdir(), 'baton-temporal-'));
-    server = await startTemporalDevServer({
-      dbFile: join(dir, 'temporal.db'),
-      logFile: join(dir, 'temporal.log'),
-      namespace,
-    });
-    address = server.address;
-    namespace = server.namespace;
-    uiUrl = server.uiUrl;
+    scratch = await startScratchTemporal('temporal', namespace);
+    ({ address, namespace, uiUrl } = scratch.temporal);
   }
   const connection = await Connection.connect({ address });
   const nativeConnection = await NativeConnection.connect({ address });
@@ -50,8 +39,7 @@ export async function connectTestTemporal(): Promise<TestTemporal> {
     close: async () => {
       await connection.close();
       await nativeConnection.close();
-      await server?.stop();
-      if (dir) await rm(dir, { recursive: true, force: true });
+      await scratch?.close();
     },
   };
 }
