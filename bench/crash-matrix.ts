@@ -13,10 +13,11 @@ import { printTable } from './table';
 export async function runCrashMatrix(): Promise<void> {
   const scratch = await startBenchScratch('crash');
   const { dir, temporal } = scratch;
-  const connection = await Connection.connect({ address: temporal.address });
-  const client = new Client({ connection, namespace: benchNamespace });
   const cases: Array<CrashCase & { passed: boolean }> = [];
+  let connection: Connection | undefined;
   try {
+    connection = await Connection.connect({ address: temporal.address });
+    const client = new Client({ connection, namespace: benchNamespace });
     for (const { strategy, steps, servers } of crashMatrix)
       for (const step of steps) {
         const fleet = await startLocalFleet({
@@ -78,7 +79,7 @@ export async function runCrashMatrix(): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(figures)}\n`);
   } finally {
-    await connection.close();
+    await connection?.close();
     await scratch.close();
   }
 }

@@ -6,6 +6,7 @@ import type { SimulatedStep, StepTimes } from '../activities/fakes/simulated-fle
 import type { HistoryEvent, Timestamp } from '../client/history';
 import { toMs } from '../client/history';
 import { SimulatedFleets } from '../activities/fakes/simulated-fleet';
+import type { ScratchTemporal } from '../infra/scratch-temporal';
 import type { TemporalDevServer } from '../infra/temporal-server';
 import type { RolloutSpec, RolloutSpecInput } from '../spec';
 import { parseRolloutSpec } from '../spec';
@@ -30,6 +31,20 @@ export async function startSimulatedBench(
   tuning: BatonTuning = {},
 ): Promise<SimulatedBench> {
   const scratch = await startBenchScratch(name);
+  try {
+    return await startBench(scratch, name, times, tuning);
+  } catch (error) {
+    await scratch.close();
+    throw error;
+  }
+}
+
+async function startBench(
+  scratch: ScratchTemporal,
+  name: string,
+  times: StepTimes,
+  tuning: BatonTuning,
+): Promise<SimulatedBench> {
   const { temporal } = scratch;
   const namespace = benchNamespace;
   const connection = await Connection.connect({ address: temporal.address });

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { realActivityDeps } from '../activities';
+import type { ScratchTemporal } from '../infra/scratch-temporal';
 import { startHost } from '../infra/fleet/hosts';
 import { startLocalFleet } from '../infra/fleet/local-fleet';
 import type { LoadStats } from '../infra/load';
@@ -25,7 +26,15 @@ const startupMs = 4_000;
  */
 export async function runZeroDrop(): Promise<void> {
   const scratch = await startBenchScratch('zero-drop');
-  const { dir, temporal } = scratch;
+  try {
+    await compareRollouts(scratch);
+  } finally {
+    // Also stops the fleet's hosts and HAProxy, if starting the rest failed before they could be stopped.
+    await scratch.close();
+  }
+}
+
+async function compareRollouts({ dir, temporal }: ScratchTemporal): Promise<void> {
   const fleet = await startLocalFleet({
     dir: join(dir, 'fleet'),
     servers,
@@ -105,7 +114,6 @@ export async function runZeroDrop(): Promise<void> {
     await nativeConnection.close();
     await connection.close();
     await fleet.stop();
-    await scratch.close();
   }
 }
 
