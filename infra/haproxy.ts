@@ -80,7 +80,6 @@ export function haproxyConfig(options: {
   ].join('\n');
 }
 
-/** Starts HAProxy unprivileged in the foreground (-db), its config and socket in `dir`. */
 const haproxyConfigPath = (dir: string) => join(dir, 'haproxy.cfg');
 const haproxyPidPath = (dir: string) => join(dir, 'haproxy.pid');
 
@@ -101,6 +100,7 @@ export function killRecordedHaproxy(dir: string): boolean {
   return true;
 }
 
+/** Starts HAProxy unprivileged in the foreground (-db), its config and socket in `dir`. */
 export async function startHaproxy(options: {
   dir: string;
   frontendPort: number;
