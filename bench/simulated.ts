@@ -6,7 +6,6 @@ import type { SimulatedStep, StepTimes } from '../activities/fakes/simulated-fle
 import type { HistoryEvent, Timestamp } from '../client/history';
 import { toMs } from '../client/history';
 import { SimulatedFleets } from '../activities/fakes/simulated-fleet';
-import type { ScratchTemporal } from '../infra/scratch-temporal';
 import type { TemporalDevServer } from '../infra/temporal-server';
 import type { RolloutSpec, RolloutSpecInput } from '../spec';
 import { parseRolloutSpec } from '../spec';
@@ -32,48 +31,40 @@ export async function startSimulatedBench(
 ): Promise<SimulatedBench> {
   const scratch = await startBenchScratch(name);
   try {
-    return await startBench(scratch, name, times, tuning);
+    const { temporal } = scratch;
+    const namespace = benchNamespace;
+    const connection = await Connection.connect({ address: temporal.address });
+    const nativeConnection = await NativeConnection.connect({ address: temporal.address });
+    const fleets = new SimulatedFleets(times);
+    const taskQueue = `bench-${name}`;
+    const worker = await createBatonWorker({
+      connection: nativeConnection,
+      namespace,
+      taskQueue,
+      deps: fleets.deps(),
+      tuning,
+    });
+    const running = worker.run();
+    return {
+      client: new Client({ connection, namespace }),
+      fleets,
+      taskQueue,
+      namespace,
+      temporal,
+      worker,
+      close: async () => {
+        worker.shutdown();
+        await running;
+        await connection.close();
+        await nativeConnection.close();
+        await scratch.close();
+      },
+    };
   } catch (error) {
+    // A connection or the worker failed to start: the server, and the folder, must not outlive the bench.
     await scratch.close();
     throw error;
   }
-}
-
-async function startBench(
-  scratch: ScratchTemporal,
-  name: string,
-  times: StepTimes,
-  tuning: BatonTuning,
-): Promise<SimulatedBench> {
-  const { temporal } = scratch;
-  const namespace = benchNamespace;
-  const connection = await Connection.connect({ address: temporal.address });
-  const nativeConnection = await NativeConnection.connect({ address: temporal.address });
-  const fleets = new SimulatedFleets(times);
-  const taskQueue = `bench-${name}`;
-  const worker = await createBatonWorker({
-    connection: nativeConnection,
-    namespace,
-    taskQueue,
-    deps: fleets.deps(),
-    tuning,
-  });
-  const running = worker.run();
-  return {
-    client: new Client({ connection, namespace }),
-    fleets,
-    taskQueue,
-    namespace,
-    temporal,
-    worker,
-    close: async () => {
-      worker.shutdown();
-      await running;
-      await connection.close();
-      await nativeConnection.close();
-      await scratch.close();
-    },
-  };
 }
 
 type BatonTuning = NonNullable<BatonWorkerOptions['tuning']>;
