@@ -3,7 +3,7 @@ import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDebianPackage } from './debian';
-import { delay, runsWith, stopProcess } from './processes';
+import { delay, runsWith, sendSignal, stopProcess } from './processes';
 
 /** Debian bookworm's HAProxy line; dynamic servers and the Runtime API commands Baton uses need 2.6 or later. */
 export const minimumHaproxy = [2, 6] as const;
@@ -92,11 +92,8 @@ export function killRecordedHaproxy(dir: string): boolean {
   const pidFile = haproxyPidPath(dir);
   const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
   if (!pid || !runsWith(pid, haproxyConfigPath(dir))) return false;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // it ended meanwhile
-  }
+  // Not delivered only if it ended meanwhile: it was running all the same.
+  sendSignal(pid, 'SIGKILL');
   return true;
 }
 

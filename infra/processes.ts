@@ -51,13 +51,7 @@ export async function stopProcessTree(child: ChildProcess, graceMs = 10_000): Pr
     });
   };
   const signal = (pids: readonly number[], name: NodeJS.Signals) => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, name);
-      } catch {
-        // it ended meanwhile
-      }
-    }
+    for (const pid of pids) sendSignal(pid, name);
   };
   signal(left(), 'SIGTERM');
   // A process may handle SIGTERM and stay (a test file's SDK shuts its workers down, then waits): it is killed.
@@ -81,13 +75,20 @@ export function runsWith(pid: number, path: string): boolean {
   }
 }
 
-export function signalReaches(pid: number): boolean {
+/**
+ * Sends `signal` to `pid`; false when it can't reach one: no process has that pid (it ended since it was looked up,
+ * which the callers take as done rather than as an error) or it is another user's. Signal 0 sends nothing and only
+ * checks.
+ */
+export function sendSignal(pid: number, signal: NodeJS.Signals | 0): boolean {
   try {
-    process.kill(pid, 0);
+    process.kill(pid, signal);
     return true;
   } catch {
     return false;
   }
 }
+
+export const signalReaches = (pid: number): boolean => sendSignal(pid, 0);
 
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { withFileLock } from '../lock';
 import { freePort } from '../ports';
-import { delay, runsWith, signalReaches } from '../processes';
+import { delay, runsWith, sendSignal, signalReaches } from '../processes';
 
 /**
  * The local "hosts" of the demo fleet: each server is a real process of the demo app on its own loopback port,
@@ -73,10 +73,11 @@ function portAccepts(host: string, port: number): Promise<boolean> {
 export async function stopHost(fleetDir: string, name: string, graceMs = 30_000): Promise<boolean> {
   const state = await readHost(fleetDir, name);
   if (!state) return false;
-  process.kill(state.pid, 'SIGTERM');
+  // It may end between a check and a signal, which then finds no process: that is the stop we wanted.
+  sendSignal(state.pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   while (runsWith(state.pid, startsLogPath(fleetDir))) {
-    if (Date.now() > deadline) process.kill(state.pid, 'SIGKILL');
+    if (Date.now() > deadline) sendSignal(state.pid, 'SIGKILL');
     await delay(20);
   }
   return true;

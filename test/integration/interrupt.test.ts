@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { delay } from '../../infra/processes';
+import { delay, sendSignal } from '../../infra/processes';
 
 const root = join(__dirname, '..', '..');
 
@@ -77,7 +77,7 @@ async function interrupt(
     const runningAfter = processesOf(tmp).map(({ commandLine }) => commandLine);
     return { code, runningBefore, runningAfter, left, stderr };
   } finally {
-    for (const { pid } of processesOf(tmp)) process.kill(pid, 'SIGKILL');
+    for (const { pid } of processesOf(tmp)) sendSignal(pid, 'SIGKILL');
     await rm(tmp, { recursive: true, force: true });
   }
 }
