@@ -12,8 +12,9 @@ const signalExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
 const newest = () => [...cleanups].at(-1);
 
 async function cleanUpAndExit(signal: keyof typeof signalExitCodes): Promise<never> {
+  // Each cleanup leaves the set once it has run, and so do the ones it runs itself (a scratch's close stops its
+  // server): the newest left is taken each time, never one already done.
   for (let cleanup = newest(); cleanup; cleanup = newest()) {
-    cleanups.delete(cleanup);
     await cleanup().catch((error: unknown) =>
       process.stderr.write(`cleanup after ${signal}: ${String((error as Error)?.message ?? error)}\n`),
     );
