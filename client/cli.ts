@@ -3,6 +3,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { completionScript } from './completion';
+import packageJson from '../package.json';
 import { stringify as toYaml } from 'yaml';
 import type { RolloutSpec } from '../spec';
 import { loadRolloutSpecFile, SpecError } from '../spec';
@@ -28,6 +29,8 @@ import {
   startRollout,
   undoRollout,
 } from './rollouts';
+
+const packageVersion = packageJson.version;
 
 type OutputFormat = 'table' | 'json' | 'yaml';
 const outputOption = () =>
@@ -88,6 +91,9 @@ export function buildCli(): Command {
     .description(
       'Durable rollouts on Temporal: roll a new version over a fleet or a cluster, dropping no request.',
     )
+    .version(packageVersion, '-V, --version', "print Baton's version")
+    // Program options only before the verb, so that `start --version v3` is the rollout's version, not Baton's.
+    .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
 
@@ -97,6 +103,7 @@ export function buildCli(): Command {
       'Start a rollout from a spec file and follow it to its end (or return at once with --detach)',
     )
     .requiredOption('-f, --file <path>', 'rollout spec, YAML or JSON')
+    .option('--version <version>', "roll out this version instead of the spec's (a CI build's tag)")
     .option('--detach', 'return as soon as the rollout has started')
     .addOption(taskQueueOption())
     .addOption(outputOption())
@@ -105,25 +112,37 @@ export function buildCli(): Command {
       `
 Examples:
   baton start -f rollout.yaml                 # start and follow until it succeeds or rolls back
+  baton start -f rollout.yaml --version "$BUILD_TAG"   # the spec's version, overridden
   baton start -f rollout.yaml --detach -o json
 Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 3 target busy.`,
     )
-    .action(async (options: { file: string; detach?: boolean; taskQueue: string; output: OutputFormat }) => {
-      // Validate before connecting: a bad spec never reaches Temporal.
-      let spec;
-      try {
-        spec = await loadRolloutSpecFile(options.file);
-      } catch (error) {
-        if (!(error instanceof SpecError)) throw error;
-        process.stderr.write(`baton: ${error.message}\n`);
-        process.exitCode = exitCodes.badInput;
-        return;
-      }
-      process.exitCode = await withClient(async ({ client }) => {
-        const handle = await startRollout(client, spec, { taskQueue: options.taskQueue });
-        return report(handle, spec, options);
-      });
-    });
+    .action(
+      async (options: {
+        file: string;
+        version?: string;
+        detach?: boolean;
+        taskQueue: string;
+        output: OutputFormat;
+      }) => {
+        // Validate before connecting: a bad spec never reaches Temporal.
+        let spec;
+        try {
+          spec = await loadRolloutSpecFile(
+            options.file,
+            options.version === undefined ? {} : { version: options.version },
+          );
+        } catch (error) {
+          if (!(error instanceof SpecError)) throw error;
+          process.stderr.write(`baton: ${error.message}\n`);
+          process.exitCode = exitCodes.badInput;
+          return;
+        }
+        process.exitCode = await withClient(async ({ client }) => {
+          const handle = await startRollout(client, spec, { taskQueue: options.taskQueue });
+          return report(handle, spec, options);
+        });
+      },
+    );
 
   const again: ReadonlyArray<['retry' | 'undo', string, string]> = [
     [
@@ -389,11 +408,9 @@ export async function runCli(argv: readonly string[]): Promise<void> {
       process.exitCode = error.exitCode === 0 ? exitCodes.ok : exitCodes.badInput;
       return;
     }
-    process.stderr.write(`baton: ${(error as Error)?.stack ?? String(error)}\n`);
+    // An unexpected failure is one line for the operator; BATON_DEBUG=1 adds the stack for a bug report.
+    const detail = process.env.BATON_DEBUG ? (error as Error)?.stack : (error as Error)?.message;
+    process.stderr.write(`baton: ${detail ?? String(error)}\n`);
     process.exitCode = exitCodes.failed;
   }
-}
-
-if (require.main === module || process.argv[1]?.endsWith('baton.js')) {
-  void runCli(process.argv);
 }

@@ -1,10 +1,15 @@
 import type { z } from 'zod';
+import { printable } from './text';
 
 export interface SpecProblem {
   /** Where the problem is, as a dotted path: "target.servers[2].name". */
   readonly path: string;
   readonly message: string;
 }
+
+/** A file wrong everywhere would otherwise print megabytes: the first problems are enough to start fixing. */
+const shownProblems = 20;
+const shorten = (text: string) => (text.length > 300 ? `${text.slice(0, 300)}…` : text);
 
 /** Bad input: every problem names the field it is about and what was expected. */
 export class SpecError extends Error {
@@ -13,8 +18,16 @@ export class SpecError extends Error {
     readonly source: string,
     readonly problems: readonly SpecProblem[],
   ) {
+    // Messages quote what the user wrote, which may hold a terminal escape or a bidirectional override.
     super(
-      `${source} is not a valid rollout spec:\n${problems.map((p) => `  ${p.path || '(top level)'}: ${p.message}`).join('\n')}`,
+      printable(
+        `${source} is not a valid rollout spec:\n${problems
+          .slice(0, shownProblems)
+          .map((p) => `  ${p.path || '(top level)'}: ${shorten(p.message.replace(/\n/g, ' '))}`)
+          .join(
+            '\n',
+          )}${problems.length > shownProblems ? `\n  … and ${problems.length - shownProblems} more` : ''}`,
+      ),
     );
   }
 }

@@ -2,26 +2,60 @@ import { z } from 'zod';
 import type { Quantity } from '../workflows/plan/quantity';
 import { fleetTooLarge } from '../workflows/plan/run-limits';
 import { duration } from './duration';
+import { hiddenCharacterIn, hiddenCharacterMessage } from './text';
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const versionPattern = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
+/**
+ * Text a user writes that reaches a command, a path or a terminal: no control, invisible or bidirectional-override
+ * character, so that what an operator reads in the spec is what Baton runs. The first such character is named and
+ * the field's other checks are skipped, since their message would not say what is wrong.
+ */
+export const visibleText = (error: string) =>
+  z.string({ error }).superRefine((text, ctx) => {
+    const found = hiddenCharacterIn(text);
+    if (found) ctx.addIssue({ code: 'custom', message: hiddenCharacterMessage(found), continue: false });
+  });
+
+/**
+ * A path the worker opens. The worker runs elsewhere, in another directory, than the CLI that read the spec, so a
+ * relative path would name another file there.
+ */
+const absolutePath = (what: string) =>
+  visibleText(`expected the absolute path of ${what}`).refine((path) => path.startsWith('/'), {
+    message: `expected the absolute path of ${what}, starting with "/": the worker resolves nothing against the directory the spec was written in`,
+  });
+
+/** An http(s) URL as written: the URL parser would percent-encode a hidden character instead of refusing it. */
+const httpUrl = visibleText('expected an http:// or https:// URL').pipe(
+  z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+);
+
+/** Whole numbers a count can hold: far above any fleet, and exact in JavaScript and in Temporal's payloads. */
+export const maxCount = 1_000_000;
+const count = (error: string) =>
+  z
+    .number({ error })
+    .int(error)
+    .min(0, error)
+    .max(maxCount, `expected at most ${maxCount.toLocaleString('en-US')}`);
+
 /** A name that becomes part of workflow ids, HAProxy commands and argv: letters, digits, ".", "_" and "-". */
-export const resourceName = z
-  .string({ error: 'expected a name' })
-  .regex(namePattern, 'expected 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit');
+export const resourceName = visibleText('expected a name').regex(
+  namePattern,
+  'expected 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit',
+);
 
 /** A version as it reaches commands and image tags, so it cannot carry spaces, quotes or shell syntax. */
-export const versionString = z
-  .string({ error: 'expected a version such as "v2" or "1.4.0"' })
-  .regex(
-    versionPattern,
-    'expected a version of letters, digits, ".", "_", "+" or "-", such as "v2" or "1.4.0"',
-  );
+export const versionString = visibleText('expected a version such as "v2" or "1.4.0"').regex(
+  versionPattern,
+  'expected a version of letters, digits, ".", "_", "+" or "-", such as "v2" or "1.4.0"',
+);
 
 /** A count (`2`) or a percentage of the total (`"25%"`). */
 export const quantity = z
-  .union([z.number().int().min(0), z.string().regex(/^\d{1,3}%$/)], {
+  .union([count('expected a whole number such as 2'), z.string().regex(/^\d{1,3}%$/)], {
     error: 'expected a whole number such as 2 or a percentage such as "25%"',
   })
   .transform((value, ctx): Quantity => {
@@ -38,12 +72,25 @@ export const quantity = z
 export const argvPlaceholders = ['name', 'address', 'host', 'port', 'version'] as const;
 const placeholderPattern = /\{([^{}]*)\}/g;
 
-/** An argv template whose {placeholders} must be among `placeholders`. */
+/**
+ * An argv template whose {placeholders} must be among `placeholders`. The program is a name the worker's PATH finds
+ * (`ssh`) or an absolute path: a relative one would resolve against the worker's directory, not the spec's.
+ */
 function argvTemplateOf(placeholders: readonly string[]) {
   return z
-    .array(z.string().min(1, 'expected a non-empty argument'), { error: 'expected a list of arguments' })
+    .array(visibleText('expected an argument').min(1, 'expected a non-empty argument'), {
+      error: 'expected a list of arguments',
+    })
     .min(1, 'expected at least the program to run')
+    .max(256, 'expected at most 256 arguments')
     .superRefine((argv, ctx) => {
+      const program = argv[0] ?? '';
+      if (program.includes('/') && !program.startsWith('/'))
+        ctx.addIssue({
+          code: 'custom',
+          path: [0],
+          message: `expected a program on the worker's PATH or an absolute path, got the relative path "${program}": the worker runs in its own directory`,
+        });
       argv.forEach((arg, index) => {
         for (const [, key] of arg.matchAll(placeholderPattern)) {
           if (!placeholders.includes(key ?? '')) {
@@ -80,12 +127,12 @@ export const fleetServer = z.strictObject({
   /** Where the server listens, host:port. */
   address,
   /** Health URL verified after an upgrade; defaults to http://<address><verify.http.path>. */
-  healthUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+  healthUrl: httpUrl.optional(),
 });
 
 export const haproxyLoadBalancer = z.strictObject({
-  /** Path of the HAProxy Runtime API (admin) unix socket. */
-  socket: z.string({ error: 'expected the path of the admin socket' }).min(1),
+  /** Absolute path of the HAProxy Runtime API (admin) unix socket, on the worker's machine. */
+  socket: absolutePath('the admin socket'),
   /** The backend that holds the fleet's servers. */
   backend: resourceName,
 });
@@ -123,7 +170,7 @@ export const fleetProvision = z.strictObject({
               'expected an HAProxy server keyword or value, such as "check" or 2',
             ),
           // YAML reads `rise, 2` as a number.
-          z.number().int().min(0).transform(String),
+          count('expected an HAProxy server keyword or value').transform(String),
         ],
         { error: 'expected an HAProxy server keyword or value, such as "check" or 2' },
       ),
@@ -195,7 +242,10 @@ export const pauseStep = z.strictObject(pauseFields).superRefine(durationOrTimeo
 
 export const rolloutPause = z
   .strictObject({
-    after: z.number({ error: 'expected the number of the batch or step to pause after' }).int().min(1),
+    after: count('expected the number of the batch or step to pause after').min(
+      1,
+      'expected the number of the batch or step to pause after, at least 1',
+    ),
     ...pauseFields,
   })
   .superRefine(durationOrTimeout);
@@ -219,7 +269,7 @@ export const notificationEvents = [
 export const webhook = z
   .strictObject({
     /** The URL to POST to, when it is not a secret. */
-    url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+    url: httpUrl.optional(),
     /**
      * The name of an environment variable of the worker that holds the URL (Slack webhook URLs are secrets):
      * read by the activity that sends, so the URL never enters the workflow's input or history.
@@ -299,7 +349,7 @@ export const blueGreenStrategy = z.strictObject({
 export const canaryAnalysis = z.strictObject({
   window: duration.default(30_000),
   /** Fleets: fewer canary requests than this in the window fails the analysis (too little to judge); 20 if unset. */
-  minRequests: z.number().int().min(1).optional(),
+  minRequests: count('expected a whole number of requests').min(1).optional(),
   /** Fleets: the canary's share of 5xx answers, in percent, at most this; 5 if unset. */
   maxErrorRate: z.number().min(0).max(100).optional(),
   /** Fleets: the canary's 5xx share at most this many percentage points above the stable servers'; 1 if unset. */
@@ -365,13 +415,24 @@ export const drainPolicy = z.strictObject({
 });
 
 export const httpVerification = z.strictObject({
-  path: z.string().startsWith('/', 'expected a path starting with "/"').default('/healthz'),
+  path: visibleText('expected a path starting with "/"')
+    .startsWith('/', 'expected a path starting with "/"')
+    .max(2048)
+    .default('/healthz'),
   expectStatus: z.number().int().min(100).max(599).default(200),
   /** Where the server reports its version: a response header, or a top-level field of a JSON body. */
   versionFrom: z
-    .union([z.strictObject({ header: z.string().min(1) }), z.strictObject({ json: z.string().min(1) })], {
-      error: 'expected { header: <name> } or { json: <field> }',
-    })
+    .union(
+      [
+        z.strictObject({
+          header: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}$/, 'expected an HTTP header name'),
+        }),
+        z.strictObject({ json: visibleText('expected a JSON field name').min(1).max(256) }),
+      ],
+      {
+        error: 'expected { header: <name> } or { json: <field> }',
+      },
+    )
     .default({ json: 'version' }),
   /** Consecutive passing checks before the server counts as verified. */
   passes: z.number().int().min(1).max(100).default(3),

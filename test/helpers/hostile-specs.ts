@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { hiddenCharacterIn } from '../../spec/text';
 import { minimalFleetSpecInput } from './specs';
 
 /** A valid fleet spec with every field written out; hostile-input tests break it in one place. */
@@ -103,8 +104,13 @@ export function breaksField(spec: Json, path: readonly (string | number)[], valu
   const field = path.join('.');
   if (JSON.stringify(before) === JSON.stringify(value)) return false;
   if (field === 'verify.http.path' && typeof value === 'string' && value.startsWith('/')) return false;
-  // The socket is a filesystem path, never given to a shell: any non-empty text is a valid one.
-  if (field === 'target.loadBalancer.haproxy.socket' && typeof value === 'string' && value !== '')
+  // The socket is a filesystem path, never given to a shell: any absolute path of visible text is a valid one.
+  if (
+    field === 'target.loadBalancer.haproxy.socket' &&
+    typeof value === 'string' &&
+    value.startsWith('/') &&
+    hiddenCharacterIn(value) === undefined
+  )
     return false;
   // A failure budget may be a fraction of a percent.
   return !(
@@ -114,3 +120,75 @@ export function breaksField(spec: Json, path: readonly (string | number)[], valu
     value <= 100
   );
 }
+
+/** Text leaves of the valid spec that reach a command, a path, an HTTP request or a terminal. */
+export const textLeaves: ReadonlyArray<readonly (string | number)[]> = [
+  ['target', 'name'],
+  ['target', 'loadBalancer', 'haproxy', 'socket'],
+  ['target', 'loadBalancer', 'haproxy', 'backend'],
+  ['target', 'servers', 0, 'name'],
+  ['target', 'upgrade', 'argv', 0],
+  ['target', 'upgrade', 'argv', 1],
+  ['version'],
+  ['verify', 'http', 'path'],
+];
+
+/**
+ * Characters that make text read other than it is or act on a terminal: controls (NUL, ESC, DEL, C1), bidirectional
+ * overrides and isolates, zero-width characters, the BOM, soft hyphen, separators, fillers and variation selectors.
+ */
+export const hiddenCharacter = fc.constantFrom(
+  '\u0000',
+  '\u0007',
+  '\t',
+  '\r',
+  '\u001b',
+  '\u007f',
+  '\u0085',
+  '\u009b',
+  '\u00ad',
+  '\u061c',
+  '\u180e',
+  '\u200b',
+  '\u200c',
+  '\u200d',
+  '\u200e',
+  '\u200f',
+  '\u2028',
+  '\u2029',
+  '\u202a',
+  '\u202b',
+  '\u202c',
+  '\u202d',
+  '\u202e',
+  '\u2060',
+  '\u2066',
+  '\u2067',
+  '\u2068',
+  '\u2069',
+  '\u3164',
+  '\ufe0f',
+  '\ufeff',
+  '\ud800',
+  '\u{e0041}',
+);
+
+/** Numeric leaves with the largest value each accepts; anything above must be refused. */
+export const boundedNumbers: ReadonlyArray<readonly [readonly (string | number)[], number]> = [
+  [['strategy', 'batchSize'], 1_000_000],
+  [['strategy', 'maxUnavailable'], 1_000_000],
+  [['verify', 'http', 'expectStatus'], 599],
+  [['verify', 'http', 'passes'], 100],
+  [['failureBudget', 'maxFailPercent'], 100],
+];
+
+/** Duration leaves: a year at most. */
+export const durationLeaves: ReadonlyArray<readonly (string | number)[]> = [
+  ['target', 'upgrade', 'timeout'],
+  ['strategy', 'pauseBetweenBatches'],
+  ['drain', 'timeout'],
+  ['drain', 'pollInterval'],
+  ['verify', 'http', 'interval'],
+  ['verify', 'http', 'timeout'],
+  ['verify', 'http', 'requestTimeout'],
+];
