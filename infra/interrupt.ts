@@ -9,6 +9,9 @@ let handling = false;
 /** The exit status a shell gives a command ended by the signal. */
 const signalExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
 
+/** Signals this soon after the first are the same interrupt, relayed. */
+const duplicateWindowMs = 1_000;
+
 const newest = () => [...cleanups].at(-1);
 
 async function cleanUpAndExit(signal: keyof typeof signalExitCodes): Promise<never> {
@@ -24,7 +27,8 @@ async function cleanUpAndExit(signal: keyof typeof signalExitCodes): Promise<nev
 
 /**
  * Registers `cleanup` to run if SIGINT or SIGTERM arrives, then the process exits with 130 or 143; cleanups run one
- * at a time, newest first, and a second signal during them ends the process at once.
+ * at a time, newest first, and a second signal during them (more than a second after the first) ends the process at
+ * once.
  *
  * Returns `cleanup` made to run at most once, for the normal end to call instead: an interrupt that arrives while
  * it runs waits for that same run to finish, and one that arrives after it leaves it out.
@@ -33,10 +37,17 @@ export function onInterrupt<T>(cleanup: () => Promise<T>): () => Promise<T> {
   if (!handling) {
     handling = true;
     const signals = ['SIGINT', 'SIGTERM'] as const;
+    let first: { signal: (typeof signals)[number]; at: number } | undefined;
     const onSignal = (signal: (typeof signals)[number]) => {
-      // Without a listener, the next signal of either kind ends the process the default way.
-      for (const other of signals) process.removeListener(other, onSignal);
-      void cleanUpAndExit(signal);
+      if (first === undefined) {
+        first = { signal, at: performance.now() };
+        void cleanUpAndExit(signal);
+        return;
+      }
+      // One Ctrl-C often arrives twice: the terminal signals the whole foreground group, and a wrapper in it (npm,
+      // tsx) relays the same signal to its child. Only a later one is the operator insisting: it ends at once.
+      if (performance.now() - first.at < duplicateWindowMs) return;
+      process.exit(signalExitCodes[first.signal]);
     };
     for (const signal of signals) process.on(signal, onSignal);
   }

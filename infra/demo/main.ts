@@ -1,8 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { stringify as toYaml } from 'yaml';
 import { realActivityDeps } from '../../activities';
 import { connectBaton } from '../../client/connection';
 import { exitCodes } from '../../client/exit-codes';
@@ -17,6 +18,7 @@ import type { LocalFleet } from '../fleet/local-fleet';
 import { startLocalFleet } from '../fleet/local-fleet';
 import { startLoad } from '../load';
 import { onInterrupt } from '../interrupt';
+import { tryFileLock } from '../lock';
 import { portInUse } from '../ports';
 import type { TemporalDevServer } from '../temporal-server';
 import { startTemporalDevServer } from '../temporal-server';
@@ -93,6 +95,48 @@ function demoStrategy(options: DemoOptions): RolloutSpecInput['strategy'] {
   return { type: 'rolling', batchSize: options.batch };
 }
 
+/**
+ * The kept fleet's spec as a user would keep it: the demo's own, with time between rolling batches so that pause,
+ * resume and abort can be tried by hand on a second rollout.
+ */
+function playgroundSpec(input: RolloutSpecInput, options: DemoOptions): string {
+  const strategy =
+    input.strategy?.type === 'rolling' ? { ...input.strategy, pauseBetweenBatches: '10s' } : input.strategy;
+  return [
+    `# The demo's fleet (${options.servers} servers behind HAProxy), kept by \`npm run demo -- --keep\`.`,
+    '# Start a rollout of it with: npx baton start -f <this file> --version v3',
+    toYaml({ ...input, strategy }),
+  ].join('\n');
+}
+
+/** "v2" → "v3"; any other version gets "-next". */
+function nextVersion(version: string): string {
+  const match = /^(.*?)(\d+)$/.exec(version);
+  return match ? `${match[1]}${Number(match[2]) + 1}` : `${version}-next`;
+}
+
+/** The commands the kept demo prints, each runnable as printed from the project's folder. */
+function playgroundCommands(playground: {
+  specFile: string;
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  target: string;
+  next: string;
+}): string[] {
+  const { target } = playground;
+  return [
+    `export TEMPORAL_ADDRESS=${playground.address} TEMPORAL_NAMESPACE=${playground.namespace} BATON_TASK_QUEUE=${playground.taskQueue}`,
+    `npx baton start -f ${playground.specFile} --version ${playground.next} --detach   # a second rollout`,
+    `npx baton status ${target}`,
+    `npx baton pause ${target} --reason "a closer look"`,
+    `npx baton resume ${target}`,
+    `npx baton abort ${target} --reason "trying abort"   # rolls back to the version it started from`,
+    `npx baton watch ${target}`,
+    `npx baton history ${target}   # every step and every command, with who sent it`,
+  ];
+}
+
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   // Stdout carries the summary (its last line is the JSON with --json); the worker's notices go to stderr.
@@ -114,7 +158,18 @@ async function main(): Promise<number> {
     let server: TemporalDevServer | undefined;
     if (!process.env.TEMPORAL_ADDRESS) {
       log('starting a local Temporal server…');
-      const dir = join(cacheRoot(), 'demo');
+      // One demo at a time keeps its history in the cache; another one running beside it gets a scratch database,
+      // since two servers on one SQLite file would corrupt it.
+      const kept = join(cacheRoot(), 'demo');
+      await mkdir(kept, { recursive: true });
+      const release = await tryFileLock(join(kept, 'demo.lock'));
+      let dir = kept;
+      if (release) cleanups.push(release);
+      else {
+        dir = await mkdtemp(join(tmpdir(), 'baton-demo-temporal-'));
+        log(`another demo uses ${kept}; this one keeps its history in ${dir} until it ends`);
+        cleanups.push(() => rm(dir, { recursive: true, force: true }));
+      }
       const defaultPorts = !(await portInUse(7233)) && !(await portInUse(8233));
       server = await startTemporalDevServer({
         dbFile: join(dir, 'temporal.db'),
@@ -163,11 +218,9 @@ async function main(): Promise<number> {
 
     // Blue/green and surge create new servers and destroy the old ones: the fleet is what HAProxy's backend holds.
     const creates = options.strategy === 'blue-green' || options.strategy === 'surge';
-    const input = fleet.spec({ version: options.to, strategy: demoStrategy(options) }, 'demo-web');
-    const spec = parseRolloutSpec(
-      creates ? { ...input, target: fleet.provisionedTarget('demo-web') } : input,
-      'demo spec',
-    );
+    const fleetInput = fleet.spec({ version: options.to, strategy: demoStrategy(options) }, 'demo-web');
+    const input = creates ? { ...fleetInput, target: fleet.provisionedTarget('demo-web') } : fleetInput;
+    const spec = parseRolloutSpec(input, 'demo spec');
     log(`sending ${options.rate} requests/s through HAProxy at ${fleet.haproxy.frontendUrl}`);
     const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: options.rate });
     await delay(1_000);
@@ -214,8 +267,27 @@ async function main(): Promise<number> {
     );
 
     if (options.keep) {
+      const specFile = join(fleetDir, 'rollout.yaml');
+      await writeFile(specFile, playgroundSpec(input, options));
       log(
-        `\nkept running: HAProxy ${fleet.haproxy.frontendUrl}, admin socket ${fleet.haproxy.socket}, Temporal ${baton.address}, UI ${uiBase}. Ctrl-C stops everything.`,
+        [
+          '',
+          `kept running: HAProxy ${fleet.haproxy.frontendUrl}, admin socket ${fleet.haproxy.socket}, Temporal ${baton.address}, UI ${uiBase}.`,
+          `The fleet's spec is ${specFile}. Try, from ${process.cwd()} in another terminal:`,
+          '',
+          ...playgroundCommands({
+            specFile,
+            address: baton.address,
+            namespace: baton.namespace,
+            taskQueue,
+            target: spec.target.name,
+            next: nextVersion(options.to),
+          }).map((line) => `  ${line}`),
+          '',
+          `  ${uiBase}/namespaces/${baton.namespace}/workflows   # every rollout, in the Temporal UI`,
+          '',
+          'Ctrl-C stops everything.',
+        ].join('\n'),
       );
       await new Promise(() => undefined);
     }

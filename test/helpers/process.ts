@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface Finished {
   readonly code: number | null;
@@ -24,4 +25,29 @@ export function runToEnd(
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * This machine's processes that a run with TMPDIR=`dir` started, at any depth: they name `dir` in their command
+ * line or carry it in their environment.
+ */
+export function processesOf(dir: string): Array<{ pid: number; commandLine: string }> {
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return ''; // ended while we looked
+    }
+  };
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
+    .map((pid) => ({
+      pid: Number(pid),
+      commandLine: read(`/proc/${pid}/cmdline`).replaceAll('\0', ' '),
+      environment: read(`/proc/${pid}/environ`),
+    }))
+    .filter(
+      ({ commandLine, environment }) => commandLine.includes(dir) || environment.includes(`TMPDIR=${dir}\0`),
+    )
+    .map(({ pid, commandLine }) => ({ pid, commandLine }));
 }

@@ -19,12 +19,11 @@ const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1', NO_COLOR: '1' };
 type Invocation = (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
 
 /** Every way a user reaches the CLI; each must run it, whatever argv[1] is spelled like. */
-const invocations: Record<string, () => Promise<Invocation>> = {
-  'npx baton (in the project)': async () => (args) =>
-    runToEnd('npx', ['baton', ...args], { cwd: root, env }),
-  'npm run baton --': async () => (args) =>
+const invocations: Record<string, () => Invocation | Promise<Invocation>> = {
+  'npx baton (in the project)': () => (args) => runToEnd('npx', ['baton', ...args], { cwd: root, env }),
+  'npm run baton --': () => (args) =>
     runToEnd('npm', ['run', '--silent', 'baton', '--', ...args], { cwd: root, env }),
-  'node bin/baton.js': async () => (args) =>
+  'node bin/baton.js': () => (args) =>
     runToEnd(process.execPath, [join(root, 'bin', 'baton.js'), ...args], { cwd: root, env }),
   'npm install -g .': async () => {
     const prefix = join(dir, 'global');

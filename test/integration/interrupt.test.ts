@@ -1,39 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { delay, sendSignal } from '../../infra/processes';
+import { processesOf } from '../helpers/process';
 
 const root = join(__dirname, '..', '..');
-
-/**
- * This machine's processes that a run with TMPDIR=`dir` started, at any depth: they name `dir` in their command
- * line or carry it in their environment.
- */
-function processesOf(dir: string): Array<{ pid: number; commandLine: string }> {
-  const read = (path: string) => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch {
-      return ''; // ended while we looked
-    }
-  };
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
-    .map((pid) => ({
-      pid: Number(pid),
-      commandLine: read(`/proc/${pid}/cmdline`).replaceAll('\0', ' '),
-      environment: read(`/proc/${pid}/environ`),
-    }))
-    .filter(
-      ({ commandLine, environment }) => commandLine.includes(dir) || environment.includes(`TMPDIR=${dir}\0`),
-    )
-    .map(({ pid, commandLine }) => ({ pid, commandLine }));
-}
 
 /**
  * Runs `argv` (a script of this repository, under tsx) with its temp dir in a folder of its own, sends SIGTERM
