@@ -2,7 +2,11 @@ import { hostname, userInfo } from 'node:os';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { defaultKubernetesClients } from '../activities/kubernetes/api';
 import { completionScript } from './completion';
+import { fleetStarterSpec, InitError, kubernetesStarterSpec } from './init';
 import packageJson from '../package.json';
 import { stringify as toYaml } from 'yaml';
 import type { RolloutSpec } from '../spec';
@@ -326,6 +330,80 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
       });
     });
 
+  const init = program
+    .command('init')
+    .description('Write a starter spec, commented, from what runs now: an HAProxy backend or a Deployment');
+  const initOutput = (command: Command) =>
+    command
+      .option('-f, --file <path>', 'write the spec here (refused if the file exists) instead of stdout')
+      .option('--name <target>', 'the target name (defaults to the backend or Deployment)', parseTarget);
+  initOutput(
+    init
+      .command('fleet')
+      .description("A fleet spec from an HAProxy backend's servers, read over the Runtime API")
+      .requiredOption('--socket <path>', "HAProxy's admin socket")
+      .requiredOption('--backend <name>', 'the backend holding the servers', parseTarget)
+      .option('--version <version>', 'the version the servers run (read from GET /healthz if not given)')
+      .argument('<upgrade...>', 'after --: the upgrade command, one argument each, with {name} {version} …')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  baton init fleet --socket /run/haproxy/admin.sock --backend web -f rollout.yaml -- /usr/local/bin/deploy {name} {version}\nExit codes: 0 written, 1 HAProxy unreachable, 2 bad input, 3 no such backend.',
+      ),
+  ).action(
+    async (
+      upgrade: string[],
+      options: { socket: string; backend: string; version?: string; name?: string; file?: string },
+    ) => {
+      process.exitCode = await writeStarter(options.file, () =>
+        fleetStarterSpec({
+          // The spec's socket is absolute (the worker runs elsewhere); here it is relative to the user's folder.
+          socket: resolve(options.socket),
+          backend: options.backend,
+          upgrade,
+          ...(options.version !== undefined ? { version: options.version } : {}),
+          ...(options.name !== undefined ? { name: options.name } : {}),
+        }),
+      );
+    },
+  );
+  initOutput(
+    init
+      .command('kubernetes')
+      .description(
+        'A Kubernetes spec from a Deployment: its container, image and tag, and the Service in front',
+      )
+      .requiredOption('--deployment <name>', 'the Deployment serving now', parseTarget)
+      .option('-n, --namespace <name>', 'its namespace', parseTarget, 'default')
+      .option('--container <name>', 'the container to roll (needed when the pod has several)', parseTarget)
+      .addHelpText(
+        'after',
+        '\nExamples:\n  baton init kubernetes --deployment web -n shop -f rollout.yaml\nThe cluster is found as kubectl finds it (KUBECONFIG, ~/.kube/config, a service account).\nExit codes: 0 written, 1 cluster unreachable, 2 bad input, 3 no such Deployment.',
+      ),
+  ).action(
+    async (options: {
+      deployment: string;
+      namespace: string;
+      container?: string;
+      name?: string;
+      file?: string;
+    }) => {
+      process.exitCode = await writeStarter(options.file, async () => {
+        let clients;
+        try {
+          clients = defaultKubernetesClients();
+        } catch (error) {
+          throw new InitError((error as Error).message);
+        }
+        return kubernetesStarterSpec(clients, {
+          deployment: options.deployment,
+          namespace: options.namespace,
+          ...(options.container !== undefined ? { container: options.container } : {}),
+          ...(options.name !== undefined ? { name: options.name } : {}),
+        });
+      });
+    },
+  );
+
   program
     .command('completion')
     .description('Print a shell completion script for bash or zsh')
@@ -339,6 +417,39 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
     });
 
   return program;
+}
+
+/** Writes a starter spec to `file` (never over one) or stdout; returns the exit code. */
+async function writeStarter(file: string | undefined, make: () => Promise<string>): Promise<number> {
+  let text: string;
+  try {
+    text = await make();
+  } catch (error) {
+    if (!(error instanceof InitError || error instanceof SpecError)) throw error;
+    process.stderr.write(`baton: ${error.message}\n`);
+    return error instanceof InitError
+      ? error.notFound
+        ? exitCodes.notFoundOrConflict
+        : exitCodes.failed
+      : exitCodes.badInput;
+  }
+  if (file === undefined) {
+    process.stdout.write(text);
+    return exitCodes.ok;
+  }
+  try {
+    await writeFile(file, text, { flag: 'wx' });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    process.stderr.write(
+      `baton: ${code === 'EEXIST' ? `${file} exists; choose another file or remove it first` : `cannot write ${file}: ${code}`}\n`,
+    );
+    return exitCodes.badInput;
+  }
+  process.stderr.write(
+    `wrote ${file}; roll out a new version with: npx baton start -f ${file} --version <version>\n`,
+  );
+  return exitCodes.ok;
 }
 
 /** Prints a started rollout, then (unless detached) follows it to its end; returns the exit code. */
