@@ -1,80 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadRolloutSpecFile } from '../../spec';
-import { delay, sendSignal } from '../../infra/processes';
 import { portInUse } from '../../infra/ports';
+import { keptDemo, leftAfter } from '../helpers/demo';
 import { processesOf, runToEnd } from '../helpers/process';
 
 const root = join(__dirname, '..', '..');
-
-interface KeptDemo {
-  readonly tmp: string;
-  readonly stderr: () => string;
-  /** Ctrl-C, as a terminal sends it: SIGINT to the demo's whole process group. */
-  interrupt(): Promise<string>;
-}
-
-/** Runs `npm run demo -- … --keep` as a user does, in a process group and a temp dir of its own. */
-async function keptDemo(args: readonly string[]): Promise<KeptDemo> {
-  const tmp = await mkdtemp(join(tmpdir(), 'baton-playground-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, NO_COLOR: '1' };
-  // As a new user: no Temporal of their own, so the demo starts one.
-  delete env.TEMPORAL_ADDRESS;
-  delete env.NODE_TEST_CONTEXT;
-  const child = spawn('npm', ['run', '--silent', 'demo', '--', ...args, '--keep'], {
-    cwd: root,
-    env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdout.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  // npm, signalled with its group, ends by the signal itself; the demo under it exits 130.
-  const exited = new Promise<string>((resolve) =>
-    child.on('exit', (code, signal) => resolve(signal ?? String(code))),
-  );
-  const running = () => child.exitCode === null && child.signalCode === null;
-  const deadline = Date.now() + 240_000;
-  while (!stderr.includes('Ctrl-C stops everything.')) {
-    assert.ok(running(), `the demo ended before it was kept: ${stderr}`);
-    assert.ok(Date.now() < deadline, `the demo was not kept within 4 minutes: ${stderr}`);
-    await delay(250);
-  }
-  return {
-    tmp,
-    stderr: () => stderr,
-    interrupt: async () => {
-      assert.ok(running(), `the demo ended before Ctrl-C: ${stderr.slice(-2_000)}`);
-      process.kill(-(child.pid as number), 'SIGINT');
-      const ended = await Promise.race([exited, sleep(60_000, 'still running', { ref: false })]);
-      if (running()) process.kill(-(child.pid as number), 'SIGKILL');
-      return ended;
-    },
-  };
-}
-
-/** What a Ctrl-C left: processes of the demo's temp dir, and Baton folders in it. */
-async function leftAfter(demo: KeptDemo) {
-  try {
-    const code = await demo.interrupt();
-    await delay(500);
-    return {
-      code,
-      running: processesOf(demo.tmp).map(({ commandLine }) => commandLine),
-      folders: (await readdir(demo.tmp)).filter((entry) => entry.startsWith('baton-')),
-    };
-  } finally {
-    for (const { pid } of processesOf(demo.tmp)) sendSignal(pid, 'SIGKILL');
-    await rm(demo.tmp, { recursive: true, force: true });
-  }
-}
 
 /** The indented lines the kept demo printed under "Try, from …": an export, then each baton command. */
 function printedCommands(stderr: string): {
@@ -96,7 +29,7 @@ function printedCommands(stderr: string): {
 
 describe('the kept demo: a playground to drive by hand', () => {
   it('prints the commands of a second rollout, each works as printed, and Ctrl-C leaves nothing', async () => {
-    const demo = await keptDemo(['--servers', '3', '--batch', '1', '--rate', '50']);
+    const demo = await keptDemo('npm run --silent demo -- --servers 3 --batch 1 --rate 50 --keep');
     let temporalPort = 0;
     try {
       const { specFile, exportLine, commands, ui } = printedCommands(demo.stderr());
@@ -147,7 +80,9 @@ describe('the kept demo: a playground to drive by hand', () => {
 
   for (const strategy of ['recreate', 'blue-green', 'canary', 'surge']) {
     it(`Ctrl-C on a kept ${strategy} demo stops every server it started or created, and its folder goes`, async () => {
-      const demo = await keptDemo(['--strategy', strategy, '--servers', '3', '--rate', '50']);
+      const demo = await keptDemo(
+        `npm run --silent demo -- --strategy ${strategy} --servers 3 --rate 50 --keep`,
+      );
       const { specFile } = printedCommands(demo.stderr());
       assert.ok(existsSync(specFile), `the spec file ${specFile} exists`);
       assert.ok(processesOf(demo.tmp).length >= 5, 'HAProxy, servers and Temporal ran before the signal');

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { delay, sendSignal } from '../../infra/processes';
+import { processesOf } from './process';
+
+const root = join(__dirname, '..', '..');
+
+export interface KeptDemo {
+  readonly tmp: string;
+  readonly stderr: () => string;
+  /** Ctrl-C, as a terminal sends it: SIGINT to the demo's whole process group. */
+  interrupt(): Promise<string>;
+}
+
+/** Runs a `npm run demo -- … --keep` line in bash as a user does, in a process group and a temp dir of its own. */
+export async function keptDemo(commandLine: string): Promise<KeptDemo> {
+  const tmp = await mkdtemp(join(tmpdir(), 'baton-playground-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, NO_COLOR: '1' };
+  // As a new user: no Temporal of their own, so the demo starts one.
+  delete env.TEMPORAL_ADDRESS;
+  delete env.NODE_TEST_CONTEXT;
+  const child = spawn('bash', ['-c', commandLine], {
+    cwd: root,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  // npm, signalled with its group, ends by the signal itself; the demo under it exits 130.
+  const exited = new Promise<string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(signal ?? String(code))),
+  );
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const deadline = Date.now() + 240_000;
+  while (!stderr.includes('Ctrl-C stops everything.')) {
+    assert.ok(running(), `the demo ended before it was kept: ${stderr}`);
+    assert.ok(Date.now() < deadline, `the demo was not kept within 4 minutes: ${stderr}`);
+    await delay(250);
+  }
+  return {
+    tmp,
+    stderr: () => stderr,
+    interrupt: async () => {
+      assert.ok(running(), `the demo ended before Ctrl-C: ${stderr.slice(-2_000)}`);
+      process.kill(-(child.pid as number), 'SIGINT');
+      const ended = await Promise.race([exited, sleep(60_000, 'still running', { ref: false })]);
+      if (running()) process.kill(-(child.pid as number), 'SIGKILL');
+      return ended;
+    },
+  };
+}
+
+/** What a Ctrl-C left: processes of the demo's temp dir, and Baton folders in it. */
+export async function leftAfter(demo: KeptDemo) {
+  try {
+    const code = await demo.interrupt();
+    await delay(500);
+    return {
+      code,
+      running: processesOf(demo.tmp).map(({ commandLine }) => commandLine),
+      folders: (await readdir(demo.tmp)).filter((entry) => entry.startsWith('baton-')),
+    };
+  } finally {
+    for (const { pid } of processesOf(demo.tmp)) sendSignal(pid, 'SIGKILL');
+    await rm(demo.tmp, { recursive: true, force: true });
+  }
+}
