@@ -12,6 +12,7 @@ import { stringify as toYaml } from 'yaml';
 import type { RolloutSpec } from '../spec';
 import { loadRolloutSpecFile, SpecError } from '../spec';
 import { resourceName } from '../spec/rollout';
+import { hiddenCharacterIn, hiddenCharacterMessage, printable } from '../spec/text';
 import type { rolloutWorkflow } from '../workflows';
 import { defaultTaskQueue, rolloutWorkflowId } from '../workflows/messages';
 import { fetchRolloutEvents, renderHistory, rolloutHistory } from './history';
@@ -46,6 +47,14 @@ function parseTarget(value: string): string {
   if (!parsed.success)
     throw new InvalidArgumentError(parsed.error.issues[0]?.message ?? 'expected a target name');
   return parsed.data;
+}
+
+/** A reason is shown later in terminals and the Temporal UI, so it holds visible text only, and not a page of it. */
+function parseReason(value: string): string {
+  const hidden = hiddenCharacterIn(value);
+  if (hidden) throw new InvalidArgumentError(hiddenCharacterMessage(hidden));
+  if (value.length > 500) throw new InvalidArgumentError('expected at most 500 characters');
+  return value;
 }
 
 const targetArgument = () => new Argument('<target>', 'the target name from the spec').argParser(parseTarget);
@@ -98,6 +107,8 @@ export function buildCli(): Command {
     .version(packageVersion, '-V, --version', "print Baton's version")
     // Program options only before the verb, so that `start --version v3` is the rollout's version, not Baton's.
     .enablePositionalOptions()
+    // Commander quotes a bad argument in its error: shown as <U+202E>, a hidden character can't reorder the line.
+    .configureOutput({ outputError: (text, write) => write(printable(text)) })
     .showHelpAfterError()
     .exitOverride();
 
@@ -142,7 +153,10 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
           return;
         }
         process.exitCode = await withClient(async ({ client }) => {
-          const handle = await startRollout(client, spec, { taskQueue: options.taskQueue });
+          const handle = await startRollout(client, spec, {
+            taskQueue: options.taskQueue,
+            startedBy: { by: operatorName(), via: 'start' },
+          });
           return report(handle, spec, options);
         });
       },
@@ -177,6 +191,7 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
           process.exitCode = await withClient(async ({ client }) => {
             const { handle, spec } = await (verb === 'retry' ? retryRollout : undoRollout)(client, target, {
               taskQueue: options.taskQueue,
+              startedBy: { by: operatorName(), via: verb },
             });
             return report(handle, spec, options);
           });
@@ -221,7 +236,7 @@ Exit codes: 0 succeeded, 1 rolled back or failed, 2 bad spec (nothing started), 
       .command(verb)
       .description(description)
       .addArgument(targetArgument())
-      .option('--reason <text>', 'why; recorded in the rollout history with who sent it')
+      .option('--reason <text>', 'why; recorded in the rollout history with who sent it', parseReason)
       .addOption(outputOption())
       .addHelpText(
         'after',

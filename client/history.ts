@@ -19,6 +19,13 @@ export interface HistoryEntry {
   readonly durationMs?: number;
 }
 
+/** What the SDK's core records of a local activity in its marker (snake case, as core writes it). */
+interface LocalActivityMarker {
+  readonly activity_type?: string;
+  readonly original_schedule_time?: Timestamp;
+  readonly complete_time?: Timestamp;
+}
+
 /** Milliseconds since the epoch of a history timestamp. */
 export const toMs = (ts: Timestamp): number =>
   ts ? Number(ts.seconds?.toString() ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6) : 0;
@@ -76,12 +83,31 @@ export function rolloutHistory(events: readonly HistoryEvent[]): HistoryEntry[] 
     const at = toMs(event.eventTime as Timestamp);
     const id = String(event.eventId ?? '');
     if (event.workflowExecutionStartedEventAttributes) {
-      const continued = Boolean(event.workflowExecutionStartedEventAttributes.continuedExecutionRunId);
+      const started = event.workflowExecutionStartedEventAttributes;
+      const by = decode(started.memo?.fields?.startedBy);
+      const via = decode(started.memo?.fields?.via);
+      const verb = via === 'retry' ? 'retried' : via === 'undo' ? 'undone' : 'started';
       entries.push({
         at: iso(at),
         kind: 'rollout',
-        what: continued ? 'continued in a new run' : 'started',
+        what: started.continuedExecutionRunId
+          ? 'continued in a new run'
+          : `${verb}${typeof by === 'string' ? ` by ${by}` : ''}`,
         outcome: '',
+      });
+    } else if (event.markerRecordedEventAttributes?.markerName === 'core_local_activity') {
+      // A local activity runs inside the workflow task and leaves one marker: its summary, times and outcome.
+      const marker = event.markerRecordedEventAttributes;
+      const data = decode(marker.details?.data?.payloads?.[0]) as LocalActivityMarker | undefined;
+      const summary = decode(event.userMetadata?.summary);
+      const scheduledAt = data?.original_schedule_time ? toMs(data.original_schedule_time) : at;
+      const doneAt = data?.complete_time ? toMs(data.complete_time) : at;
+      entries.push({
+        at: iso(scheduledAt),
+        kind: 'step',
+        what: typeof summary === 'string' ? summary : (data?.activity_type ?? 'local activity'),
+        outcome: marker.failure ? `failed: ${marker.failure.message ?? ''}` : 'ok',
+        durationMs: Math.max(0, doneAt - scheduledAt),
       });
     } else if (event.activityTaskScheduledEventAttributes) {
       const summary = decode(event.userMetadata?.summary);

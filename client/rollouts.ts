@@ -38,10 +38,21 @@ export type RolloutOutcome =
   | { readonly kind: 'failed'; readonly reason: string };
 
 /** Starts the rollout of a validated spec; one live rollout per target. */
+/** Who started a rollout, and how; kept in the workflow's memo, so its history and the Temporal UI show it. */
+export interface StartedBy {
+  readonly by: string;
+  readonly via: 'start' | 'retry' | 'undo';
+}
+
+export interface StartOptions {
+  readonly taskQueue?: string;
+  readonly startedBy?: StartedBy;
+}
+
 export async function startRollout(
   client: Client,
   spec: RolloutSpec,
-  options: { taskQueue?: string } = {},
+  options: StartOptions = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof rolloutWorkflow>> {
   const workflowId = rolloutWorkflowId(spec.target.name);
   try {
@@ -50,6 +61,7 @@ export async function startRollout(
       workflowId,
       taskQueue: options.taskQueue ?? defaultTaskQueue,
       staticSummary: `${spec.strategy.type} rollout of ${spec.target.name} to ${spec.version}`,
+      ...(options.startedBy ? { memo: { startedBy: options.startedBy.by, via: options.startedBy.via } } : {}),
       typedSearchAttributes: [
         { key: searchAttributes.target, value: spec.target.name },
         { key: searchAttributes.strategy, value: spec.strategy.type },
@@ -244,7 +256,7 @@ export async function lastRollout(client: Client, target: string): Promise<PastR
  * Starts the last rollout of a target again, with the same spec, when it did not succeed: servers already on the
  * version are left as they are, a Kubernetes rollout picks up from the Deployments as they stand.
  */
-export async function retryRollout(client: Client, target: string, options: { taskQueue?: string } = {}) {
+export async function retryRollout(client: Client, target: string, options: StartOptions = {}) {
   const last = await lastRollout(client, target);
   if (last.status === 'RUNNING')
     throw new RolloutCommandRejectedError(`the rollout of ${target} is still running: nothing to retry`);
@@ -256,7 +268,7 @@ export async function retryRollout(client: Client, target: string, options: { ta
 }
 
 /** Rolls a target back to the version its last, successful, rollout started from. */
-export async function undoRollout(client: Client, target: string, options: { taskQueue?: string } = {}) {
+export async function undoRollout(client: Client, target: string, options: StartOptions = {}) {
   const last = await lastRollout(client, target);
   if (last.status === 'RUNNING')
     throw new RolloutCommandRejectedError(

@@ -92,7 +92,10 @@ async function rollingToV3(context: Context): Promise<void> {
   assert.ok(spec.strategy.type === 'rolling');
   // Time between batches, so that each command finds the rollout still going.
   spec.strategy = { ...spec.strategy, pauseBetweenBatches: 2_000 };
-  await startRollout(context.temporal.client, spec, { taskQueue: context.env.BATON_TASK_QUEUE ?? '' });
+  await startRollout(context.temporal.client, spec, {
+    taskQueue: context.env.BATON_TASK_QUEUE ?? '',
+    startedBy: { by: 'readme-test', via: 'start' },
+  });
   await until(async () => (await status(context)).phase === 'progressing');
 }
 
@@ -196,6 +199,7 @@ const expectations: Record<string, Expectation> = {
   'npx baton history web': {
     check: (run) => {
       assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /started by readme-test/);
       assert.match(run.stdout, /abort by readme-test: listed/);
       assert.match(run.stdout, /finished\s+rolled-back/);
     },

@@ -16,6 +16,7 @@ import {
   valid,
   wrongValue,
   at,
+  hiddenCharacter,
 } from '../helpers/hostile-specs';
 
 const verbs = [
@@ -136,6 +137,26 @@ describe('baton CLI: hostile arguments (fast-check, over 1,000 generated)', () =
         assert.doesNotMatch(stderr, /unreachable|ECONNREFUSED/);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('a reason with a control, invisible or bidirectional character: exit 2, the character named, not echoed', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('pause', 'resume', 'promote', 'abort'),
+        hiddenCharacter,
+        fc.stringMatching(/^[a-z ]{0,12}$/),
+        async (verb, hidden, text) => {
+          const { code, stderr } = await baton([verb, 'web', '--reason', `${text}${hidden}${text}`]);
+          assert.equal(code, 2, stderr);
+          assert.match(
+            stderr,
+            /expected visible text: found the invisible or control character U\+[0-9A-F]{4}/,
+          );
+          assert.ok(!stderr.includes(hidden), 'the character itself is not printed');
+        },
+      ),
+      { numRuns: 100 },
     );
   });
 
