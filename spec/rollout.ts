@@ -455,8 +455,10 @@ export const rolloutSpecSchema = z
     /** The version every server or pod ends on. */
     version: versionString,
     strategy: strategy.prefault({ type: 'rolling' }),
-    drain: drainPolicy.prefault({}),
-    verify: z.strictObject({ http: httpVerification.prefault({}) }).prefault({}),
+    /** Fleets: how a detached server's requests finish. Defaults filled in below, so a kubernetes spec can't set it. */
+    drain: drainPolicy.optional(),
+    /** Fleets: how a server on the new version is checked before it takes traffic again. */
+    verify: z.strictObject({ http: httpVerification.prefault({}) }).optional(),
     /** Failed servers tolerated before everything is rolled back: fails when the failed share exceeds it. */
     failureBudget: z.strictObject({ maxFailPercent: z.number().min(0).max(100).default(0) }).prefault({}),
     /** Optional: what to do when no step completes for a while (operator pauses and gates don't count). */
@@ -464,6 +466,7 @@ export const rolloutSpecSchema = z
     /** Optional: where to tell people when the rollout starts, pauses, is promoted, and how it ends. */
     notify: notifications.optional(),
   })
+  .superRefine(refuseFieldsNotHonoured)
   .superRefine((spec, ctx) => {
     if (spec.target.kind === 'fleet') {
       const seenNames = new Map<string, number>();
@@ -556,9 +559,67 @@ export const rolloutSpecSchema = z
         message: 'expected at least 1: a rolling rollout takes servers out of rotation',
       });
     }
-  });
+  })
+  // Fleets' defaults, applied after the check above could see what the user wrote.
+  .transform((spec) => ({
+    ...spec,
+    drain: spec.drain ?? drainPolicy.parse({}),
+    verify: spec.verify ?? { http: httpVerification.parse({}) },
+  }));
 
 type RolloutSpecStrategy = z.output<typeof strategy>;
+
+/**
+ * Fields that a target, or a strategy on it, would not act on are refused rather than ignored: a user who writes
+ * them believes they are in force. Zero-valued ones are allowed, as they ask for nothing.
+ */
+function refuseFieldsNotHonoured(
+  spec: {
+    target: { kind: 'fleet' | 'kubernetes' };
+    strategy: RolloutSpecStrategy;
+    drain?: unknown;
+    verify?: unknown;
+    failureBudget: { maxFailPercent: number };
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const refuse = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  const { strategy } = spec;
+  if (spec.target.kind === 'kubernetes') {
+    if (spec.drain !== undefined)
+      refuse(
+        ['drain'],
+        'expected no drain on a kubernetes target: a pod leaves the Service, then ends on SIGTERM within its terminationGracePeriodSeconds',
+      );
+    if (spec.verify !== undefined)
+      refuse(
+        ['verify'],
+        "expected no verify on a kubernetes target: a new pod counts once its readiness probe passes for minReadySeconds; put the check in the pod's readinessProbe",
+      );
+    if (spec.failureBudget.maxFailPercent > 0)
+      refuse(
+        ['failureBudget', 'maxFailPercent'],
+        'expected no failureBudget on a kubernetes target: it rolls back when no more pods become available for readyTimeout, with no per-pod failures to count',
+      );
+    if (strategy.type === 'rolling' && strategy.pauseBetweenBatches > 0)
+      refuse(
+        ['strategy', 'pauseBetweenBatches'],
+        'expected no pauseBetweenBatches on a kubernetes target: use strategy.pauses, { after: N, duration: 1m }, to wait after a scale-up',
+      );
+    return;
+  }
+  const rollsInPlace = strategy.type === 'rolling' && strategy.method === 'in-place';
+  if (!rollsInPlace && spec.failureBudget.maxFailPercent > 0)
+    refuse(
+      ['failureBudget', 'maxFailPercent'],
+      `expected no failureBudget with the ${strategy.type === 'rolling' ? 'rolling strategy by replacement' : `${strategy.type} strategy`}: its first failed server rolls everything back; only rolling in place goes on past failures`,
+    );
+  if (strategy.type === 'rolling' && strategy.method === 'replace' && strategy.maxUnavailable !== undefined)
+    refuse(
+      ['strategy', 'maxUnavailable'],
+      'expected no maxUnavailable with method replace: each new server joins before an old one leaves, so none is ever missing',
+    );
+}
 
 /** Which fleet fields each strategy needs: servers or provision, an upgrade command for in-place changes. */
 function refineFleet(
@@ -589,6 +650,12 @@ function refineFleet(
   }
   const tooLarge = fleetTooLarge(strategy, target.servers.length);
   if (tooLarge) ctx.addIssue({ code: 'custom', path: ['target', 'servers'], message: tooLarge });
+  if (replaces && target.upgrade !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['target', 'upgrade'],
+      message: `expected no upgrade command: the ${strategy.type === 'rolling' ? 'rolling strategy with method replace' : `${strategy.type} strategy`} creates servers on the new version (provision.create) instead of upgrading any`,
+    });
   if (!replaces && target.upgrade === undefined)
     ctx.addIssue({
       code: 'custom',

@@ -91,7 +91,6 @@ export async function startLocalFleet(options: LocalFleetOptions): Promise<Local
       kind: 'fleet',
       name: targetName,
       loadBalancer: { haproxy: { socket: lb.socket, backend } },
-      upgrade: { argv: [...upgradeArgv], timeout: '60s' },
       provision: {
         create: {
           argv: [process.execPath, hostctl, '--fleet', options.dir, 'create', '{name}', '{version}'],
