@@ -93,43 +93,16 @@ describe('baton init fleet (real HAProxy, real servers)', () => {
 
   it('refuses what it cannot read, writing nothing: no backend (3), no socket (1), a file that exists (2)', async () => {
     const file = join(dir, 'never.yaml');
-    const noBackend = await baton(
-      env,
-      'init',
-      'fleet',
-      '--socket',
-      fleet.haproxy.socket,
-      '--backend',
-      'nope',
-      '-f',
-      file,
-      '--',
-      'deploy',
-    );
+    const initFleet = (socket: string, backend: string, ...rest: string[]) =>
+      baton(env, 'init', 'fleet', '--socket', socket, '--backend', backend, ...rest);
+    const noBackend = await initFleet(fleet.haproxy.socket, 'nope', '-f', file, '--', 'deploy');
     assert.equal(noBackend.code, 3, noBackend.stderr);
     assert.match(noBackend.stderr, /no backend named nope/);
-    const noSocket = await baton(
-      env,
-      'init',
-      'fleet',
-      '--socket',
-      join(dir, 'no.sock'),
-      '--backend',
-      'web',
-      '-f',
-      file,
-      '--',
-      'deploy',
-    );
+    const noSocket = await initFleet(join(dir, 'no.sock'), 'web', '-f', file, '--', 'deploy');
     assert.equal(noSocket.code, 1, noSocket.stderr);
     assert.match(noSocket.stderr, /unreachable/);
-    const badVersion = await baton(
-      env,
-      'init',
-      'fleet',
-      '--socket',
+    const badVersion = await initFleet(
       fleet.haproxy.socket,
-      '--backend',
       'web',
       '--version',
       'v1;x',
@@ -140,35 +113,13 @@ describe('baton init fleet (real HAProxy, real servers)', () => {
     );
     assert.equal(badVersion.code, 2, badVersion.stderr);
     assert.match(badVersion.stderr, /version: expected a version/);
-    const noUpgrade = await baton(
-      env,
-      'init',
-      'fleet',
-      '--socket',
-      fleet.haproxy.socket,
-      '--backend',
-      'web',
-      '-f',
-      file,
-    );
+    const noUpgrade = await initFleet(fleet.haproxy.socket, 'web', '-f', file);
     assert.equal(noUpgrade.code, 2, noUpgrade.stderr);
     assert.match(noUpgrade.stderr, /missing required argument 'upgrade'/);
     await assert.rejects(readFile(file), /ENOENT/, 'nothing was written');
     const existing = join(dir, 'existing.yaml');
     await writeFile(existing, '# mine\n');
-    const taken = await baton(
-      env,
-      'init',
-      'fleet',
-      '--socket',
-      fleet.haproxy.socket,
-      '--backend',
-      'web',
-      '-f',
-      existing,
-      '--',
-      'deploy',
-    );
+    const taken = await initFleet(fleet.haproxy.socket, 'web', '-f', existing, '--', 'deploy');
     assert.equal(taken.code, 2, taken.stderr);
     assert.match(taken.stderr, /exists/);
     assert.equal(await readFile(existing, 'utf8'), '# mine\n');
