@@ -65,7 +65,7 @@ export class RolloutControl {
       promoteUpdate,
       promoteSignal,
       'promote',
-      () => this.promoteProblem(),
+      (c) => this.promoteProblem(c),
       (c) => this.promote(c),
     );
     this.install(
@@ -109,7 +109,7 @@ export class RolloutControl {
     update: UpdateDefinition<RolloutStatus, [PromoteCommand]>,
     signal: SignalDefinition<[PromoteCommand]>,
     name: string,
-    problem: () => string | undefined,
+    problem: (command: PromoteCommand) => string | undefined,
     apply: (command: PromoteCommand) => void,
   ): void {
     setHandler(
@@ -119,14 +119,14 @@ export class RolloutControl {
         return this.state.status();
       },
       {
-        validator: (_command: PromoteCommand) => {
-          const why = problem();
+        validator: (command: PromoteCommand) => {
+          const why = problem(command);
           if (why !== undefined) throw new Error(why);
         },
       },
     );
     setHandler(signal, (command: PromoteCommand) => {
-      const why = problem();
+      const why = problem(command);
       if (why === undefined) apply(command);
       else log.warn(`ignored the ${name} signal: ${why}`, { by: command.by, reason: command.reason });
     });
@@ -235,9 +235,14 @@ export class RolloutControl {
       : 'the rollout is not paused';
   }
 
-  private promoteProblem(): string | undefined {
+  private promoteProblem(command: PromoteCommand): string | undefined {
     if (this.terminalProblem()) return this.terminalProblem();
-    if (this.paused || this.atGate) return undefined;
+    if (this.paused) return undefined;
+    // Two operators promoting one gate at once: the gate passes once, and the second is told so. A --full still
+    // has something to do while the gates ahead are not waved through.
+    if (this.atGate && this.promoted && !(command.full && !this.promotedFully))
+      return `the rollout was already promoted past ${this.atGate}`;
+    if (this.atGate) return undefined;
     return 'nothing to promote: the rollout is progressing and waits at no gate (use --full to skip the gates ahead)';
   }
 
