@@ -13,6 +13,7 @@ import type { PromoteCommand, RolloutResult, RolloutStatus } from '../workflows/
 import {
   abortUpdate,
   defaultTaskQueue,
+  endedRefusal,
   pauseUpdate,
   promoteUpdate,
   resumeUpdate,
@@ -154,16 +155,20 @@ export async function commandRollout(
   const handle = rolloutHandle(client, target);
   try {
     const description = await handle.describe();
-    if (description.status.name !== 'RUNNING')
-      throw new RolloutCommandRejectedError(
-        `the last rollout of ${target} is not running (${description.status.name.toLowerCase()}): nothing to ${verb}`,
-      );
+    if (description.status.name !== 'RUNNING') {
+      // A closed workflow takes no update: the refusal comes from here, in the rollout's own words.
+      const phase =
+        description.status.name === 'COMPLETED'
+          ? (await handle.result()).phase
+          : description.status.name.toLowerCase();
+      throw new RolloutCommandRejectedError(`${verb} refused: ${endedRefusal(target, phase)}`);
+    }
     return await handle.executeUpdate(updates[verb], { args: [command] });
   } catch (error) {
     if (error instanceof WorkflowNotFoundError)
       throw new RolloutNotFoundError(`no rollout of ${target} was found`);
     if (error instanceof WorkflowUpdateFailedError)
-      throw new RolloutCommandRejectedError(`${verb} rejected: ${error.cause?.message ?? error.message}`);
+      throw new RolloutCommandRejectedError(`${verb} refused: ${error.cause?.message ?? error.message}`);
     throw error;
   }
 }

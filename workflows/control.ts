@@ -8,6 +8,7 @@ import type {
   RolloutStatus,
 } from './messages';
 import {
+  endedRefusal,
   abortSignal,
   abortUpdate,
   pauseSignal,
@@ -216,23 +217,34 @@ export class RolloutControl {
     await condition(() => this.abortedBy !== undefined, ms);
   }
 
+  /** Each refusal says why, then what to do instead. */
   private terminalProblem(): string | undefined {
-    if (finished.includes(this.state.phase)) return `the rollout has already ${this.state.phase}`;
-    if (this.state.phase === 'rolling-back') return 'the rollout is rolling back';
-    if (this.abortedBy) return 'the rollout is already aborting';
+    const { target, phase } = this.state;
+    if (finished.includes(phase)) return endedRefusal(target, phase);
+    if (phase === 'rolling-back')
+      return `the rollout is rolling back: \`baton watch ${target}\` follows it to its end, then \`baton retry ${target}\` starts it again`;
+    if (this.abortedBy)
+      return `the rollout is already aborting: \`baton watch ${target}\` follows its rollback`;
     return undefined;
   }
 
   private pauseProblem(): string | undefined {
-    return this.terminalProblem() ?? (this.paused ? 'the rollout is already paused' : undefined);
+    const { target } = this.state;
+    return (
+      this.terminalProblem() ??
+      (this.paused
+        ? `the rollout is already paused: \`baton resume ${target}\` continues it, \`baton abort ${target}\` rolls it back`
+        : undefined)
+    );
   }
 
   private resumeProblem(): string | undefined {
     if (this.terminalProblem()) return this.terminalProblem();
     if (this.paused) return undefined;
+    const { target } = this.state;
     return this.atGate
-      ? `the rollout waits at ${this.atGate} for promote, not resume`
-      : 'the rollout is not paused';
+      ? `the rollout waits at ${this.atGate} for promote, not resume: \`baton promote ${target}\` lets it past`
+      : `the rollout is not paused: \`baton pause ${target}\` holds it`;
   }
 
   private promoteProblem(command: PromoteCommand): string | undefined {
@@ -241,7 +253,7 @@ export class RolloutControl {
     // Two operators promoting one gate at once: the gate passes once, and the second is told so. A --full still
     // has something to do while the gates ahead are not waved through.
     if (this.atGate && this.promoted && !(command.full && !this.promotedFully))
-      return `the rollout was already promoted past ${this.atGate}`;
+      return `the rollout was already promoted past ${this.atGate}: it moves on; \`baton pause ${this.state.target}\` holds it`;
     if (this.atGate) return undefined;
     return 'nothing to promote: the rollout is progressing and waits at no gate (use --full to skip the gates ahead)';
   }

@@ -160,3 +160,15 @@ export const pauseSignal = defineSignal<[OperatorCommand]>('pause');
 export const resumeSignal = defineSignal<[OperatorCommand]>('resume');
 export const promoteSignal = defineSignal<[PromoteCommand]>('promote');
 export const abortSignal = defineSignal<[OperatorCommand]>('abort');
+
+/**
+ * Why a command can't act on a rollout that has ended, and what to do instead; the same words from the rollout's
+ * own refusal and from the CLI, which refuses before it asks a closed workflow.
+ */
+export function endedRefusal(target: string, phase: string): string {
+  if (phase === 'succeeded')
+    return `the rollout has already succeeded: \`baton undo ${target}\` takes it back`;
+  if (phase === 'rolled-back')
+    return `the rollout has already rolled back: \`baton retry ${target}\` starts it again`;
+  return `the rollout has already ${phase}: \`baton retry ${target}\` starts it again`;
+}

@@ -142,7 +142,10 @@ describe('baton CLI (real Temporal, real fleet)', () => {
     assert.match(paused.stdout, /cli-steer: pause accepted/);
     const again = await baton(['pause', 'cli-steer']);
     assert.equal(again.code, 3);
-    assert.match(again.stderr, /pause rejected: the rollout is already paused/);
+    assert.match(
+      again.stderr,
+      /pause refused: the rollout is already paused: `baton resume cli-steer` continues it, `baton abort cli-steer` rolls it back/,
+    );
 
     const listed = await baton(['list', '--phase', 'paused', '-o', 'json']);
     assert.equal(listed.code, 0, listed.stderr);
@@ -167,7 +170,10 @@ describe('baton CLI (real Temporal, real fleet)', () => {
 
     const late = await baton(['abort', 'cli-steer']);
     assert.equal(late.code, 3);
-    assert.match(late.stderr, /the last rollout of cli-steer is not running \(completed\): nothing to abort/);
+    assert.match(
+      late.stderr,
+      /abort refused: the rollout has already succeeded: `baton undo cli-steer` takes it back/,
+    );
   });
 
   it('abort rolls a running rollout back and exits the follower with 1', async () => {
