@@ -40,7 +40,9 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['eslint.config.mjs', 'bin/*.js', 'infra/*.js'] },
+        projectService: {
+          allowDefaultProject: ['eslint.config.mjs', 'bin/*.js', 'infra/*.js', 'test/helpers/*.js'],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -124,7 +126,7 @@ export default tseslint.config(
     },
   },
   {
-    // The two plain-JavaScript entry points run before dependencies are installed or TypeScript is loaded.
+    // Plain JavaScript: the entry points that run before dependencies or TypeScript load, and a test preload.
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {

@@ -81,3 +81,21 @@ describe('the baton command runs however it is invoked', () => {
     });
   }
 });
+
+describe('an entry point that runs nothing', () => {
+  it('exits non-zero with a message, never 0, when the command never finishes', async () => {
+    const { code, stderr } = await runToEnd(
+      process.execPath,
+      [
+        '-r',
+        join(root, 'test', 'helpers', 'cli-never-settles.js'),
+        join(root, 'bin', 'baton.js'),
+        'status',
+        'web',
+      ],
+      { cwd: root, env },
+    );
+    assert.equal(code, 70);
+    assert.match(stderr, /the command ended before it finished; nothing was confirmed/);
+  });
+});
