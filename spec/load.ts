@@ -88,7 +88,7 @@ export function parseRolloutSpecText(
   try {
     // js-yaml: an order of magnitude faster than the yaml package on large files, with a nesting cap of its own that
     // stops at once on a file of a million brackets. Duplicate keys are refused.
-    // maxDepth is js-yaml's since 4.1.1; its published types predate it.
+    // maxDepth is documented in js-yaml 4.3 (README, "load options"); @types/js-yaml 4.0.9 predates it.
     const options: LoadOptions & { maxDepth: number } = { maxDepth: maxSpecDepth, filename: source };
     data = load(text, options);
   } catch (error) {
