@@ -35,8 +35,6 @@ import {
   undoRollout,
 } from './rollouts';
 
-const packageVersion = packageJson.version;
-
 type OutputFormat = 'table' | 'json' | 'yaml';
 const outputOption = () =>
   new Option('-o, --output <format>', 'output format').choices(['table', 'json', 'yaml']).default('table');
@@ -104,7 +102,7 @@ export function buildCli(): Command {
     .description(
       'Durable rollouts on Temporal: roll a new version over a fleet or a cluster, dropping no request.',
     )
-    .version(packageVersion, '-V, --version', "print Baton's version")
+    .version(packageJson.version, '-V, --version', "print Baton's version")
     // Program options only before the verb, so that `start --version v3` is the rollout's version, not Baton's.
     .enablePositionalOptions()
     // Commander quotes a bad argument in its error: shown as <U+202E>, a hidden character can't reorder the line.
