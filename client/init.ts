@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { stringify as toYaml } from 'yaml';
 import { HaproxyRuntimeApi } from '../activities/haproxy/runtime-api';
 import type { KubernetesClients } from '../activities/kubernetes/api';
+import { apiStatus } from '../activities/kubernetes/api';
 import { imageTag } from '../activities/kubernetes/objects';
 import { HttpVerifier } from '../activities/verify/http-verifier';
 import type { RolloutSpecInput } from '../spec';
@@ -165,7 +166,7 @@ export async function kubernetesStarterSpec(
       name: init.deployment,
     });
   } catch (error) {
-    if ((error as { code?: number }).code === 404)
+    if (apiStatus(error) === 404)
       throw new InitError(`no Deployment ${init.deployment} in namespace ${init.namespace}`, true);
     throw new InitError(
       `could not read Deployment ${init.namespace}/${init.deployment}: ${(error as Error).message}`,

@@ -82,8 +82,8 @@ export function parseRolloutSpecText(
   source = 'spec',
   overrides: SpecOverrides = {},
 ): RolloutSpec {
-  if (Buffer.byteLength(text) > maxSpecBytes)
-    throw whole(source, `expected at most ${maxSpecBytes} bytes, got ${Buffer.byteLength(text)}`);
+  const bytes = Buffer.byteLength(text);
+  if (bytes > maxSpecBytes) throw whole(source, `expected at most ${maxSpecBytes} bytes, got ${bytes}`);
   let data: unknown;
   try {
     // js-yaml: an order of magnitude faster than the yaml package on large files, with a nesting cap of its own that
