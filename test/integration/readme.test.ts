@@ -105,6 +105,13 @@ const pauseFirst = async (context: Context) => {
     .executeUpdate(pauseUpdate, { args: [{ by: 'readme-test', reason: 'set up' }] });
 };
 
+/** The rollout the line followed succeeded, and every server of the fleet runs `version`. */
+const everyServerOn = (version: string) => async (run: Finished, context: Context) => {
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, new RegExp(`web: succeeded, 6 servers on ${version}`));
+  assert.deepEqual(new Set(Object.values(await hostVersions(context.fleet.dir))), new Set([version]));
+};
+
 const accepted = (verb: string) => (run: Finished) => {
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, new RegExp(`^web: ${verb} accepted`));
@@ -154,11 +161,7 @@ const expectations: Record<string, Expectation> = {
     },
   },
   'npx baton start -f rollout.yaml --version v2': {
-    check: async (run, context) => {
-      assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stdout, /web: succeeded, 6 servers on v2/);
-      assert.deepEqual(new Set(Object.values(await hostVersions(context.fleet.dir))), new Set(['v2']));
-    },
+    check: everyServerOn('v2'),
   },
   'npx baton status web -o json': {
     check: (run) => {
@@ -205,18 +208,10 @@ const expectations: Record<string, Expectation> = {
     },
   },
   'npx baton retry web': {
-    check: async (run, context) => {
-      assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stdout, /web: succeeded, 6 servers on v3/);
-      assert.deepEqual(new Set(Object.values(await hostVersions(context.fleet.dir))), new Set(['v3']));
-    },
+    check: everyServerOn('v3'),
   },
   'npx baton undo web': {
-    check: async (run, context) => {
-      assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stdout, /web: succeeded, 6 servers on v2/);
-      assert.deepEqual(new Set(Object.values(await hostVersions(context.fleet.dir))), new Set(['v2']));
-    },
+    check: everyServerOn('v2'),
   },
   'eval "$(npx baton completion bash)"': {
     check: (run) => {
