@@ -170,13 +170,20 @@ async function main(): Promise<number> {
         log(`another demo uses ${kept}; this one keeps its history in ${dir} until it ends`);
         cleanups.push(() => rm(dir, { recursive: true, force: true }));
       }
-      const defaultPorts = !(await portInUse(7233)) && !(await portInUse(8233));
-      server = await startTemporalDevServer({
+      // Temporal's usual ports go to the demo holding the lock, so two demos don't both reach for them; any other
+      // process may still take them between the check and the bind, and then the server starts on free ports.
+      const serverOptions = {
         dbFile: join(dir, 'temporal.db'),
         logFile: join(dir, 'temporal.log'),
         namespace: 'default',
-        ...(defaultPorts ? { port: 7233, uiPort: 8233 } : {}),
-      });
+      };
+      const defaultPorts = release !== undefined && !(await portInUse(7233)) && !(await portInUse(8233));
+      server = defaultPorts
+        ? await startTemporalDevServer({ ...serverOptions, port: 7233, uiPort: 8233 }).catch(() => {
+            log('ports 7233 and 8233 were taken as the server started; starting it on free ports');
+            return startTemporalDevServer(serverOptions);
+          })
+        : await startTemporalDevServer(serverOptions);
       const started = server;
       cleanups.push(() => started.stop());
       process.env.TEMPORAL_ADDRESS = server.address;

@@ -29,7 +29,7 @@ function printedCommands(stderr: string): {
 
 describe('the kept demo: a playground to drive by hand', () => {
   it('prints the commands of a second rollout, each works as printed, and Ctrl-C leaves nothing', async () => {
-    const demo = await keptDemo('npm run --silent demo -- --servers 3 --batch 1 --rate 50 --keep');
+    const demo = await keptDemo('npm run --silent demo -- --servers 6 --batch 1 --rate 50 --keep');
     let temporalPort = 0;
     try {
       const { specFile, exportLine, commands, ui } = printedCommands(demo.stderr());
