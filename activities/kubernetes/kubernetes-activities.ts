@@ -561,7 +561,8 @@ async function waitOutOfEndpoints(
       }),
     );
     const still = slices.items
-      .flatMap((slice) => slice.endpoints)
+      // A slice with no endpoint at all comes back with `endpoints: null`.
+      .flatMap((slice) => slice.endpoints ?? [])
       .filter((e) => names.has(e.targetRef?.name) && e.conditions?.ready !== false)
       .map((e) => e.targetRef?.name);
     if (still.length === 0) return;
