@@ -1,5 +1,5 @@
 import { workflowInfo } from '@temporalio/workflow';
-import type { ForwardStep } from './fleet-steps';
+import type { ForwardStep } from './targets/fleet/steps';
 import type { AcceptedCommand, OperatorCommand, RolloutPhase } from './messages';
 
 /**

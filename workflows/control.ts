@@ -21,9 +21,10 @@ import {
 import type { ProgressDeadline } from '../spec/rollout';
 import type { ControlSnapshot } from './continuation';
 import type { RolloutState } from './state';
+import { RolloutStopped } from './stop';
 
 /** Thrown at a checkpoint once an operator aborted: the strategy rolls back. */
-export class RolloutAborted extends Error {
+export class RolloutAborted extends RolloutStopped {
   override readonly name = 'RolloutAborted';
 }
 

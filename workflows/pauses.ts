@@ -2,7 +2,8 @@ import type { PauseStep, RolloutPause } from '../spec/rollout';
 import type { RolloutControl } from './control';
 import { RolloutAborted } from './control';
 
-const seconds = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : `${Math.round(ms / 1000)}s`);
+const seconds = (ms: number) =>
+  ms % 60_000 === 0 ? `${ms / 60_000}m` : ms < 1000 ? `${ms}ms` : `${Math.round(ms / 1000)}s`;
 
 /** The spec's pauses that fall after point `n` ("batch 1", "step 2"). */
 export function pausesAfter(pauses: readonly RolloutPause[] | undefined, n: number): readonly RolloutPause[] {

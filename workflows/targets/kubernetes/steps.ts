@@ -3,10 +3,10 @@ import type {
   KubernetesActivities,
   KubernetesPreflight,
   ReplicaCount,
-} from '../activities/kubernetes/kubernetes-activities';
-import type { FleetActivities } from '../activities/fleet-activities';
-import type { HookCommand, KubernetesTarget, RolloutSpec } from '../spec/rollout';
-import { kubernetesApiProfile, kubernetesWaitProfile, preflightProfile } from './profiles';
+} from '../../../activities/kubernetes/kubernetes-activities';
+import type { FleetActivities } from '../../../activities/fleet-activities';
+import type { HookCommand, KubernetesTarget, RolloutSpec } from '../../../spec/rollout';
+import { kubernetesApiProfile, kubernetesWaitProfile, preflightProfile } from '../../profiles';
 
 export type KubernetesRolloutSpec = RolloutSpec & { target: KubernetesTarget };
 

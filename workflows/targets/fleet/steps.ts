@@ -1,14 +1,8 @@
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  patched,
-  proxyActivities,
-  proxyLocalActivities,
-} from '@temporalio/workflow';
-import type { BulkOutcomes, FleetActivities } from '../activities/fleet-activities';
-import type { ServerSample } from '../activities/ports';
-import type { FleetServer, FleetTarget, HookCommand, RolloutSpec } from '../spec/rollout';
-import type { ServerStep } from './messages';
+import { ApplicationFailure, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import type { BulkOutcomes, FleetActivities } from '../../../activities/fleet-activities';
+import type { ServerSample } from '../../../activities/ports';
+import type { FleetServer, FleetTarget, HookCommand, RolloutSpec } from '../../../spec/rollout';
+import type { ServerStep } from '../../messages';
 import {
   attachProfile,
   drainProfile,
@@ -18,8 +12,9 @@ import {
   preflightProfile,
   upgradeProfile,
   verifyProfile,
-} from './profiles';
-import type { RolloutState } from './state';
+} from '../../profiles';
+import type { RolloutState } from '../../state';
+import { failureMessage } from '../../stop';
 
 export type FleetRolloutSpec = RolloutSpec & { target: FleetTarget };
 
@@ -55,13 +50,6 @@ const localActs = proxyLocalActivities<FleetActivities>(localLoadBalancerProfile
 export function describeGroup(servers: readonly FleetServer[]): string {
   if (servers.length === 1) return servers[0]?.name ?? '';
   return `${servers.length} servers (${servers[0]?.name ?? ''} … ${servers.at(-1)?.name ?? ''})`;
-}
-
-/** The message of the failure that ended an activity, without the SDK's wrapping ("Activity task failed"). */
-export function failureMessage(error: unknown): string {
-  if (error instanceof ActivityFailure && error.cause) return error.cause.message;
-  if (error instanceof Error) return error.message;
-  return String(error);
 }
 
 /**
@@ -142,20 +130,12 @@ export class FleetSteps {
     const names = () => moving.map((server) => server.name);
     const group = () => describeGroup(moving);
     const lb = this.lb;
-    // Rollouts started before group load balancer commands became local activities replay with activities.
-    const local = patched('local-load-balancer-steps');
-    const loadBalancer = (command: 'detachServers' | 'attachServers', summary: string) => {
-      const attach = command === 'attachServers';
-      const input = { loadBalancer: lb, servers: names() };
-      return local
-        ? localActs[command].executeWithOptions(
-            { ...(attach ? localAttachProfile : localLoadBalancerProfile), summary },
-            [input],
-          )
-        : acts[command].executeWithOptions({ ...(attach ? attachProfile : loadBalancerProfile), summary }, [
-            input,
-          ]);
-    };
+    // Runtime API commands of milliseconds: they run inside the workflow task that follows a step.
+    const loadBalancer = (command: 'detachServers' | 'attachServers', summary: string) =>
+      localActs[command].executeWithOptions(
+        { ...(command === 'attachServers' ? localAttachProfile : localLoadBalancerProfile), summary },
+        [{ loadBalancer: lb, servers: names() }],
+      );
     let handedOver: GroupMove['handedOver'];
     let step: ForwardStep = enter('detach');
     try {
@@ -197,7 +177,7 @@ export class FleetSteps {
       }
       step = enter('attach');
       // Every server passed: the next group may leave rotation in the command that brings this one back.
-      const next = local && moving.length === servers.length ? handover.next?.() : undefined;
+      const next = moving.length === servers.length ? handover.next?.() : undefined;
       if (next && next.length > 0) {
         // Set first: should even the fallback attach fail, the next group may be out and counts as started.
         handedOver = { detached: false };

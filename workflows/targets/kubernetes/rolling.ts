@@ -1,16 +1,16 @@
 import { ApplicationFailure, CancellationScope, condition } from '@temporalio/workflow';
-import type { RolloutControl } from '../control';
-import { RolloutAborted } from '../control';
-import { pauseAfter } from '../pauses';
-import type { ReplicaCount } from '../../activities/kubernetes/kubernetes-activities';
-import type { RollingStrategy } from '../../spec/rollout';
-import { failureMessage } from '../fleet-steps';
-import type { KubernetesRolloutSpec, KubernetesSteps } from '../kubernetes-steps';
-import type { DeploymentStatus, RolloutResult } from '../messages';
-import type { Fenceposts, Quantity } from '../plan';
-import { nextReplicaStep, percent, resolveFenceposts } from '../plan';
-import type { RolloutState } from '../state';
-import { preflightOrReject, rejectBeforeAnyChange, rollBack } from './outcome';
+import type { ReplicaCount } from '../../../activities/kubernetes/kubernetes-activities';
+import type { RollingStrategy } from '../../../spec/rollout';
+import type { RolloutControl } from '../../control';
+import { RolloutAborted } from '../../control';
+import type { DeploymentStatus, RolloutResult } from '../../messages';
+import { pauseAfter } from '../../pauses';
+import type { Fenceposts, Quantity } from '../../plan';
+import { nextReplicaStep, percent, resolveFenceposts } from '../../plan';
+import type { StrategyContext } from '../../registry';
+import { failureMessage, RolloutStopped } from '../../stop';
+import type { KubernetesSteps } from './steps';
+import type { KubernetesRolloutTarget } from './target';
 
 interface Side {
   readonly role: DeploymentStatus['role'];
@@ -25,15 +25,18 @@ interface Side {
  * fall below desired - maxUnavailable available ones. A step whose pods are not available in time rolls the
  * change back the same way, in reverse, until the old version again has every replica available.
  */
-export async function rollingKubernetesStrategy(
-  spec: KubernetesRolloutSpec & { strategy: RollingStrategy },
-  state: RolloutState,
-  steps: KubernetesSteps,
-  control: RolloutControl,
-): Promise<RolloutResult> {
-  const preflight = await preflightOrReject(state, () => steps.preflight());
+export async function convergeReplicas({
+  spec,
+  state,
+  control,
+  lifecycle,
+  target,
+  run,
+}: StrategyContext<RollingStrategy, KubernetesRolloutTarget>): Promise<RolloutResult> {
+  const { steps } = target;
+  const baseline = await target.preflight();
+  const preflight = target.stable;
   const desired = preflight.replicas;
-  state.setFromVersion(preflight.fromVersion);
   let fenceposts: Fenceposts;
   try {
     fenceposts = resolveFenceposts(
@@ -42,7 +45,7 @@ export async function rollingKubernetesStrategy(
       spec.strategy.maxUnavailable ?? percent(25),
     );
   } catch (error) {
-    rejectBeforeAnyChange(state, failureMessage(error));
+    lifecycle.reject(failureMessage(error));
   }
 
   const stable: Side = {
@@ -54,56 +57,42 @@ export async function rollingKubernetesStrategy(
   const show = ({ role, name, version, count }: Side) =>
     state.setDeployment(desired, { role, name, version, ...count });
   show(stable);
-  if (preflight.fromVersion === spec.version) {
-    state.setPhase('succeeded', `${preflight.stable} already runs ${spec.version}`);
-    return result(state, spec.version);
-  }
-  if (spec.target.mode === 'native') return nativeRolling(spec, state, steps, control, stable, desired);
+  if (baseline.toMove === 0) return lifecycle.alreadyDone(`${preflight.stable} already runs ${spec.version}`);
+  if (spec.target.mode === 'native')
+    return nativeRolling({ spec, state, control, lifecycle, target, run }, stable);
 
-  const { name } = await steps.ensureVersionDeployment(preflight.stable);
-  const next: Side = { role: 'next', name, version: spec.version, count: await steps.read(name) };
-  show(next);
-  state.setPhase('progressing');
-
-  let stopReason: string | undefined;
-  try {
-    await converge(desired, fenceposts, stable, next, steps, {
-      changed: () => {
-        show(stable);
-        show(next);
-      },
-      checkpoint: () => control.checkpoint(),
-      afterScaleUp: async (n) => {
-        const stop = await pauseAfter(control, spec.strategy.pauses, n, `step ${n}`);
-        if (stop !== undefined) throw new RolloutAborted(stop);
-      },
-    });
-  } catch (error) {
-    stopReason = failureMessage(error);
-  }
-
-  if (stopReason === undefined) {
-    // The old Deployment stays, at 0, as the way back; older ones Baton made go.
-    await steps.prune([stable.name, next.name]);
-    state.setPhase('succeeded');
-    return result(state, spec.version);
-  }
-
-  await rollBack(state, stopReason, async () => {
+  let next: Side | undefined;
+  const changed = () => {
+    show(stable);
+    if (next) show(next);
+  };
+  lifecycle.onUndo('replicas moved back', async () => {
+    if (!next) return;
     // Re-read both: the failed step may have left either side anywhere.
     stable.count = await steps.read(stable.name);
     next.count = await steps.read(next.name);
-    await converge(desired, fenceposts, next, stable, steps, {
-      changed: () => {
-        show(stable);
-        show(next);
-      },
-    });
+    await converge(desired, fenceposts, next, stable, steps, { changed });
     await steps.delete(next.name);
     next.count = { replicas: 0, available: 0 };
     show(next);
   });
-  return { ...result(state, spec.version), phase: 'rolled-back', reason: stopReason };
+  state.setPhase('progressing');
+  return lifecycle.run(
+    async () => {
+      const { name } = await steps.ensureVersionDeployment(preflight.stable);
+      next = { role: 'next', name, version: spec.version, count: await steps.read(name) };
+      show(next);
+      await converge(desired, fenceposts, stable, next, steps, {
+        changed,
+        checkpoint: () => control.checkpoint(),
+        afterScaleUp: async (n) => {
+          const stop = await pauseAfter(control, spec.strategy.pauses, n, `step ${n}`);
+          if (stop !== undefined) throw new RolloutStopped(stop);
+        },
+      });
+    },
+    () => target.finish(),
+  );
 }
 
 /**
@@ -111,36 +100,26 @@ export async function rollingKubernetesStrategy(
  * rollout whose pods stop becoming available is undone to the previous ReplicaSet's template.
  */
 async function nativeRolling(
-  spec: KubernetesRolloutSpec & { strategy: RollingStrategy },
-  state: RolloutState,
-  steps: KubernetesSteps,
-  control: RolloutControl,
+  { spec, state, control, lifecycle, target }: StrategyContext<RollingStrategy, KubernetesRolloutTarget>,
   deployment: Side,
-  desired: number,
 ): Promise<RolloutResult> {
+  const { steps } = target;
+  const desired = target.stable.replicas;
   const show = (version: string, count: ReplicaCount) =>
     state.setDeployment(desired, { role: 'stable', name: deployment.name, version, ...count });
   const intOrPercent = (q: Quantity) => (q.kind === 'count' ? q.value : `${q.value}%`);
+  lifecycle.onUndo('Deployment undone', async () => {
+    await steps.undo(deployment.version);
+    show(deployment.version, await steps.waitForRollout());
+  });
   state.setPhase('progressing');
-  let stopReason: string | undefined;
-  try {
+  return lifecycle.run(async () => {
     await steps.setImage(
       intOrPercent(spec.strategy.maxSurge ?? percent(25)),
       intOrPercent(spec.strategy.maxUnavailable ?? percent(25)),
     );
     show(spec.version, await followNative(steps, control));
-  } catch (error) {
-    stopReason = failureMessage(error);
-  }
-  if (stopReason === undefined) {
-    state.setPhase('succeeded');
-    return result(state, spec.version);
-  }
-  await rollBack(state, stopReason, async () => {
-    await steps.undo(deployment.version);
-    show(deployment.version, await steps.waitForRollout());
   });
-  return { ...result(state, spec.version), phase: 'rolled-back', reason: stopReason };
 }
 
 /**
@@ -211,14 +190,4 @@ async function converge(
     }
     changed();
   }
-}
-
-function result(state: RolloutState, toVersion: string): RolloutResult {
-  const status = state.status();
-  return {
-    phase: 'succeeded',
-    toVersion,
-    servers: status.servers,
-    ...(status.kubernetes ? { kubernetes: status.kubernetes } : {}),
-  };
 }
