@@ -1,4 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -9,10 +11,12 @@ import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
 import { startLocalCluster } from '../../infra/kubernetes-cluster';
-import type { RolloutSpec } from '../../spec';
+import type { RolloutSpec, RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutRun } from '../../workflows/continuation';
+import type { OperatorCommand, RolloutStatus } from '../../workflows/messages';
+import { abortUpdate, pauseUpdate, resumeUpdate, statusQuery } from '../../workflows/messages';
 import { exampleFiles, localExample, promoteUntilDone } from '../helpers/examples';
 import { startTestFleet } from '../helpers/fleet';
 import { seedApp, seededAppTarget, seededImage } from '../helpers/kubernetes';
@@ -46,6 +50,96 @@ function inMemory(
     name,
     ...(run ? { run } : {}),
     record: () => Promise.resolve({ spec, deps: fleet().deps(), tearDown: () => Promise.resolve() }),
+  };
+}
+
+type Rollout = WorkflowHandle<typeof rolloutWorkflow>;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until the rollout's status satisfies `ready` (or it ended). */
+async function until(handle: Rollout, ready: (status: RolloutStatus) => boolean): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (status && (ready(status) || ['succeeded', 'rolled-back', 'failed'].includes(status.phase))) return;
+    await sleep(50);
+  }
+  throw new Error('the rollout never reached the moment a command was meant for');
+}
+
+const oneServerDone = (status: RolloutStatus) => status.servers.some((s) => s.step === 'done');
+const operator: OperatorCommand = { by: 'replay', reason: 'recorded for replay' };
+
+/** An operator pauses once a server is done, looks for a moment, then resumes. */
+async function pauseThenResume(handle: Rollout): Promise<unknown> {
+  await until(handle, oneServerDone);
+  await handle.executeUpdate(pauseUpdate, { args: [operator] });
+  await sleep(300);
+  await handle.executeUpdate(resumeUpdate, { args: [{ by: 'replay' }] });
+  return handle.result();
+}
+
+/** An operator aborts once a server is done. */
+async function abortMidway(handle: Rollout): Promise<unknown> {
+  await until(handle, oneServerDone);
+  await handle.executeUpdate(abortUpdate, { args: [operator] });
+  return handle.result();
+}
+
+function steered(
+  name: string,
+  fleet: () => InMemoryFleet,
+  spec: RolloutSpec,
+  steer: (handle: Rollout) => Promise<unknown>,
+): ReplayScenario {
+  return {
+    name,
+    record: () => Promise.resolve({ spec, deps: fleet().deps(), steer, tearDown: () => Promise.resolve() }),
+  };
+}
+
+/** A rolling rollout that tells a real webhook receiver of each phase. */
+function withWebhook(name: string): ReplayScenario {
+  return {
+    name,
+    record: async () => {
+      const server = createServer((request, response) => {
+        request.resume();
+        request.on('end', () => response.writeHead(204).end());
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      const spec = inMemoryFleetSpec(
+        2,
+        { notify: { webhook: { url: `http://127.0.0.1:${port}/hook` } } },
+        'replay-webhook',
+      );
+      return {
+        spec,
+        deps: new InMemoryFleet(serverNames(2), 'v1').deps(),
+        tearDown: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      };
+    },
+  };
+}
+
+/** A fleet Baton provisions, on a real local fleet behind real HAProxy, rolled to a version that fails its checks. */
+function fleetRollsBack(name: string, strategy: RolloutSpecInput['strategy']): ReplayScenario {
+  return {
+    name,
+    record: async () => {
+      const fleet = await startTestFleet({
+        servers: 2,
+        version: 'v1',
+        defaults: { latencyMs: 5 },
+        versions: { 'v2-broken': { healthStatus: 500 } },
+      });
+      const spec = parseRolloutSpec({
+        ...fleet.spec({ version: 'v2-broken', strategy }),
+        target: fleet.provisionedTarget(`replay-${name}`),
+      });
+      return { spec, deps: realActivityDeps(), tearDown: () => fleet.stop() };
+    },
   };
 }
 
@@ -191,17 +285,7 @@ export const replayScenarios: readonly ReplayScenario[] = [
       'replay-bulk',
     ),
   ),
-  // Since patched('local-load-balancer-steps'): a group's detach and attach run as local activities.
-  inMemory(
-    'rolling-bulk-local-load-balancer',
-    () => new InMemoryFleet(serverNames(20), 'v1', { failingUpgrades: { 'web-14': 'v2' } }),
-    inMemoryFleetSpec(
-      20,
-      { strategy: { type: 'rolling', batchSize: 10 }, failureBudget: { maxFailPercent: 10 } },
-      'replay-bulk-local',
-    ),
-  ),
-  // Since patched('load-balancer-handover'): a verified group's attach and the next group's detach are one command.
+  // A verified group's attach and the next group's detach are one command.
   inMemory(
     'rolling-bulk-handover',
     () => new InMemoryFleet(serverNames(30), 'v1', { failingUpgrades: { 'web-14': 'v2' } }),
@@ -216,6 +300,54 @@ export const replayScenarios: readonly ReplayScenario[] = [
     () => new InMemoryFleet(serverNames(20), 'v1', { failFirstDetach: ['web-15'] }),
     inMemoryFleetSpec(20, { strategy: { type: 'rolling', batchSize: 10 } }, 'replay-bulk-handover-fails'),
   ),
+  steered(
+    'rolling-paused-resumed',
+    () => new InMemoryFleet(serverNames(4), 'v1', { upgradeMs: 100 }),
+    inMemoryFleetSpec(4, {}, 'replay-paused'),
+    pauseThenResume,
+  ),
+  steered(
+    'rolling-aborted',
+    () => new InMemoryFleet(serverNames(4), 'v1', { upgradeMs: 100 }),
+    inMemoryFleetSpec(4, {}, 'replay-aborted'),
+    abortMidway,
+  ),
+  steered(
+    'canary-aborted-at-gate',
+    () => new InMemoryFleet(serverNames(4), 'v1'),
+    inMemoryFleetSpec(
+      4,
+      { strategy: { type: 'canary', steps: [{ setWeight: 25 }, { pause: {} }] } },
+      'replay-canary-gate',
+    ),
+    async (handle) => {
+      await until(handle, (status) => status.waiting?.for === 'promote');
+      await handle.executeUpdate(abortUpdate, { args: [operator] });
+      return handle.result();
+    },
+  ),
+  inMemory(
+    'rolling-gate-timeout',
+    () => new InMemoryFleet(serverNames(3), 'v1'),
+    inMemoryFleetSpec(
+      3,
+      { strategy: { type: 'rolling', pauses: [{ after: 1, timeout: '300ms', onTimeout: 'abort' }] } },
+      'replay-gate-timeout',
+    ),
+  ),
+  inMemory(
+    'rolling-progress-deadline',
+    () => new InMemoryFleet(serverNames(3), 'v1', { upgradeMs: 1_500 }),
+    inMemoryFleetSpec(3, { progressDeadline: { timeout: '500ms', action: 'abort' } }, 'replay-deadline'),
+  ),
+  withWebhook('rolling-webhook'),
+  inMemory(
+    'recreate-rolls-back',
+    () => new InMemoryFleet(serverNames(3), 'v1', { brokenVersions: ['v2'] }),
+    inMemoryFleetSpec(3, { strategy: { type: 'recreate' } }, 'replay-recreate-back'),
+  ),
+  fleetRollsBack('fleet-surge-rolls-back', { type: 'surge' }),
+  fleetRollsBack('fleet-blue-green-rolls-back', { type: 'blue-green', autoPromote: true }),
   ...['fleet-surge.yaml', 'fleet-blue-green.yaml', 'fleet-rolling-replace.yaml'].map(fleetExample),
   ...exampleFiles('kubernetes').map(kubernetesExample),
   onKubernetes('kubernetes-rolling-rolls-back', (namespace, brokenTag) =>
@@ -231,6 +363,15 @@ export const replayScenarios: readonly ReplayScenario[] = [
       version: brokenTag,
       strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: '25%' },
     }),
+  ),
+  ...(['canary', 'surge', 'recreate'] as const).map((type) =>
+    onKubernetes(`kubernetes-${type}-rolls-back`, (namespace, brokenTag) =>
+      parseRolloutSpec({
+        target: seededAppTarget(namespace),
+        version: brokenTag,
+        strategy: type === 'canary' ? { type, steps: [{ setWeight: 25 }, { setWeight: 50 }] } : { type },
+      }),
+    ),
   ),
   onKubernetes('kubernetes-blue-green-rolls-back', (namespace, brokenTag) =>
     parseRolloutSpec({
