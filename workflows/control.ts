@@ -1,4 +1,4 @@
-import { condition, log, setHandler } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, log, patched, setHandler } from '@temporalio/workflow';
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type {
   AcceptedCommand,
@@ -210,6 +210,29 @@ export class RolloutControl {
         else this.pause(command);
       }
       seen = this.state.progress;
+    }
+  }
+
+  /**
+   * Runs a step that waits on the infrastructure (a drain, a verification, pods becoming ready) so that an abort,
+   * or the progress deadline, cuts it short: its activity is cancelled and RolloutAborted thrown at once, and the
+   * rollback begins. Once aborted, steps run to their end: they are the rollback's own.
+   */
+  async cancelOnAbort<T>(step: () => Promise<T>): Promise<T> {
+    // Rollouts recorded before steps were cut short waited for the step in flight.
+    if (this.abortedBy || !patched('abort-cancels-step-in-flight')) return step();
+    const scope = new CancellationScope();
+    let settled = false;
+    void condition(() => settled || this.abortedBy !== undefined).then(() => {
+      if (!settled) scope.cancel();
+    });
+    try {
+      return await scope.run(step);
+    } catch (error) {
+      if (this.abortedBy && isCancellation(error)) throw new RolloutAborted(this.abortReason());
+      throw error;
+    } finally {
+      settled = true;
     }
   }
 

@@ -326,6 +326,17 @@ export const replayScenarios: readonly ReplayScenario[] = [
       return handle.result();
     },
   ),
+  // The abort cancels the drain in flight, and the rollback begins at once.
+  steered(
+    'rolling-abort-cuts-drain-short',
+    () => new InMemoryFleet(serverNames(3), 'v1', { inFlightOnDetach: 1_000_000 }),
+    inMemoryFleetSpec(3, { drain: { timeout: '1h', onTimeout: 'wait' } }, 'replay-abort-drain'),
+    async (handle) => {
+      await until(handle, (status) => status.servers.some((s) => s.step === 'drain'));
+      await handle.executeUpdate(abortUpdate, { args: [operator] });
+      return handle.result();
+    },
+  ),
   inMemory(
     'rolling-gate-timeout',
     () => new InMemoryFleet(serverNames(3), 'v1'),

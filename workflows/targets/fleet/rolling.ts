@@ -129,6 +129,12 @@ export async function rollServerBatches({
       const failed = async (entry: Touched, outcome: Extract<StepOutcome, { ok: false }>) => {
         const { server } = entry;
         entry.reached = outcome.reached;
+        if (outcome.aborted) {
+          // Cut short by an abort: the rollback puts it back with the others.
+          setBack(server, { reached: outcome.reached, step: 'failed', error: outcome.error });
+          stopReason ??= outcome.error;
+          return;
+        }
         state.failedServers++;
         setBack(server, {
           reached: outcome.reached,

@@ -13,6 +13,8 @@ import {
   upgradeProfile,
   verifyProfile,
 } from '../../profiles';
+import type { RolloutControl } from '../../control';
+import { RolloutAborted } from '../../control';
 import type { RolloutState } from '../../state';
 import { failureMessage } from '../../stop';
 
@@ -21,7 +23,10 @@ export type FleetRolloutSpec = RolloutSpec & { target: FleetTarget };
 /** The step a server had started when it stopped: tells a restore what there is to undo. */
 export type ForwardStep = Extract<ServerStep, 'detach' | 'drain' | 'upgrade' | 'verify' | 'attach'>;
 
-export type StepOutcome = { ok: true } | { ok: false; reached: ForwardStep; error: string };
+/** `aborted`: an abort cut the step short; the server is left to the rollback, not counted as failed. */
+export type StepOutcome =
+  | { ok: true }
+  | { ok: false; reached: ForwardStep; error: string; aborted?: boolean };
 
 /** How a group meets its neighbours: the load balancer steps between two groups can be one command. */
 export interface GroupHandover {
@@ -62,6 +67,7 @@ export class FleetSteps {
   constructor(
     private readonly spec: FleetRolloutSpec,
     private readonly state: RolloutState,
+    private readonly control: RolloutControl,
   ) {
     this.lb = spec.target.loadBalancer.haproxy;
   }
@@ -95,6 +101,7 @@ export class FleetSteps {
       return { ok: true };
     } catch (error) {
       const message = failureMessage(error);
+      if (error instanceof RolloutAborted) return { ok: false, reached, error: message, aborted: true };
       this.state.update(server.name, { step: 'failed', error: message });
       return { ok: false, reached, error: message };
     }
@@ -125,8 +132,16 @@ export class FleetSteps {
       }
       moving = moving.filter((server) => !results.has(server.name));
     };
-    const all = (reached: ForwardStep, error: unknown) =>
-      drop(Object.fromEntries(moving.map((server) => [server.name, failureMessage(error)])), reached);
+    const all = (reached: ForwardStep, error: unknown) => {
+      if (!(error instanceof RolloutAborted))
+        return drop(
+          Object.fromEntries(moving.map((server) => [server.name, failureMessage(error)])),
+          reached,
+        );
+      for (const server of moving)
+        results.set(server.name, { ok: false, reached, error: error.message, aborted: true });
+      moving = [];
+    };
     const names = () => moving.map((server) => server.name);
     const group = () => describeGroup(moving);
     const lb = this.lb;
@@ -141,9 +156,11 @@ export class FleetSteps {
     try {
       if (!handover.detached) await loadBalancer('detachServers', `detach ${group()}`);
       step = enter('drain');
-      const drained = await acts.drainServers.executeWithOptions(
-        { ...drainProfile(this.spec.drain), summary: `drain ${group()}` },
-        [{ loadBalancer: lb, servers: names(), policy: this.spec.drain }],
+      const drained = await this.control.cancelOnAbort(() =>
+        acts.drainServers.executeWithOptions(
+          { ...drainProfile(this.spec.drain), summary: `drain ${group()}` },
+          [{ loadBalancer: lb, servers: names(), policy: this.spec.drain }],
+        ),
       );
       for (const name of drained.forced) this.state.update(name, { drainForced: true });
       drop(drained.failed, 'drain');
@@ -166,12 +183,11 @@ export class FleetSteps {
       step = enter('verify');
       if (moving.length > 0) {
         const check = this.spec.verify.http;
-        const verified = await acts.verifyServers.executeWithOptions(
-          {
-            ...verifyProfile(check),
-            summary: `verify ${group()} run ${version}`,
-          },
-          [{ servers: moving, verify: check, version }],
+        const verified = await this.control.cancelOnAbort(() =>
+          acts.verifyServers.executeWithOptions(
+            { ...verifyProfile(check), summary: `verify ${group()} run ${version}` },
+            [{ servers: moving, verify: check, version }],
+          ),
         );
         drop(verified, 'verify');
       }
@@ -285,9 +301,11 @@ export class FleetSteps {
 
   /** Waits until HAProxy's health checks pass for a server that takes no request yet. */
   awaitHealthy(server: FleetServer): Promise<void> {
-    return acts.awaitHealthy.executeWithOptions(
-      { ...attachProfile, summary: `wait for HAProxy to see ${server.name} healthy` },
-      [{ ...this.ref(server), timeoutMs: this.spec.verify.http.timeout }],
+    return this.control.cancelOnAbort(() =>
+      acts.awaitHealthy.executeWithOptions(
+        { ...attachProfile, summary: `wait for HAProxy to see ${server.name} healthy` },
+        [{ ...this.ref(server), timeoutMs: this.spec.verify.http.timeout }],
+      ),
     );
   }
 
@@ -354,9 +372,11 @@ export class FleetSteps {
   }
 
   async drain(server: FleetServer): Promise<void> {
-    const outcome = await acts.drainServer.executeWithOptions(
-      { ...drainProfile(this.spec.drain), summary: `drain ${server.name}` },
-      [{ ...this.ref(server), policy: this.spec.drain }],
+    const outcome = await this.control.cancelOnAbort(() =>
+      acts.drainServer.executeWithOptions(
+        { ...drainProfile(this.spec.drain), summary: `drain ${server.name}` },
+        [{ ...this.ref(server), policy: this.spec.drain }],
+      ),
     );
     if (!outcome.drained) this.state.update(server.name, { drainForced: true });
   }
@@ -374,9 +394,11 @@ export class FleetSteps {
   }
 
   async verify(server: FleetServer, version: string): Promise<void> {
-    await acts.verifyServer.executeWithOptions(
-      { ...verifyProfile(this.spec.verify.http), summary: `verify ${server.name} runs ${version}` },
-      [{ server, verify: this.spec.verify.http, version }],
+    await this.control.cancelOnAbort(() =>
+      acts.verifyServer.executeWithOptions(
+        { ...verifyProfile(this.spec.verify.http), summary: `verify ${server.name} runs ${version}` },
+        [{ server, verify: this.spec.verify.http, version }],
+      ),
     );
   }
 }

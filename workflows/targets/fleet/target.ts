@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/workflow';
 import type { CanaryAnalysis, FleetServer, HookCommand } from '../../../spec/rollout';
 import type { RolloutSpecStrategy } from '../../registry';
 import type { RolloutControl } from '../../control';
+import { RolloutAborted } from '../../control';
 import type { CompactVersions } from '../../continuation';
 import { expandVersions } from '../../continuation';
 import type { Lifecycle } from '../../lifecycle';
@@ -65,7 +66,7 @@ export class FleetRolloutTarget implements RolloutTarget {
   ) {
     this.spec = spec;
     this.surges = replacesServers(spec.strategy);
-    this.steps = new FleetSteps(spec, state);
+    this.steps = new FleetSteps(spec, state, control);
     this.names = spec.target.servers.map((s) => s.name);
   }
 
@@ -114,7 +115,7 @@ export class FleetRolloutTarget implements RolloutTarget {
     if (tooLarge) this.lifecycle.reject(`the backend's fleet: ${tooLarge}`);
     for (const server of servers) this.state.addServer(server.name);
     this.spec = { ...this.spec, target: { ...this.spec.target, servers } };
-    this.steps = new FleetSteps(this.spec, this.state);
+    this.steps = new FleetSteps(this.spec, this.state, this.control);
     this.names.splice(0, this.names.length, ...servers.map((s) => s.name));
   }
 
@@ -138,10 +139,12 @@ export class FleetRolloutTarget implements RolloutTarget {
         return;
       }
       entry.reached = outcome.reached;
+      if (outcome.aborted) return;
       this.state.failedServers++;
       failures.push(`${server.name} failed: ${outcome.error}`);
     });
     if (failures.length > 0) throw new RolloutStopped(failures.join('; '));
+    if (this.control.aborted) throw new RolloutAborted(this.control.abortReason());
   }
 
   async takeOut(units: number): Promise<void> {
@@ -261,11 +264,14 @@ export class FleetRolloutTarget implements RolloutTarget {
       try {
         await run(server);
       } catch (error) {
+        // Cut short by an abort: left to the rollback, not a failure of the server.
+        if (error instanceof RolloutAborted) return;
         this.state.update(server.name, { step: 'failed', error: failureMessage(error) });
         failures.push(`${server.name}: ${failureMessage(error)}`);
       }
     });
     if (failures.length > 0) throw new RolloutStopped(`${step} failed on ${failures.join('; ')}`);
+    if (this.control.aborted) throw new RolloutAborted(this.control.abortReason());
   }
 
   /**

@@ -6,6 +6,7 @@ import type {
 } from '../../../activities/kubernetes/kubernetes-activities';
 import type { FleetActivities } from '../../../activities/fleet-activities';
 import type { HookCommand, KubernetesTarget, RolloutSpec } from '../../../spec/rollout';
+import type { RolloutControl } from '../../control';
 import { kubernetesApiProfile, kubernetesWaitProfile, preflightProfile } from '../../profiles';
 
 export type KubernetesRolloutSpec = RolloutSpec & { target: KubernetesTarget };
@@ -20,7 +21,10 @@ const hooks = proxyActivities<Pick<FleetActivities, 'runHook'>>({ startToCloseTi
 export class KubernetesSteps {
   private readonly namespace: string;
 
-  constructor(private readonly spec: KubernetesRolloutSpec) {
+  constructor(
+    private readonly spec: KubernetesRolloutSpec,
+    private readonly control: RolloutControl,
+  ) {
     this.namespace = spec.target.namespace;
   }
 
@@ -40,37 +44,37 @@ export class KubernetesSteps {
 
   /** Scales the Deployment and waits until it has that many pods (all available when scaling up). */
   async scale(name: string, replicas: number, direction: 'up' | 'down'): Promise<ReplicaCount> {
-    await acts.scaleDeployment.executeWithOptions(
-      {
-        ...kubernetesApiProfile,
-        summary: `scale ${name} ${direction} to ${replicas}`,
-      },
-      [{ namespace: this.namespace, name, replicas, service: this.spec.target.service }],
+    // Scaling down waits for the pods to leave the Service: an abort cuts that short too.
+    await this.control.cancelOnAbort(() =>
+      acts.scaleDeployment.executeWithOptions(
+        { ...kubernetesApiProfile, summary: `scale ${name} ${direction} to ${replicas}` },
+        [{ namespace: this.namespace, name, replicas, service: this.spec.target.service }],
+      ),
     );
     return this.waitFor(name, replicas, direction === 'up');
   }
 
   waitFor(name: string, replicas: number, available: boolean): Promise<ReplicaCount> {
-    return acts.waitForDeployment.executeWithOptions(
-      {
-        ...kubernetesWaitProfile(this.spec.target.readyTimeout),
-        summary: available
-          ? `wait for ${replicas} available pods of ${name}`
-          : `wait for ${name} to have ${replicas} pods`,
-      },
-      [{ namespace: this.namespace, name, replicas, available, timeoutMs: this.spec.target.readyTimeout }],
+    return this.control.cancelOnAbort(() =>
+      acts.waitForDeployment.executeWithOptions(
+        {
+          ...kubernetesWaitProfile(this.spec.target.readyTimeout),
+          summary: available
+            ? `wait for ${replicas} available pods of ${name}`
+            : `wait for ${name} to have ${replicas} pods`,
+        },
+        [{ namespace: this.namespace, name, replicas, available, timeoutMs: this.spec.target.readyTimeout }],
+      ),
     );
   }
 
   /** Watches the canary's pods for a window: all available, none restarting. */
   watchCanary(name: string, replicas: number, windowMs: number, summary: string) {
-    return acts.watchCanaryPods.executeWithOptions(
-      {
-        ...kubernetesApiProfile,
-        startToCloseTimeout: windowMs + 120_000,
-        summary,
-      },
-      [{ namespace: this.namespace, name, replicas, windowMs }],
+    return this.control.cancelOnAbort(() =>
+      acts.watchCanaryPods.executeWithOptions(
+        { ...kubernetesApiProfile, startToCloseTimeout: windowMs + 120_000, summary },
+        [{ namespace: this.namespace, name, replicas, windowMs }],
+      ),
     );
   }
 

@@ -32,7 +32,7 @@ export class KubernetesRolloutTarget implements RolloutTarget {
     private readonly control: RolloutControl,
     private readonly lifecycle: Lifecycle,
   ) {
-    this.steps = new KubernetesSteps(spec);
+    this.steps = new KubernetesSteps(spec, control);
   }
 
   get specTarget(): KubernetesRolloutSpec['target'] {
