@@ -8,12 +8,14 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import type { RolloutSpec } from '../spec';
-import type { rolloutWorkflow } from '../workflows';
+import type { infrastructureLockWorkflow, rolloutWorkflow } from '../workflows';
+import { releaseLockSignal } from '../workflows/lock';
 import type { PromoteCommand, RolloutResult, RolloutStatus } from '../workflows/messages';
 import {
   abortUpdate,
   defaultTaskQueue,
   endedRefusal,
+  lockWorkflowId,
   pauseUpdate,
   promoteUpdate,
   resumeUpdate,
@@ -56,11 +58,13 @@ export async function startRollout(
   options: StartOptions = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof rolloutWorkflow>> {
   const workflowId = rolloutWorkflowId(spec.target.name);
+  const taskQueue = options.taskQueue ?? defaultTaskQueue;
+  const lock = await lockInfrastructure(client, spec, workflowId, taskQueue);
   try {
     return await client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
       args: [spec],
       workflowId,
-      taskQueue: options.taskQueue ?? defaultTaskQueue,
+      taskQueue,
       staticSummary: `${spec.strategy.type} rollout of ${spec.target.name} to ${spec.version}`,
       ...(options.startedBy ? { memo: { startedBy: options.startedBy.by, via: options.startedBy.via } } : {}),
       typedSearchAttributes: [
@@ -71,12 +75,69 @@ export async function startRollout(
       ],
     });
   } catch (error) {
+    await lock.signal(releaseLockSignal, workflowId).catch(() => undefined);
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
       throw new RolloutConflictError(
         `a rollout of ${spec.target.name} is already running (workflow ${workflowId}); wait for it, or abort it first`,
       );
     }
     throw error;
+  }
+}
+
+/** What a spec changes, in words for a refusal. */
+function infrastructureOf(spec: RolloutSpec): string {
+  const { target } = spec;
+  return target.kind === 'fleet'
+    ? `backend ${target.loadBalancer.haproxy.backend} of HAProxy ${target.loadBalancer.haproxy.socket}`
+    : `Deployment ${target.namespace}/${target.deployment}`;
+}
+
+/**
+ * Takes the lock on the infrastructure the spec changes, for the rollout `holder`. A lock held by a rollout that
+ * is running refuses the start, naming it; one left by a rollout that no longer runs (terminated by hand, so it
+ * could not release it) is ended and taken.
+ */
+async function lockInfrastructure(
+  client: Client,
+  spec: RolloutSpec,
+  holder: string,
+  taskQueue: string,
+): Promise<WorkflowHandle<typeof infrastructureLockWorkflow>> {
+  const lockId = lockWorkflowId(spec.target, taskQueue);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await client.workflow.start<typeof infrastructureLockWorkflow>('infrastructureLockWorkflow', {
+        args: [holder],
+        workflowId: lockId,
+        taskQueue,
+        memo: { holder },
+        staticSummary: `${infrastructureOf(spec)}, held by ${holder}`,
+      });
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError) || attempt > 0) throw error;
+    }
+    const lock = client.workflow.getHandle<typeof infrastructureLockWorkflow>(lockId);
+    const { memo } = await lock.describe();
+    const heldBy = typeof memo?.holder === 'string' ? memo.holder : undefined;
+    const running =
+      heldBy !== undefined &&
+      (await client.workflow
+        .getHandle(heldBy)
+        .describe()
+        .then((d) => d.status.name === 'RUNNING')
+        .catch(() => false));
+    if (running && heldBy !== undefined) {
+      if (heldBy === holder)
+        throw new RolloutConflictError(
+          `a rollout of ${spec.target.name} is already running (workflow ${holder}); wait for it, or abort it first`,
+        );
+      const name = heldBy.replace(/^rollout\//, '');
+      throw new RolloutConflictError(
+        `${infrastructureOf(spec)} is being rolled out by ${name} (workflow ${heldBy}), whatever this spec calls it: \`baton watch ${name}\` follows it, \`baton abort ${name}\` rolls it back`,
+      );
+    }
+    await lock.terminate(`its holder ${heldBy ?? '(unknown)'} is no longer running`).catch(() => undefined);
   }
 }
 

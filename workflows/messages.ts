@@ -8,6 +8,24 @@ export const defaultTaskQueue = 'baton';
 /** One live rollout per target: a second start for a busy target is refused by Temporal's id uniqueness. */
 export const rolloutWorkflowId = (target: string): string => `rollout/${target}`;
 
+/**
+ * The infrastructure a spec changes, as the id of its lock: an HAProxy backend behind its admin socket, or a
+ * Deployment in its namespace. The workers of one task queue reach one set of load balancers and one cluster, so
+ * the task queue is part of it.
+ */
+export function lockWorkflowId(
+  target:
+    | { kind: 'fleet'; loadBalancer: { haproxy: { socket: string; backend: string } } }
+    | { kind: 'kubernetes'; namespace: string; deployment: string },
+  taskQueue: string,
+): string {
+  const what =
+    target.kind === 'fleet'
+      ? `haproxy:${target.loadBalancer.haproxy.socket}:${target.loadBalancer.haproxy.backend}`
+      : `kubernetes:${target.namespace}/${target.deployment}`;
+  return `lock/${taskQueue}/${what}`;
+}
+
 export type RolloutPhase =
   | 'starting'
   | 'progressing'

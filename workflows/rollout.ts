@@ -1,11 +1,18 @@
-import { setHandler } from '@temporalio/workflow';
+import {
+  ContinueAsNew,
+  getExternalWorkflowHandle,
+  patched,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { RolloutSpec } from '../spec/rollout';
 import type { RolloutRun } from './continuation';
 import { defaultBulkFrom, defaultMaxEventsPerRun } from './continuation';
 import { RolloutControl } from './control';
 import { Lifecycle } from './lifecycle';
 import type { RolloutResult } from './messages';
-import { statusQuery } from './messages';
+import { lockWorkflowId, statusQuery } from './messages';
+import { releaseLockSignal } from './lock';
 import { Notifier } from './notifier';
 import type { Target } from './registry';
 import { runStrategy } from './registry';
@@ -30,20 +37,42 @@ export async function rolloutWorkflow(spec: RolloutSpec, run: RolloutRun = {}): 
     spec.target.kind === 'kubernetes'
       ? new KubernetesRolloutTarget(spec as KubernetesRolloutSpec, state, control, lifecycle)
       : new FleetRolloutTarget(spec as FleetRolloutSpec, state, control, lifecycle);
-  return notifying(spec, state, run.cursor !== undefined, () =>
-    runStrategy({
-      spec,
-      state,
-      control,
-      lifecycle,
-      target,
-      run: {
-        maxEventsPerRun: run.maxEventsPerRun ?? defaultMaxEventsPerRun,
-        bulkFrom: run.bulkFrom ?? defaultBulkFrom,
-        ...(run.cursor ? { cursor: run.cursor } : {}),
-      },
-    }),
-  );
+  let continuing = false;
+  try {
+    return await notifying(spec, state, run.cursor !== undefined, () =>
+      runStrategy({
+        spec,
+        state,
+        control,
+        lifecycle,
+        target,
+        run: {
+          maxEventsPerRun: run.maxEventsPerRun ?? defaultMaxEventsPerRun,
+          bulkFrom: run.bulkFrom ?? defaultBulkFrom,
+          ...(run.cursor ? { cursor: run.cursor } : {}),
+        },
+      }),
+    );
+  } catch (error) {
+    continuing = error instanceof ContinueAsNew;
+    throw error;
+  } finally {
+    // A rollout going on in a new run keeps the infrastructure.
+    if (!continuing) releaseInfrastructure(spec);
+  }
+}
+
+/**
+ * Ends the infrastructure lock the client took for this rollout. Not awaited: the signal goes out with the
+ * rollout's completion, in the same workflow task, costing the rollout no round trip.
+ */
+function releaseInfrastructure(spec: RolloutSpec): void {
+  // Rollouts recorded before the lock ended without the signal.
+  if (!patched('release-infrastructure-lock')) return;
+  const { taskQueue, workflowId } = workflowInfo();
+  const lock = getExternalWorkflowHandle(lockWorkflowId(spec.target, taskQueue));
+  // No lock to release when the rollout was started without one (by a test, or a tool of its own).
+  lock.signal(releaseLockSignal, workflowId).catch(() => undefined);
 }
 
 /** Runs a strategy with the spec's notifications, letting the last ones reach their receiver before the end. */

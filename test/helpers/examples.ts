@@ -54,6 +54,8 @@ export function localExample(
 export async function promoteUntilDone(handle: WorkflowHandle<typeof rolloutWorkflow>) {
   let done = false;
   const result = handle.result().finally(() => (done = true));
+  // A rollout that fails rejects before the loop below returns it: handled here, so the process does not crash.
+  result.catch(() => undefined);
   while (!done) {
     const status = await handle.query(statusQuery).catch(() => undefined);
     if (status?.phase === 'paused' && status.waiting?.for === 'promote')

@@ -46,7 +46,7 @@ after(async () => {
 });
 
 /** Runs the real `baton` bin, as a user would, against the test Temporal server. */
-function baton(args: string[]): Promise<Finished> {
+function baton(args: string[], env: NodeJS.ProcessEnv = { BATON_TASK_QUEUE: taskQueue }): Promise<Finished> {
   return runToEnd(process.execPath, [join(root, 'bin', 'baton.js'), ...args], {
     env: {
       ...process.env,
@@ -54,6 +54,7 @@ function baton(args: string[]): Promise<Finished> {
       TEMPORAL_NAMESPACE: temporal.namespace,
       BATON_TASK_QUEUE: taskQueue,
       NO_COLOR: '1',
+      ...env,
     },
   });
 }
@@ -125,6 +126,54 @@ describe('baton CLI (real Temporal, real fleet)', () => {
     assert.equal(second.code, 3);
     assert.match(second.stderr, /a rollout of cli-busy is already running \(workflow rollout\/cli-busy\)/);
     await temporal.client.workflow.getHandle('rollout/cli-busy').result();
+  });
+
+  it('the lock is the infrastructure: another name over the same backend or Deployment exits 3', async () => {
+    const slow = { type: 'rolling', batchSize: 1, pauseBetweenBatches: '3s' } as const;
+    const first = await specFile('lock-a.yaml', fleet.spec({ version: 'v5', strategy: slow }, 'lock-a'));
+    const same = await specFile('lock-b.yaml', fleet.spec({ version: 'v5', strategy: slow }, 'lock-b'));
+    const started = await baton(['start', '-f', first, '--detach']);
+    assert.equal(started.code, 0, started.stderr);
+    const refused = await baton(['start', '-f', same, '--detach']);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /backend web of HAProxy \S+ is being rolled out by lock-a \(workflow rollout\/lock-a\), whatever this spec calls it/,
+    );
+    await assert.rejects(
+      temporal.client.workflow.getHandle('rollout/lock-b').describe(),
+      WorkflowNotFoundError,
+    );
+    await temporal.client.workflow.getHandle('rollout/lock-a').result();
+    // Once the first has ended, its lock is free: the other name may roll the backend.
+    const next = await baton(['start', '-f', same]);
+    assert.equal(next.code, 0, next.stderr);
+
+    // A Deployment, with no worker for its task queue: the lock is taken before anything runs.
+    const deployment = (name: string) =>
+      specFile(`${name}.yaml`, {
+        target: {
+          kind: 'kubernetes',
+          name,
+          namespace: 'shop',
+          deployment: 'web',
+          container: 'app',
+          image: 'registry.local/web',
+        },
+        version: 'v2',
+        strategy: { type: 'rolling' },
+      });
+    const idle = { BATON_TASK_QUEUE: uniqueTaskQueue('cli-lock-idle') };
+    const queued = await baton(['start', '-f', await deployment('shop-a'), '--detach'], idle);
+    assert.equal(queued.code, 0, queued.stderr);
+    const busy = await baton(['start', '-f', await deployment('shop-b'), '--detach'], idle);
+    assert.equal(busy.code, 3, busy.stderr);
+    assert.match(busy.stderr, /Deployment shop\/web is being rolled out by shop-a/);
+    await temporal.client.workflow.getHandle('rollout/shop-a').terminate('test over');
+    // Terminated by hand, shop-a never released its lock: the next start finds it stale and takes it.
+    const taken = await baton(['start', '-f', await deployment('shop-b'), '--detach'], idle);
+    assert.equal(taken.code, 0, taken.stderr);
+    await temporal.client.workflow.getHandle('rollout/shop-b').terminate('test over');
   });
 
   it('pause, list, resume, watch and history steer and show a running rollout, recording who and why', async () => {
