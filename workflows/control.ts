@@ -139,6 +139,11 @@ export class RolloutControl {
     return this.promotedFully;
   }
 
+  /** The phase a paused rollout takes when it is resumed. */
+  resumeInto(phase: RolloutPhase): void {
+    if (this.paused) this.paused = { ...this.paused, phaseBefore: phase };
+  }
+
   get isPaused(): boolean {
     return this.paused !== undefined;
   }

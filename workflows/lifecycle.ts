@@ -47,6 +47,15 @@ export class Lifecycle {
     }
   }
 
+  /**
+   * The rollout starts changing its target. A pause accepted during the preflight still holds: the phase stays
+   * paused, and becomes progressing once it is resumed.
+   */
+  progressing(): void {
+    if (this.control.isPaused) this.control.resumeInto('progressing');
+    else this.state.setPhase('progressing');
+  }
+
   /** A rollout with nothing to change: it has succeeded, saying why. */
   alreadyDone(reason: string): RolloutResult {
     this.state.setPhase('succeeded', reason);

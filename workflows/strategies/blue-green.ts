@@ -19,7 +19,7 @@ export async function blueGreen({
   state.batches = 1;
   state.batch = 1;
   if (toMove === 0) return lifecycle.alreadyDone(`${label} already runs ${spec.version}`);
-  state.setPhase('progressing');
+  lifecycle.progressing();
   return lifecycle.run(
     async () => {
       await control.checkpoint();

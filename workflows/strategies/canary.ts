@@ -26,7 +26,7 @@ export async function canary({
   let canaries = size - toMove;
   state.canary = { weight: 0, step: 0, steps: steps.length, canaries, analyses: [] };
   state.batches = steps.length + 1;
-  state.setPhase('progressing');
+  lifecycle.progressing();
   lifecycle.onUndo('canary status', () => {
     state.setCanary({ weight: 0, canaries: 0 });
     return Promise.resolve();

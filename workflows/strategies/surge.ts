@@ -26,7 +26,7 @@ export async function replaceInRounds(
   const perRound = Math.max(1, resolveQuantity(options.batchSize, baseline.toMove, 'up'));
   const rounds = Math.ceil(baseline.toMove / perRound);
   state.batches = rounds;
-  state.setPhase('progressing');
+  lifecycle.progressing();
   return lifecycle.run(
     async () => {
       for (let round = 1, moved = 0; moved < baseline.toMove; round++) {

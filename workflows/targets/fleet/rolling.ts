@@ -54,7 +54,7 @@ export async function rollServerBatches({
     pauseBetweenBatches > 0 || pausesAfter(spec.strategy.pauses, n).length > 0;
   state.batches = batches.length;
   // A run continuing a paused rollout stays paused.
-  if (!(cursor && control.isPaused)) state.setPhase('progressing');
+  lifecycle.progressing();
 
   /** Servers the rollout touched, per batch, with the furthest step each reached: what a rollback undoes. */
   const touched: Touched[][] = batches.map(() => []);

@@ -76,7 +76,7 @@ export async function convergeReplicas({
     next.count = { replicas: 0, available: 0 };
     show(next);
   });
-  state.setPhase('progressing');
+  lifecycle.progressing();
   return lifecycle.run(
     async () => {
       const { name } = await steps.ensureVersionDeployment(preflight.stable);
@@ -112,7 +112,7 @@ async function nativeRolling(
     await steps.undo(deployment.version);
     show(deployment.version, await steps.waitForRollout());
   });
-  state.setPhase('progressing');
+  lifecycle.progressing();
   return lifecycle.run(async () => {
     await steps.setImage(
       intOrPercent(spec.strategy.maxSurge ?? percent(25)),

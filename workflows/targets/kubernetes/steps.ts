@@ -44,12 +44,11 @@ export class KubernetesSteps {
 
   /** Scales the Deployment and waits until it has that many pods (all available when scaling up). */
   async scale(name: string, replicas: number, direction: 'up' | 'down'): Promise<ReplicaCount> {
-    // Scaling down waits for the pods to leave the Service: an abort cuts that short too.
-    await this.control.cancelOnAbort(() =>
-      acts.scaleDeployment.executeWithOptions(
-        { ...kubernetesApiProfile, summary: `scale ${name} ${direction} to ${replicas}` },
-        [{ namespace: this.namespace, name, replicas, service: this.spec.target.service }],
-      ),
+    // Not cut short by an abort: a scale-down takes pods out of the Service before it deletes them, and stopped
+    // in between it would leave them out of it yet counted available. Its wait is bounded (30 s).
+    await acts.scaleDeployment.executeWithOptions(
+      { ...kubernetesApiProfile, summary: `scale ${name} ${direction} to ${replicas}` },
+      [{ namespace: this.namespace, name, replicas, service: this.spec.target.service }],
     );
     return this.waitFor(name, replicas, direction === 'up');
   }
