@@ -214,17 +214,28 @@ export async function commandRollout(
   command: PromoteCommand,
 ): Promise<RolloutStatus> {
   const handle = rolloutHandle(client, target);
-  try {
+  /** A closed workflow takes no update: the refusal comes from here, in the rollout's own words. */
+  const refusedIfEnded = async () => {
     const description = await handle.describe();
-    if (description.status.name !== 'RUNNING') {
-      // A closed workflow takes no update: the refusal comes from here, in the rollout's own words.
-      const phase =
-        description.status.name === 'COMPLETED'
-          ? (await handle.result()).phase
-          : description.status.name.toLowerCase();
-      throw new RolloutCommandRejectedError(`${verb} refused: ${endedRefusal(target, phase)}`);
+    if (description.status.name === 'RUNNING') return;
+    const phase =
+      description.status.name === 'COMPLETED'
+        ? (await handle.result()).phase
+        : description.status.name.toLowerCase();
+    throw new RolloutCommandRejectedError(`${verb} refused: ${endedRefusal(target, phase)}`);
+  };
+  try {
+    for (let attempt = 0; ; attempt++) {
+      await refusedIfEnded();
+      try {
+        return await handle.executeUpdate(updates[verb], { args: [command] });
+      } catch (error) {
+        // The run closed as the update arrived ("aborted by closing workflow", "already completed"): the
+        // rollout ended (refused above, on the next turn), or goes on in a new run (continue-as-new), which gets
+        // the command.
+        if (!(error instanceof WorkflowNotFoundError) || attempt >= 3) throw error;
+      }
     }
-    return await handle.executeUpdate(updates[verb], { args: [command] });
   } catch (error) {
     if (error instanceof WorkflowNotFoundError)
       throw new RolloutNotFoundError(`no rollout of ${target} was found`);
