@@ -1,4 +1,5 @@
 import { DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
+import { runCommands } from './commands';
 import { runCrashMatrix } from './crash-matrix';
 import { runConcurrency } from './concurrency';
 import { runOverhead } from './overhead';
@@ -15,6 +16,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   overhead: runOverhead,
   scale: runScale,
   concurrency: runConcurrency,
+  commands: runCommands,
 };
 
 async function main(): Promise<number> {

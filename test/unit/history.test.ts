@@ -14,7 +14,7 @@ const events = (name: string): HistoryEvent[] =>
 
 describe('baton history', () => {
   it('shows local-activity steps (a bulk detach, attach, handover) with their summaries, times and outcomes', () => {
-    const entries = rolloutHistory(events('rolling-bulk-local-load-balancer'));
+    const entries = rolloutHistory(events('rolling-bulk-one-fails'));
     const local = entries.filter((e) => /^(detach|attach) \d+ servers/.test(e.what));
     assert.ok(local.length >= 4, JSON.stringify(entries.map((e) => e.what)));
     assert.ok(local.every((e) => e.kind === 'step' && e.outcome === 'ok' && e.durationMs !== undefined));

@@ -1,0 +1,236 @@
+import type { Client } from '@temporalio/client';
+import fc from 'fast-check';
+import type { SimulatedFleets } from '../../activities/fakes/simulated-fleet';
+import { simulatedSpec } from '../../bench/simulated';
+import type { RolloutSpecInput } from '../../spec';
+import { commandRollout, RolloutCommandRejectedError } from '../../client/rollouts';
+import type { rolloutWorkflow } from '../../workflows';
+import type { RolloutRun } from '../../workflows/continuation';
+import type { RolloutStatus } from '../../workflows/messages';
+import { statusQuery } from '../../workflows/messages';
+
+/**
+ * The operator commands' rules, checked against real rollouts on a real Temporal server with simulated fleets:
+ * generated sequences of commands sent at random moments (the last milliseconds before success, across
+ * continue-as-new, during rollbacks, at gates, after the end), each answer checked against what then happened.
+ */
+
+export type Verb = 'pause' | 'resume' | 'promote' | 'promote --full' | 'abort';
+
+export interface Command {
+  readonly verb: Verb;
+  /** When it is sent, in ms after the rollout started. */
+  readonly atMs: number;
+}
+
+/** The rollouts the commands are sent to: their shapes put gates, runs and ends at different moments. */
+export type Shape = 'rolling' | 'rolling-gate' | 'rolling-runs' | 'canary-gate';
+
+export interface Sequence {
+  readonly shape: Shape;
+  readonly commands: readonly Command[];
+}
+
+/** How long each shape runs without commands, roughly: commands land before, around and after the end. */
+const spanMs: Record<Shape, number> = {
+  rolling: 500,
+  'rolling-gate': 500,
+  'rolling-runs': 2_000,
+  'canary-gate': 500,
+};
+
+export const sequenceArbitrary: fc.Arbitrary<Sequence> = fc
+  .constantFrom<Shape>('rolling', 'rolling-gate', 'rolling-runs', 'canary-gate')
+  .chain((shape) =>
+    fc.record({
+      shape: fc.constant(shape),
+      commands: fc.array(
+        fc.record({
+          verb: fc.constantFrom<Verb>('pause', 'resume', 'promote', 'promote --full', 'abort'),
+          atMs: fc.integer({ min: 0, max: Math.round(spanMs[shape] * 1.3) }),
+        }),
+        { minLength: 1, maxLength: 6 },
+      ),
+    }),
+  )
+  .map((sequence) => ({ ...sequence, commands: [...sequence.commands].sort((a, b) => a.atMs - b.atMs) }));
+
+const servers: Record<Shape, number> = {
+  rolling: 6,
+  'rolling-gate': 6,
+  'rolling-runs': 24,
+  'canary-gate': 3,
+};
+
+function specOf(shape: Shape): Partial<RolloutSpecInput> {
+  switch (shape) {
+    case 'rolling':
+      return { strategy: { type: 'rolling', batchSize: 2 } };
+    case 'rolling-gate':
+      return {
+        strategy: {
+          type: 'rolling',
+          batchSize: 2,
+          pauses: [{ after: 1, timeout: '400ms', onTimeout: 'promote' }],
+        },
+      };
+    case 'rolling-runs':
+      return { strategy: { type: 'rolling', batchSize: 1 } };
+    case 'canary-gate':
+      return { strategy: { type: 'canary', steps: [{ setWeight: 34 }, { pause: {} }, { setWeight: 67 }] } };
+  }
+}
+
+/** Engine settings: a small history per run makes a rollout of 24 servers continue as new every few servers. */
+const runOf = (shape: Shape): RolloutRun => (shape === 'rolling-runs' ? { maxEventsPerRun: 250 } : {});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+const pendingServers = (status: RolloutStatus) =>
+  new Set(status.servers.filter((s) => s.step === 'pending').map((s) => s.name));
+
+export interface ModelWorld {
+  readonly client: Client;
+  readonly fleets: SimulatedFleets;
+  readonly taskQueue: string;
+}
+
+let rollouts = 0;
+
+/**
+ * Runs one sequence against a fresh rollout and returns every rule it saw broken (none when the commands kept
+ * their word). The driver finishes a rollout the commands left paused or at a gate, as an operator would.
+ */
+export async function checkSequence(world: ModelWorld, sequence: Sequence): Promise<string[]> {
+  const violations: string[] = [];
+  const broke = (rule: string) => violations.push(`${sequence.shape}: ${rule}`);
+  const backend = `model-${process.pid}-${++rollouts}`;
+  const spec = simulatedSpec(world.fleets, backend, servers[sequence.shape], specOf(sequence.shape));
+  const handle = await world.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+    args: [spec, runOf(sequence.shape)],
+    taskQueue: world.taskQueue,
+    workflowId: `rollout/${backend}`,
+  });
+  const startedAt = Date.now();
+  let finished = false;
+  const result = handle.result().finally(() => (finished = true));
+  result.catch(() => undefined);
+
+  const accepted: Array<{ verb: Verb; by: string }> = [];
+  /** Set while the last accepted command was a pause: the servers that were pending then must stay pending. */
+  let held: { pending: Set<string>; by: string } | undefined;
+  let aborted = false;
+
+  const send = async (verb: Verb, by: string): Promise<void> => {
+    if (held && !finished) {
+      const now = await handle.query(statusQuery);
+      const started = [...held.pending].filter((name) => !pendingServers(now).has(name));
+      if (started.length > 0) broke(`paused by ${held.by}, yet ${started.join(', ')} started`);
+      if (now.phase === 'succeeded') broke(`paused by ${held.by}, yet the rollout succeeded`);
+    }
+    const endedBefore = finished;
+    try {
+      // Through the client library, as `baton` sends it.
+      const status = await commandRollout(
+        world.client,
+        backend,
+        verb === 'promote --full' ? 'promote' : verb,
+        {
+          by,
+          reason: `${verb} from the model`,
+          ...(verb === 'promote --full' ? { full: true } : {}),
+        },
+      );
+      accepted.push({ verb, by });
+      if (endedBefore) broke(`${verb} by ${by} was accepted after the rollout had ended`);
+      if (verb === 'pause') {
+        if (status.phase !== 'paused')
+          broke(`pause by ${by} was accepted, yet the answer says ${status.phase}`);
+        held = { pending: pendingServers(status), by };
+      } else if (verb === 'abort') {
+        aborted = true;
+        held = undefined;
+      } else if (status.phase !== 'paused' || status.waiting?.for === 'promote') held = undefined;
+    } catch (error) {
+      const refused = error instanceof RolloutCommandRejectedError && /refused: \S/.test(error.message);
+      if (!refused) broke(`${verb} by ${by} failed without a reason: ${String(error)}`);
+    }
+  };
+
+  for (const [index, command] of sequence.commands.entries()) {
+    await sleep(startedAt + command.atMs - Date.now());
+    await send(command.verb, `operator-${index}`);
+  }
+
+  // A held rollout stays held: nothing starts while no one resumes it.
+  if (held && !finished) {
+    await sleep(300);
+    const now = await handle.query(statusQuery);
+    if (now.phase !== 'paused') broke(`paused by ${held.by}, it went on to ${now.phase} by itself`);
+  }
+  for (let turns = 0; !finished; turns++) {
+    if (turns > 600) {
+      broke('the rollout never ended');
+      await handle.terminate('the command model gave up on it');
+      break;
+    }
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (status?.phase === 'paused')
+      await send(status.waiting?.for === 'promote' ? 'promote' : 'resume', 'driver');
+    await Promise.race([result, sleep(50)]);
+  }
+
+  const outcome = await result.catch((error: unknown) => ({ phase: 'failed', reason: String(error) }));
+  if (!finished) return violations;
+  if (aborted && outcome.phase !== 'rolled-back')
+    broke(`an abort was accepted, yet the rollout ended ${outcome.phase}`);
+  if (!aborted && outcome.phase !== 'succeeded')
+    broke(`no abort was accepted, yet the rollout ended ${outcome.phase}: ${outcome.reason ?? ''}`);
+
+  // Every command the rollout accepted, and only those, in its record, with who and why.
+  const final = await handle.query(statusQuery);
+  const recorded = final.commands.map((c) => `${c.command}${c.full ? ' --full' : ''} by ${c.by ?? '?'}`);
+  const sent = accepted.map((c) => `${c.verb} by ${c.by}`);
+  if (recorded.join(', ') !== sent.join(', '))
+    broke(`the record shows [${recorded.join(', ')}], the accepted commands were [${sent.join(', ')}]`);
+  if (final.commands.some((c) => c.reason === undefined && c.by !== 'progress deadline'))
+    broke('a recorded command has no reason');
+
+  // No server upgraded twice: once to v2, and once back when rolled back.
+  for (const server of world.fleets.servers(backend)) {
+    const want = outcome.phase === 'succeeded' ? 'v2' : 'v1';
+    if (server.version !== want || !server.serving)
+      broke(
+        `${server.name} ended on ${server.version}${server.serving ? '' : ', out of rotation'}, not ${want}`,
+      );
+    if (server.upgrades > (outcome.phase === 'succeeded' ? 1 : 2))
+      broke(`${server.name} was upgraded ${server.upgrades} times`);
+  }
+  return violations;
+}
+
+/** Runs `count` generated sequences, `parallel` at a time; the figures a benchmark prints. */
+export async function runCommandModel(
+  world: ModelWorld,
+  count: number,
+  parallel: number,
+  seed?: number,
+): Promise<{ sequences: number; commands: number; byShape: Record<Shape, number>; violations: string[] }> {
+  const sequences = fc.sample(sequenceArbitrary, { numRuns: count, ...(seed !== undefined ? { seed } : {}) });
+  const violations: string[] = [];
+  const byShape: Record<Shape, number> = {
+    rolling: 0,
+    'rolling-gate': 0,
+    'rolling-runs': 0,
+    'canary-gate': 0,
+  };
+  for (const sequence of sequences) byShape[sequence.shape]++;
+  for (let offset = 0; offset < sequences.length; offset += parallel) {
+    const group = sequences.slice(offset, offset + parallel);
+    const found = await Promise.all(group.map((sequence) => checkSequence(world, sequence)));
+    found.forEach((broken, i) => {
+      if (broken.length > 0) violations.push(`${JSON.stringify(group[i])}: ${broken.join('; ')}`);
+    });
+  }
+  const commands = sequences.reduce((sum, sequence) => sum + sequence.commands.length, 0);
+  return { sequences: sequences.length, commands, byShape, violations };
+}
