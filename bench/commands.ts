@@ -1,4 +1,4 @@
-import { runCommandModel } from '../test/helpers/command-model';
+import { runCommandModel, simulatedWorld } from '../test/helpers/command-model';
 import { startSimulatedBench } from './simulated';
 import { printTable } from './table';
 
@@ -19,7 +19,7 @@ export async function runCommands(): Promise<void> {
   try {
     const started = Date.now();
     const figures = await runCommandModel(
-      { client: bench.client, fleets: bench.fleets, taskQueue: bench.taskQueue },
+      simulatedWorld(bench.client, bench.fleets, bench.taskQueue),
       count,
       40,
     );

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import fc from 'fast-check';
 import type { SimulatedFleets } from '../../activities/fakes/simulated-fleet';
 import { simulatedSpec } from '../../bench/simulated';
-import type { RolloutSpecInput } from '../../spec';
+import type { RolloutSpec, RolloutSpecInput } from '../../spec';
 import { commandRollout, RolloutCommandRejectedError } from '../../client/rollouts';
 import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutRun } from '../../workflows/continuation';
@@ -88,10 +88,36 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.
 const pendingServers = (status: RolloutStatus) =>
   new Set(status.servers.filter((s) => s.step === 'pending').map((s) => s.name));
 
+/** Where a sequence's rollout runs: its spec, and how its servers ended. */
+export interface ModelTarget {
+  readonly spec: RolloutSpec;
+  servers(): Promise<Array<{ name: string; version: string; upgrades: number; serving: boolean }>>;
+  stop(): Promise<void>;
+}
+
 export interface ModelWorld {
   readonly client: Client;
-  readonly fleets: SimulatedFleets;
   readonly taskQueue: string;
+  /** A fresh fleet, named `name`, for one sequence. */
+  target(name: string, servers: number, spec: Partial<RolloutSpecInput>): Promise<ModelTarget>;
+  /** How much slower than the simulated fleets its rollouts are: command times stretch by as much. */
+  readonly pace?: number;
+  /** The shapes it runs (a real fleet leaves out the one of 24 servers). */
+  readonly shapes?: readonly Shape[];
+}
+
+/** Fleets whose steps take fixed, known times: fast enough for thousands of sequences. */
+export function simulatedWorld(client: Client, fleets: SimulatedFleets, taskQueue: string): ModelWorld {
+  return {
+    client,
+    taskQueue,
+    target: (name, servers, spec) =>
+      Promise.resolve({
+        spec: simulatedSpec(fleets, name, servers, spec),
+        servers: () => Promise.resolve(fleets.servers(name)),
+        stop: () => Promise.resolve(),
+      }),
+  };
 }
 
 let rollouts = 0;
@@ -104,7 +130,23 @@ export async function checkSequence(world: ModelWorld, sequence: Sequence): Prom
   const violations: string[] = [];
   const broke = (rule: string) => violations.push(`${sequence.shape}: ${rule}`);
   const backend = `model-${process.pid}-${++rollouts}`;
-  const spec = simulatedSpec(world.fleets, backend, servers[sequence.shape], specOf(sequence.shape));
+  const target = await world.target(backend, servers[sequence.shape], specOf(sequence.shape));
+  try {
+    return await checkOn(world, target, backend, sequence, violations, broke);
+  } finally {
+    await target.stop();
+  }
+}
+
+async function checkOn(
+  world: ModelWorld,
+  target: ModelTarget,
+  backend: string,
+  sequence: Sequence,
+  violations: string[],
+  broke: (rule: string) => void,
+): Promise<string[]> {
+  const { spec } = target;
   const handle = await world.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
     args: [spec, runOf(sequence.shape)],
     taskQueue: world.taskQueue,
@@ -157,7 +199,7 @@ export async function checkSequence(world: ModelWorld, sequence: Sequence): Prom
   };
 
   for (const [index, command] of sequence.commands.entries()) {
-    await sleep(startedAt + command.atMs - Date.now());
+    await sleep(startedAt + command.atMs * (world.pace ?? 1) - Date.now());
     await send(command.verb, `operator-${index}`);
   }
 
@@ -196,7 +238,7 @@ export async function checkSequence(world: ModelWorld, sequence: Sequence): Prom
     broke('a recorded command has no reason');
 
   // No server upgraded twice: once to v2, and once back when rolled back.
-  for (const server of world.fleets.servers(backend)) {
+  for (const server of await target.servers()) {
     const want = outcome.phase === 'succeeded' ? 'v2' : 'v1';
     if (server.version !== want || !server.serving)
       broke(
@@ -215,7 +257,9 @@ export async function runCommandModel(
   parallel: number,
   seed?: number,
 ): Promise<{ sequences: number; commands: number; byShape: Record<Shape, number>; violations: string[] }> {
-  const sequences = fc.sample(sequenceArbitrary, { numRuns: count, ...(seed !== undefined ? { seed } : {}) });
+  const shapes = world.shapes;
+  const arbitrary = shapes ? sequenceArbitrary.filter((s) => shapes.includes(s.shape)) : sequenceArbitrary;
+  const sequences = fc.sample(arbitrary, { numRuns: count, ...(seed !== undefined ? { seed } : {}) });
   const violations: string[] = [];
   const byShape: Record<Shape, number> = {
     rolling: 0,
