@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import type { SimulatedFleets } from '../../activities/fakes/simulated-fleet';
 import { simulatedSpec } from '../../bench/simulated';
 import type { RolloutSpec, RolloutSpecInput } from '../../spec';
+import { fetchRolloutEvents, rolloutHistory } from '../../client/history';
 import { commandRollout, RolloutCommandRejectedError } from '../../client/rollouts';
 import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutRun } from '../../workflows/continuation';
@@ -236,6 +237,15 @@ async function checkOn(
     broke(`the record shows [${recorded.join(', ')}], the accepted commands were [${sent.join(', ')}]`);
   if (final.commands.some((c) => c.reason === undefined && c.by !== 'progress deadline'))
     broke('a recorded command has no reason');
+
+  // What `baton history` shows, from the events of every run: each accepted command once, with who and why.
+  const events = await fetchRolloutEvents(world.client, handle.workflowId, handle.firstExecutionRunId);
+  const shown = rolloutHistory(events)
+    .filter((entry) => entry.kind === 'command' && entry.outcome === 'accepted')
+    .map((entry) => entry.what);
+  const expected = accepted.map((c) => `${c.verb} by ${c.by}: ${c.verb} from the model`);
+  if (shown.join(', ') !== expected.join(', '))
+    broke(`baton history shows [${shown.join(', ')}], the accepted commands were [${expected.join(', ')}]`);
 
   // No server upgraded twice: once to v2, and once back when rolled back.
   for (const server of await target.servers()) {
