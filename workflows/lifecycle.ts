@@ -56,9 +56,9 @@ export class Lifecycle {
     else this.state.setPhase('progressing');
   }
 
-  /** A rollout with nothing to change: it has succeeded, saying why. */
-  alreadyDone(reason: string): RolloutResult {
-    this.state.setPhase('succeeded', reason);
+  /** A rollout with nothing to change: `label` ("every server", the Deployment) already runs the version. */
+  alreadyDone(label: string): RolloutResult {
+    this.state.setPhase('succeeded', `${label} already runs ${this.toVersion}`);
     return this.result();
   }
 

@@ -18,7 +18,7 @@ export async function blueGreen({
   const { toMove, label } = await target.preflight();
   state.batches = 1;
   state.batch = 1;
-  if (toMove === 0) return lifecycle.alreadyDone(`${label} already runs ${spec.version}`);
+  if (toMove === 0) return lifecycle.alreadyDone(label);
   lifecycle.progressing();
   return lifecycle.run(
     async () => {

@@ -20,7 +20,7 @@ export async function canary({
   target,
 }: StrategyContext<CanaryStrategy>): Promise<RolloutResult> {
   const { size, toMove, label } = await target.preflight();
-  if (toMove === 0) return lifecycle.alreadyDone(`${label} already runs ${spec.version}`);
+  if (toMove === 0) return lifecycle.alreadyDone(label);
   const { steps } = spec.strategy;
   // Units a retried rollout finds already on the version count as canaries from the start.
   let canaries = size - toMove;

@@ -16,7 +16,7 @@ export async function recreate({
   target,
 }: StrategyContext<RecreateStrategy>): Promise<RolloutResult> {
   const { toMove, label } = await target.preflight();
-  if (toMove === 0) return lifecycle.alreadyDone(`${label} already runs ${spec.version}`);
+  if (toMove === 0) return lifecycle.alreadyDone(label);
   state.batches = 1;
   state.batch = 1;
   lifecycle.progressing();

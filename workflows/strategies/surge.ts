@@ -18,11 +18,11 @@ export function surge(context: StrategyContext<SurgeStrategy>): Promise<RolloutR
 
 /** Rounds of `replace`, with the spec's pauses between them: surge, and rolling by replacement. */
 export async function replaceInRounds(
-  { spec, state, control, lifecycle, target }: StrategyContext<RolloutSpecStrategy>,
+  { state, control, lifecycle, target }: StrategyContext<RolloutSpecStrategy>,
   options: { batchSize: Quantity; pauses?: readonly RolloutPause[]; pauseBetweenBatches?: number },
 ): Promise<RolloutResult> {
   const baseline = await target.preflight();
-  if (baseline.toMove === 0) return lifecycle.alreadyDone(`${baseline.label} already runs ${spec.version}`);
+  if (baseline.toMove === 0) return lifecycle.alreadyDone(baseline.label);
   const perRound = Math.max(1, resolveQuantity(options.batchSize, baseline.toMove, 'up'));
   const rounds = Math.ceil(baseline.toMove / perRound);
   state.batches = rounds;

@@ -49,8 +49,8 @@ export class FleetRolloutTarget implements RolloutTarget {
   /** In place: servers taken out, waiting to be upgraded and brought back. */
   private readonly out: FleetServer[] = [];
   private restoreParallel = 1;
+  /** The weights found before the first traffic shift; set only once a shift begins. */
   private initialWeights?: Record<string, number>;
-  private weightsChanged = false;
 
   /** By replacement: servers made, in creation order, and old ones out of rotation waiting to be destroyed. */
   private readonly created: FleetServer[] = [];
@@ -195,7 +195,6 @@ export class FleetRolloutTarget implements RolloutTarget {
     await this.readWeights();
     const total = this.servers.length;
     const weights = canaryWeights(total, this.serving.length, weight);
-    this.weightsChanged = true;
     await this.steps.setWeights(
       Object.fromEntries(
         this.servers.map((s) => [s.name, this.serving.includes(s) ? weights.canary : weights.stable]),
@@ -284,7 +283,7 @@ export class FleetRolloutTarget implements RolloutTarget {
     this.lifecycle.onUndo('servers back on their old version', async () => {
       const moved = this.moved.map((m) => m.server.name);
       const total = this.servers.length;
-      if (this.weightsChanged && moved.length > 0 && moved.length < total)
+      if (this.initialWeights && moved.length > 0 && moved.length < total)
         await this.steps.setWeights(
           Object.fromEntries(this.servers.map((s) => [s.name, moved.includes(s.name) ? 1 : 256])),
           'rollback: canary to the least weight',
@@ -295,8 +294,7 @@ export class FleetRolloutTarget implements RolloutTarget {
         const restored = await this.steps.restoreServer(server, reached);
         if (!restored.ok) problems.push(`${server.name}: ${restored.error}`);
       });
-      if (this.weightsChanged && this.initialWeights)
-        await this.steps.setWeights(this.initialWeights, 'rollback: restore weights');
+      if (this.initialWeights) await this.steps.setWeights(this.initialWeights, 'rollback: restore weights');
       if (problems.length > 0) throw new Error(problems.join('; '));
     });
   }

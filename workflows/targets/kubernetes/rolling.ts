@@ -57,7 +57,7 @@ export async function convergeReplicas({
   const show = ({ role, name, version, count }: Side) =>
     state.setDeployment(desired, { role, name, version, ...count });
   show(stable);
-  if (baseline.toMove === 0) return lifecycle.alreadyDone(`${preflight.stable} already runs ${spec.version}`);
+  if (baseline.toMove === 0) return lifecycle.alreadyDone(preflight.stable);
   if (spec.target.mode === 'native')
     return nativeRolling({ spec, state, control, lifecycle, target, run }, stable);
 
