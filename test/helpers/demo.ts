@@ -32,7 +32,7 @@ export async function keptDemo(commandLine: string): Promise<KeptDemo> {
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   child.stdout.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  // npm, signalled with its group, ends by the signal itself; the demo under it exits 130.
+  // npm waits for the demo under it, which exits 130 once its cleanup is done.
   const exited = new Promise<string>((resolve) =>
     child.on('exit', (code, signal) => resolve(signal ?? String(code))),
   );
