@@ -44,6 +44,9 @@ export interface KubernetesBinaries {
   readonly kubeControllerManager: string;
   readonly kubeScheduler: string;
   readonly kubectl: string;
+  /** A real node's agents, for clusters that run real pods beside kwok's. */
+  readonly kubelet: string;
+  readonly kubeProxy: string;
   readonly etcd: string;
   readonly kwok: string;
   readonly kwokctl: string;
@@ -63,6 +66,8 @@ export async function ensureKubernetesBinaries(): Promise<KubernetesBinaries> {
         'kube-controller-manager': 'k8s.io/kubernetes/cmd/kube-controller-manager',
         'kube-scheduler': 'k8s.io/kubernetes/cmd/kube-scheduler',
         kubectl: 'k8s.io/kubernetes/cmd/kubectl',
+        kubelet: 'k8s.io/kubernetes/cmd/kubelet',
+        'kube-proxy': 'k8s.io/kubernetes/cmd/kube-proxy',
       },
       ldflags: kubernetesVersionFlags,
     }),
@@ -91,6 +96,8 @@ export async function ensureKubernetesBinaries(): Promise<KubernetesBinaries> {
     kubeControllerManager: join(kube, 'bin', 'kube-controller-manager'),
     kubeScheduler: join(kube, 'bin', 'kube-scheduler'),
     kubectl: join(kube, 'bin', 'kubectl'),
+    kubelet: join(kube, 'bin', 'kubelet'),
+    kubeProxy: join(kube, 'bin', 'kube-proxy'),
     etcd: join(etcd, 'bin', 'etcd'),
     kwok: join(kwok, 'bin', 'kwok'),
     kwokctl: join(kwok, 'bin', 'kwokctl'),

@@ -71,10 +71,12 @@ export function builtFromWrapper(spec: {
   ldflags?: string;
 }): CachedComponent {
   const hash = createHash('sha256');
-  for (const file of ['go.mod', 'go.sum', 'tools.go']) hash.update(readFileSync(join(spec.wrapperDir, file)));
-  // A wrapper that is a program of its own keeps it in main.go (the Kubernetes wrappers have none).
-  const main = join(spec.wrapperDir, 'main.go');
-  if (existsSync(main)) hash.update(readFileSync(main));
+  // A wrapper that is a program of its own keeps it in main.go (the Kubernetes wrappers have none); one with no
+  // dependency has no go.sum, and one that builds only itself no tools.go.
+  for (const file of ['go.mod', 'go.sum', 'tools.go', 'main.go']) {
+    const path = join(spec.wrapperDir, file);
+    if (existsSync(path)) hash.update(readFileSync(path));
+  }
   hash.update(spec.ldflags ?? '');
   return {
     name: spec.name,

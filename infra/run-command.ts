@@ -6,6 +6,8 @@ export interface RunOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Shown while the command runs, with the elapsed time every 30 s, for steps that take minutes. */
   readonly label: string;
+  /** Says nothing while it runs: for quick steps, named only if they fail. */
+  readonly quiet?: boolean;
 }
 
 /** Runs a build command, quietly, reporting progress on long steps; fails with the end of its output. */
@@ -13,7 +15,7 @@ export function runCommand(argv: readonly string[], options: RunOptions): Promis
   const [program, ...args] = argv;
   if (!program) throw new Error('empty argv');
   const started = Date.now();
-  say(`${options.label}…`);
+  if (!options.quiet) say(`${options.label}…`);
   const ticker = setInterval(
     () => say(`${options.label}: still working (${Math.round((Date.now() - started) / 1000)} s)`),
     30_000,

@@ -1,0 +1,3 @@
+module baton.local/pause
+
+go 1.26.0
