@@ -6,6 +6,8 @@ import type { KubernetesBinaries } from './components';
 import { ensureKubernetesBinaries, kubernetesVersions } from './components';
 import type { PodBehaviour } from './kubernetes/kwok-stages';
 import { kwokStagesConfig } from './kubernetes/kwok-stages';
+import type { RealNode } from './kubernetes/real-node';
+import { startRealNode, stopNodeAt } from './kubernetes/real-node';
 import { cacheRoot } from './cache';
 import { withFileLock } from './lock';
 import { delay } from './processes';
@@ -17,6 +19,8 @@ export interface LocalCluster {
   readonly kubeconfig: string;
   /** The fake nodes kwok runs pods on. */
   readonly nodes: readonly string[];
+  /** The real node, when asked for: kubelet runs its pods in containers, and kube-proxy routes Services to them. */
+  readonly realNode?: string;
   /** How kwok treats pods here: the delay before Ready, and the image tag that never becomes Ready. */
   readonly pods: PodBehaviour;
   stop(): Promise<void>;
@@ -43,6 +47,8 @@ export async function startLocalCluster(options: {
   name?: string;
   nodes?: number;
   pods?: Partial<PodBehaviour>;
+  /** Also join a real node (one per machine; a second cluster asking for one waits for it). */
+  realNode?: boolean;
 }): Promise<LocalCluster> {
   const binaries = await ensureKubernetesBinaries();
   const name = options.name ?? 'baton';
@@ -89,7 +95,11 @@ export async function startLocalCluster(options: {
       { label: `starting Kubernetes ${kubernetesVersions.kubernetes} (kwokctl, binary runtime)`, env },
     ),
   );
-  const stop = () => deleteCluster(binaries, workdir, name);
+  let realNode: RealNode | undefined;
+  const stop = async () => {
+    await realNode?.stop();
+    await deleteCluster(binaries, workdir, name);
+  };
   try {
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfig);
@@ -126,7 +136,9 @@ export async function startLocalCluster(options: {
         await delay(100);
       }
     }
-    return { name, kubeconfig, nodes, pods, stop };
+    if (options.realNode)
+      realNode = await startRealNode({ dir: join(options.dir, 'node'), kubeconfig, kubernetes: binaries });
+    return { name, kubeconfig, nodes, pods, realNode: realNode?.name, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -148,6 +160,8 @@ export async function sweepClusters(root: string): Promise<number> {
     const clusters = join(root, entry, 'kwok', 'clusters');
     if (!existsSync(clusters)) continue;
     const binaries = await ensureKubernetesBinaries();
+    if (existsSync(join(root, entry, 'node', 'node.json')))
+      await stopNodeAt(join(root, entry, 'node'), binaries);
     for (const name of readdirSync(clusters)) {
       await deleteCluster(binaries, join(root, entry, 'kwok'), name).catch(() => undefined);
       swept++;

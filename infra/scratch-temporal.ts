@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sweepFleets } from './fleet/local-fleet';
+import { sweepClusters } from './kubernetes-cluster';
 import { onInterrupt } from './interrupt';
 import type { TemporalDevServer } from './temporal-server';
 import { startTemporalDevServer } from './temporal-server';
@@ -23,6 +24,7 @@ export async function startScratchTemporal(name: string, namespace: string): Pro
   const dir = await mkdtemp(join(tmpdir(), `baton-${name}-`));
   const removeDir = async () => {
     await sweepFleets(dir);
+    await sweepClusters(dir);
     await rm(dir, { recursive: true, force: true });
   };
   const cleanUp = onInterrupt(removeDir);

@@ -94,6 +94,22 @@ export async function kwokStagesConfig(stagesDir: string, behaviour: PodBehaviou
     );
   docs.push(stringify(notReady));
 
+  // kwokctl's binary runtime starts kwok with --manage-all-nodes; a real kubelet's node must be left to it.
+  docs.push(
+    stringify({
+      apiVersion: 'config.kwok.x-k8s.io/v1alpha1',
+      kind: 'KwokctlConfiguration',
+      componentsPatches: [
+        {
+          name: 'kwok-controller',
+          extraArgs: [
+            { key: 'manage-all-nodes', value: 'false' },
+            { key: 'manage-nodes-with-annotation-selector', value: 'kwok.x-k8s.io/node=fake' },
+          ],
+        },
+      ],
+    }),
+  );
   return docs.map((doc) => doc.trim()).join('\n---\n') + '\n';
 }
 
