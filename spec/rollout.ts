@@ -216,6 +216,17 @@ export const kubernetesTarget = z.strictObject({
     .default('side-by-side'),
   /** The Service in front of the pods: Baton takes a pod out of it before the pod goes. */
   service: resourceName.optional(),
+  /**
+   * How long a pod stays up after it has left the Service's EndpointSlices, before it is sent SIGTERM: the time every
+   * proxy routing to the Service (kube-proxy on each node, an ingress controller) may take to stop opening new
+   * connections to it. kube-proxy took up to 2 s on a loaded test machine; a preStop sleep does the same job.
+   */
+  detachDelay: duration
+    .default(3_000)
+    .refine(
+      (ms) => ms <= 60_000,
+      "expected at most 1m: longer belongs in the pod's terminationGracePeriodSeconds",
+    ),
   /** A step fails when no more of the pods it waits for become available for this long (a progress deadline). */
   readyTimeout: duration.default(300_000),
   /** Seconds a new pod must stay Ready before it counts as available (the Deployment's minReadySeconds). */

@@ -212,13 +212,21 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
      * takes them out of the Service by removing the Service's labels the Deployment does not select on, and
      * waits for the Service's endpoints to drop them, so no new request reaches a pod about to stop.
      */
-    scaleDeployment: async (input: DeploymentRef & { replicas: number; service?: string }): Promise<void> => {
+    scaleDeployment: async (
+      input: DeploymentRef & { replicas: number; service?: string; detachDelayMs?: number },
+    ): Promise<void> => {
       const { apps } = deps.kubernetes();
       const deployment = await readDeployment(input);
       const current = deployment.spec?.replicas ?? 0;
       if (current === input.replicas) return;
       if (input.replicas < current)
-        await retirePods(deps.kubernetes(), deployment, current - input.replicas, input.service);
+        await retirePods(
+          deps.kubernetes(),
+          deployment,
+          current - input.replicas,
+          input.service,
+          input.detachDelayMs ?? 0,
+        );
       await kubernetesCall(`scaling Deployment ${input.name} to ${input.replicas}`, () =>
         apps.patchNamespacedDeployment(
           { namespace: input.namespace, name: input.name, body: { spec: { replicas: input.replicas } } },
@@ -506,6 +514,7 @@ async function retirePods(
   deployment: V1Deployment,
   count: number,
   serviceName: string | undefined,
+  detachDelayMs: number,
 ): Promise<void> {
   const namespace = deployment.metadata?.namespace ?? 'default';
   const name = deployment.metadata?.name ?? '';
@@ -513,7 +522,13 @@ async function retirePods(
   const pods = await kubernetesCall(`listing pods of ${name}`, () =>
     clients.core.listNamespacedPod({ namespace, labelSelector: labelSelector(selector) }),
   );
-  const chosen = podsToRetire(pods.items, count);
+  const sets = await kubernetesCall(`listing ReplicaSets of ${name}`, () =>
+    clients.apps.listNamespacedReplicaSet({ namespace, labelSelector: labelSelector(selector) }),
+  );
+  const owned = sets.items
+    .filter((rs) => rs.metadata?.ownerReferences?.some((o) => o.uid === deployment.metadata?.uid))
+    .map((rs) => rs.metadata?.uid ?? '');
+  const chosen = podsToRetire(pods.items, count, new Set(owned));
   let detachKeys: string[] = [];
   if (serviceName !== undefined) {
     const service = await kubernetesCall(`reading Service ${serviceName}`, () =>
@@ -540,8 +555,14 @@ async function retirePods(
       ),
     );
   }
-  if (serviceName !== undefined && detachKeys.length > 0 && chosen.length > 0)
+  if (serviceName !== undefined && detachKeys.length > 0 && chosen.length > 0) {
     await waitOutOfEndpoints(clients, namespace, serviceName, chosen);
+    // Out of the EndpointSlices is not yet out of every proxy's rules: they program the change a moment later.
+    for (let left = detachDelayMs; left > 0; left -= 5_000) {
+      Context.current().heartbeat();
+      await Context.current().sleep(Math.min(left, 5_000));
+    }
+  }
 }
 
 /** Waits (up to 30 s) until none of the pods is a ready endpoint of the Service. */

@@ -136,14 +136,21 @@ export const isReady = (pod: V1Pod): boolean =>
 /**
  * The pods to take away when a Deployment scales from its pods down by `count`, in the order the ReplicaSet
  * controller would pick them once their deletion cost is lowered: pods already chosen by an earlier attempt
- * (so a retry picks the same ones), then pods not Ready, then the newest.
+ * (so a retry picks the same ones), then pods not Ready, then the newest. Only pods of `replicaSets` (the
+ * Deployment's own, by uid) count: a label selector also matches the pods of another version's Deployment made from
+ * the same template.
  */
-export function podsToRetire(pods: readonly V1Pod[], count: number): V1Pod[] {
+export function podsToRetire(
+  pods: readonly V1Pod[],
+  count: number,
+  replicaSets: ReadonlySet<string>,
+): V1Pod[] {
   const rank = (pod: V1Pod) =>
     pod.metadata?.annotations?.[podDeletionCost] === retiringPodCost ? 0 : isReady(pod) ? 2 : 1;
   const created = (pod: V1Pod) => new Date(pod.metadata?.creationTimestamp ?? 0).getTime();
   return pods
     .filter((pod) => !isTerminating(pod))
+    .filter((pod) => pod.metadata?.ownerReferences?.some((owner) => replicaSets.has(owner.uid)) ?? false)
     .sort((a, b) => rank(a) - rank(b) || created(b) - created(a))
     .slice(0, Math.max(0, count));
 }

@@ -33,10 +33,19 @@ const stable: V1Deployment = {
 
 const pod = (
   name: string,
-  options: { ready?: boolean; created: string; marked?: boolean; deleting?: boolean },
+  options: { ready?: boolean; created: string; marked?: boolean; deleting?: boolean; replicaSet?: string },
 ): V1Pod => ({
   metadata: {
     name,
+    ownerReferences: [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'ReplicaSet',
+        name: 'rs',
+        uid: options.replicaSet ?? 'rs-old',
+        controller: true,
+      },
+    ],
     creationTimestamp: new Date(options.created),
     ...(options.marked
       ? { annotations: { 'controller.kubernetes.io/pod-deletion-cost': retiringPodCost } }
@@ -112,10 +121,23 @@ describe('Kubernetes objects Baton makes', () => {
       pod('marked', { created: '2026-01-01', marked: true }),
       pod('going', { created: '2026-01-04', deleting: true }),
     ];
+    const owned = new Set(['rs-old']);
     assert.deepEqual(
-      podsToRetire(pods, 3).map((p) => p.metadata?.name),
+      podsToRetire(pods, 3, owned).map((p) => p.metadata?.name),
       ['marked', 'unready', 'new-ready'],
     );
-    assert.deepEqual(podsToRetire(pods, 0), []);
+    assert.deepEqual(podsToRetire(pods, 0, owned), []);
+  });
+
+  it("retires only the Deployment's own pods, not another version's that its selector also matches", () => {
+    const pods = [
+      pod('old', { created: '2026-01-01' }),
+      pod('new-version', { created: '2026-01-05', replicaSet: 'rs-of-web-v2' }),
+      pod('new-version-unready', { created: '2026-01-06', ready: false, replicaSet: 'rs-of-web-v2' }),
+    ];
+    assert.deepEqual(
+      podsToRetire(pods, 2, new Set(['rs-old'])).map((p) => p.metadata?.name),
+      ['old'],
+    );
   });
 });

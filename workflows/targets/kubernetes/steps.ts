@@ -45,10 +45,18 @@ export class KubernetesSteps {
   /** Scales the Deployment and waits until it has that many pods (all available when scaling up). */
   async scale(name: string, replicas: number, direction: 'up' | 'down'): Promise<ReplicaCount> {
     // Not cut short by an abort: a scale-down takes pods out of the Service before it deletes them, and stopped
-    // in between it would leave them out of it yet counted available. Its wait is bounded (30 s).
+    // in between it would leave them out of it yet counted available. Its wait is bounded (30 s, then detachDelay).
     await acts.scaleDeployment.executeWithOptions(
       { ...kubernetesApiProfile, summary: `scale ${name} ${direction} to ${replicas}` },
-      [{ namespace: this.namespace, name, replicas, service: this.spec.target.service }],
+      [
+        {
+          namespace: this.namespace,
+          name,
+          replicas,
+          service: this.spec.target.service,
+          detachDelayMs: this.spec.target.detachDelay,
+        },
+      ],
     );
     return this.waitFor(name, replicas, direction === 'up');
   }
