@@ -157,14 +157,20 @@ export interface TestCluster {
 }
 
 /**
- * A real control plane, and the test Temporal, for one test file; under BATON_TEST_FLEETS_DIR so the runner
- * sweeps it if the file crashes.
+ * A real control plane (with the machine's real node, when asked), and the test Temporal, for one test file; under
+ * BATON_TEST_FLEETS_DIR so the runner sweeps it if the file crashes.
  */
-export async function startTestCluster(name: string): Promise<TestCluster> {
+export async function startTestCluster(
+  name: string,
+  options: { realNode?: boolean } = {},
+): Promise<TestCluster> {
   const root = process.env.BATON_TEST_FLEETS_DIR ?? tmpdir();
   await mkdir(root, { recursive: true });
   const dir = await mkdtemp(join(root, 'cluster-'));
-  const [cluster, temporal] = await Promise.all([startLocalCluster({ dir, name }), connectTestTemporal()]);
+  const [cluster, temporal] = await Promise.all([
+    startLocalCluster({ dir, name, realNode: options.realNode }),
+    connectTestTemporal(),
+  ]);
   const kc = new KubeConfig();
   kc.loadFromFile(cluster.kubeconfig);
   return {

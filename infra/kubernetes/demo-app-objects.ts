@@ -1,0 +1,109 @@
+import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { delay } from '../processes';
+import { demoAppPort, demoImageRepository } from './demo-image';
+
+/** What `deployDemoApp` made: Deployment and Service `web`, container `app`. */
+export interface DemoApp {
+  readonly namespace: string;
+  readonly deployment: 'web';
+  readonly service: 'web';
+  readonly container: 'app';
+  readonly image: typeof demoImageRepository;
+  /** The Service's ClusterIP address, which kube-proxy routes from this machine. */
+  readonly url: string;
+}
+
+/**
+ * The labels the Service selects on. `serving` is one the Deployment's selector leaves out: Baton removes it from a
+ * pod to take the pod out of the Service while its ReplicaSet still owns it. Without such a label pods leave the
+ * Service only as they terminate, as in a native rolling update.
+ */
+export const demoServiceSelector = { app: 'web', serving: 'true' } as const;
+
+/** The demo app's Deployment as a user writes one: real probes, no preStop hook, on the real node. */
+export function demoDeployment(replicas: number, version: string): V1Deployment {
+  return {
+    metadata: { name: 'web', labels: { app: 'web' } },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: 'web' } },
+      template: {
+        metadata: { labels: { ...demoServiceSelector } },
+        spec: {
+          nodeSelector: { type: 'real' },
+          terminationGracePeriodSeconds: 30,
+          containers: [
+            {
+              name: 'app',
+              image: `${demoImageRepository}:${version}`,
+              imagePullPolicy: 'Never',
+              ports: [{ containerPort: demoAppPort }],
+              readinessProbe: {
+                httpGet: { path: '/healthz', port: demoAppPort },
+                periodSeconds: 1,
+                failureThreshold: 2,
+              },
+              livenessProbe: {
+                httpGet: { path: '/healthz', port: demoAppPort },
+                initialDelaySeconds: 5,
+                periodSeconds: 5,
+              },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/**
+ * Makes `namespace` (if it is not `default`) with the demo app at `version`, `replicas` pods behind Service `web`,
+ * and waits until every pod is available.
+ */
+export async function deployDemoApp(
+  kc: KubeConfig,
+  options: { namespace: string; replicas: number; version: string; timeoutMs?: number },
+): Promise<DemoApp> {
+  const { namespace } = options;
+  const core = kc.makeApiClient(CoreV1Api);
+  const apps = kc.makeApiClient(AppsV1Api);
+  if (namespace !== 'default') await core.createNamespace({ body: { metadata: { name: namespace } } });
+  const service = await core.createNamespacedService({
+    namespace,
+    body: {
+      metadata: { name: 'web' },
+      spec: { selector: { ...demoServiceSelector }, ports: [{ port: 80, targetPort: demoAppPort }] },
+    },
+  });
+  await apps.createNamespacedDeployment({
+    namespace,
+    body: demoDeployment(options.replicas, options.version),
+  });
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  for (;;) {
+    const status = (await apps.readNamespacedDeployment({ namespace, name: 'web' })).status;
+    if ((status?.availableReplicas ?? 0) === options.replicas && (status?.replicas ?? 0) === options.replicas)
+      break;
+    if (Date.now() > deadline)
+      throw new Error(`the demo app in ${namespace} did not become available: ${JSON.stringify(status)}`);
+    await delay(250);
+  }
+  // Available pods are not yet a routed Service: kube-proxy programs its ClusterIP a moment later, and until then
+  // this machine sends the request out of its default route.
+  const url = `http://${service.spec?.clusterIP}/`;
+  for (;;) {
+    const answer = await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+    if (answer?.ok && answer.headers.get('x-app-version') === options.version) break;
+    if (Date.now() > deadline) throw new Error(`Service web in ${namespace} does not answer at ${url}`);
+    await delay(250);
+  }
+  return {
+    namespace,
+    deployment: 'web',
+    service: 'web',
+    container: 'app',
+    image: demoImageRepository,
+    url,
+  };
+}
