@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { stringify as toYaml } from 'yaml';
+import type { ActivityDeps } from '../../activities';
 import { realActivityDeps } from '../../activities';
 import { connectBaton } from '../../client/connection';
 import { exitCodes } from '../../client/exit-codes';
@@ -17,12 +18,24 @@ import { hostVersions } from '../fleet/hosts';
 import type { LocalFleet } from '../fleet/local-fleet';
 import { startLocalFleet } from '../fleet/local-fleet';
 import { startLoad } from '../load';
+import { kubernetesDemoStrategy, kubernetesDemoVersions, startKubernetesDemo } from './kubernetes';
 import { onInterrupt } from '../interrupt';
 import { tryFileLock } from '../lock';
 import { portInUse } from '../ports';
 import type { TemporalDevServer } from '../temporal-server';
 import { startTemporalDevServer } from '../temporal-server';
 import { delay } from '../processes';
+
+/** What the demo rolls out, whichever the target: where its load goes, the spec, and how to count the result. */
+interface DemoTarget {
+  readonly url: string;
+  /** "HAProxy", "the Service": what the load goes through, for the demo's messages. */
+  readonly through: string;
+  readonly units: 'servers' | 'pods';
+  readonly input: RolloutSpecInput;
+  readonly deps: ActivityDeps;
+  onNewVersion(): Promise<number>;
+}
 
 interface DemoOptions {
   servers: number;
@@ -31,6 +44,7 @@ interface DemoOptions {
   from: string;
   to: string;
   strategy: string;
+  target: 'fleet' | 'kubernetes';
   keep: boolean;
   json: boolean;
 }
@@ -65,6 +79,14 @@ function parseOptions(argv: string[]): DemoOptions {
         .choices(['rolling', 'recreate', 'blue-green', 'canary', 'surge'])
         .default('rolling'),
     )
+    .addOption(
+      new Option(
+        '--target <kind>',
+        'what is rolled out: servers behind HAProxy, or pods on a real Kubernetes node',
+      )
+        .choices(['fleet', 'kubernetes'])
+        .default('fleet'),
+    )
     .option('--keep', 'leave everything running afterwards, for exploring (Ctrl-C stops it)', false)
     .option('--json', 'print the summary as one JSON object on the last line of stdout', false)
     .addHelpText(
@@ -73,7 +95,23 @@ function parseOptions(argv: string[]): DemoOptions {
     )
     .exitOverride()
     .parse(argv, { from: 'user' });
-  return program.opts<DemoOptions>();
+  const options = program.opts<DemoOptions>();
+  if (options.target === 'kubernetes') {
+    for (const [flag, version] of [
+      ['--from', options.from],
+      ['--to', options.to],
+    ] as const)
+      if (!(kubernetesDemoVersions as readonly string[]).includes(version))
+        program.error(
+          `error: ${flag}: expected one of the demo image's versions ${kubernetesDemoVersions.join(', ')} on --target kubernetes, got "${version}"`,
+          { exitCode: exitCodes.badInput },
+        );
+    if (options.keep)
+      program.error('error: --keep: expected --target fleet; the kept playground is built for fleets only', {
+        exitCode: exitCodes.badInput,
+      });
+  }
+  return options;
 }
 
 /** The demo's strategy: canary analyses each share over a few seconds of the demo's own load. */
@@ -194,19 +232,58 @@ async function main(): Promise<number> {
     cleanups.push(() => baton.close());
     const uiBase = server?.uiUrl ?? process.env.BATON_TEMPORAL_UI ?? 'http://localhost:8233';
 
-    log(`starting HAProxy and ${options.servers} servers on ${options.from}…`);
-    const fleetDir = await mkdtemp(join(tmpdir(), 'baton-demo-'));
-    const fleet: LocalFleet = await startLocalFleet({
-      dir: fleetDir,
-      servers: options.servers,
-      version: options.from,
-      // Real services take a moment to boot and to answer; so does the demo app.
-      defaults: { latencyMs: 20, startupMs: 1_000 },
-    });
-    cleanups.push(async () => {
-      await fleet.stop();
-      await rm(fleetDir, { recursive: true, force: true });
-    });
+    // The fleet's hosts and HAProxy, or the Kubernetes cluster, keep their files here; Ctrl-C removes it.
+    const demoDir = await mkdtemp(join(tmpdir(), 'baton-demo-'));
+    cleanups.push(() => rm(demoDir, { recursive: true, force: true }));
+    let fleet: LocalFleet | undefined;
+    let demo: DemoTarget;
+    if (options.target === 'kubernetes') {
+      log(
+        `starting Kubernetes with a real node, and ${options.servers} pods of the demo app on ${options.from}…`,
+      );
+      const cluster = await startKubernetesDemo({
+        dir: join(demoDir, 'kubernetes'),
+        replicas: options.servers,
+        version: options.from,
+      });
+      cleanups.push(() => cluster.stop());
+      demo = {
+        url: cluster.url,
+        through: 'the Service',
+        units: 'pods',
+        input: {
+          target: cluster.target,
+          version: options.to,
+          strategy: kubernetesDemoStrategy(options.strategy),
+        },
+        deps: cluster.deps,
+        onNewVersion: () => cluster.podsOn(options.to),
+      };
+    } else {
+      log(`starting HAProxy and ${options.servers} servers on ${options.from}…`);
+      const started = await startLocalFleet({
+        dir: demoDir,
+        servers: options.servers,
+        version: options.from,
+        // Real services take a moment to boot and to answer; so does the demo app.
+        defaults: { latencyMs: 20, startupMs: 1_000 },
+      });
+      fleet = started;
+      cleanups.push(() => started.stop());
+      // Blue/green and surge create new servers and destroy the old ones: the fleet is what HAProxy's backend holds.
+      const creates = options.strategy === 'blue-green' || options.strategy === 'surge';
+      const fleetInput = started.spec({ version: options.to, strategy: demoStrategy(options) }, 'demo-web');
+      demo = {
+        url: `${started.haproxy.frontendUrl}/`,
+        through: 'HAProxy',
+        units: 'servers',
+        input: creates ? { ...fleetInput, target: started.provisionedTarget('demo-web') } : fleetInput,
+        deps: realActivityDeps(),
+        onNewVersion: async () =>
+          Object.values(await hostVersions(started.dir)).filter((v) => v === options.to).length,
+      };
+    }
+    const input = demo.input;
 
     const taskQueue = `baton-demo-${process.pid}`;
     const workerConnection = await NativeConnection.connect({ address: baton.address });
@@ -214,7 +291,7 @@ async function main(): Promise<number> {
       connection: workerConnection,
       namespace: baton.namespace,
       taskQueue,
-      deps: realActivityDeps(),
+      deps: demo.deps,
     });
     const workerRun = worker.run();
     cleanups.push(async () => {
@@ -223,23 +300,25 @@ async function main(): Promise<number> {
       await workerConnection.close();
     });
 
-    // Blue/green and surge create new servers and destroy the old ones: the fleet is what HAProxy's backend holds.
-    const creates = options.strategy === 'blue-green' || options.strategy === 'surge';
-    const fleetInput = fleet.spec({ version: options.to, strategy: demoStrategy(options) }, 'demo-web');
-    const input = creates ? { ...fleetInput, target: fleet.provisionedTarget('demo-web') } : fleetInput;
     const spec = parseRolloutSpec(input, 'demo spec');
-    log(`sending ${options.rate} requests/s through HAProxy at ${fleet.haproxy.frontendUrl}`);
-    const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: options.rate });
+    log(`sending ${options.rate} requests/s through ${demo.through} at ${demo.url}`);
+    const load = startLoad({ url: demo.url, ratePerSecond: options.rate });
     await delay(1_000);
     const started = Date.now();
     const handle = await startRollout(baton.client, spec, { taskQueue });
     const uiUrl = `${uiBase}/namespaces/${baton.namespace}/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`;
+    const { units } = demo;
+    const k8s = options.target === 'kubernetes';
     const plans: Record<string, string> = {
-      recreate: `recreating ${options.from} → ${options.to}: every server stops, then all start on ${options.to}`,
-      canary: `canary ${options.from} → ${options.to}: 10% of requests, analysis, 50%, analysis, then everyone ${options.batch} at a time`,
-      rolling: `rolling ${options.from} → ${options.to}, ${options.batch} at a time`,
-      'blue-green': `blue/green ${options.from} → ${options.to}: a new set of ${options.servers} servers, then all traffic switches at once`,
-      surge: `surge ${options.from} → ${options.to}: ${options.servers} new servers join, then the ${options.servers} oldest leave`,
+      recreate: `recreating ${options.from} → ${options.to}: every ${units.slice(0, -1)} stops, then all start on ${options.to}`,
+      canary: k8s
+        ? `canary ${options.from} → ${options.to}: 25% of the pods, analysis, 50%, analysis, then all`
+        : `canary ${options.from} → ${options.to}: 10% of requests, analysis, 50%, analysis, then everyone ${options.batch} at a time`,
+      rolling: k8s
+        ? `rolling ${options.from} → ${options.to}: new pods up, then each old pod out of the Service before it goes`
+        : `rolling ${options.from} → ${options.to}, ${options.batch} at a time`,
+      'blue-green': `blue/green ${options.from} → ${options.to}: a new set of ${options.servers} ${units}, then all traffic switches at once`,
+      surge: `surge ${options.from} → ${options.to}: ${options.servers} new ${units} join, then the ${options.servers} oldest leave`,
     };
     log(`${plans[options.strategy] ?? options.strategy} (${uiUrl})\n`);
     const view = new ProgressView(process.stderr);
@@ -247,11 +326,11 @@ async function main(): Promise<number> {
     const durationS = (Date.now() - started) / 1000;
     await delay(500);
     const stats = await load.stop();
-    const versions = await hostVersions(fleet.dir);
     const summary = {
+      target: options.target,
       strategy: options.strategy,
       servers: options.servers,
-      onNewVersion: Object.values(versions).filter((v) => v === options.to).length,
+      onNewVersion: await demo.onNewVersion(),
       sent: stats.sent,
       failed: stats.failed,
       durationS: Math.round(durationS * 10) / 10,
@@ -260,11 +339,11 @@ async function main(): Promise<number> {
     };
     const lines = [
       '',
-      `rollout ${summary.phase}: ${summary.onNewVersion} of ${summary.servers} servers on ${options.to} in ${summary.durationS} s`,
+      `rollout ${summary.phase}: ${summary.onNewVersion} of ${summary.servers} ${demo.units} on ${options.to} in ${summary.durationS} s`,
       `requests: ${summary.sent} sent, ${summary.failed} failed${stats.failed > 0 ? ` ${JSON.stringify(stats.errors)}` : ''}`,
       ...(options.strategy === 'recreate'
         ? [
-            '(recreate drops the requests that arrive while no server runs, by design: for versions that cannot overlap)',
+            `(recreate drops the requests that arrive while no ${demo.units.slice(0, -1)} runs, by design: for versions that cannot overlap)`,
           ]
         : []),
       `history in the Temporal UI: ${uiUrl}`,
@@ -273,8 +352,8 @@ async function main(): Promise<number> {
       options.json ? `${lines.join('\n')}\n${JSON.stringify(summary)}\n` : `${lines.join('\n')}\n`,
     );
 
-    if (options.keep) {
-      const specFile = join(fleetDir, 'rollout.yaml');
+    if (options.keep && fleet) {
+      const specFile = join(demoDir, 'rollout.yaml');
       await writeFile(specFile, playgroundSpec(input, options));
       log(
         [

@@ -75,10 +75,10 @@ type Expectation =
   | { readonly background: (line: string, context: Context) => Promise<void> };
 
 const demoSucceeded =
-  (servers: number, more: (run: Finished) => void = () => undefined) =>
+  (servers: number, more: (run: Finished) => void = () => undefined, units = 'servers') =>
   (run: Finished) => {
     assert.equal(run.code, 0, run.stderr.slice(-3_000));
-    assert.match(run.stdout, new RegExp(`rollout succeeded: ${servers} of ${servers} servers on v2`));
+    assert.match(run.stdout, new RegExp(`rollout succeeded: ${servers} of ${servers} ${units} on v2`));
     assert.match(run.stdout, /requests: \d+ sent, 0 failed/);
     more(run);
   };
@@ -135,6 +135,18 @@ const expectations: Record<string, Expectation> = {
       assert.match(run.stderr, /analysis 2 passed: canary \d+ req, 0% 5xx/);
       assert.match(run.stderr, /analysis 4 passed/);
     }),
+  },
+  'npm run demo -- --target kubernetes --servers 4': {
+    standalone: true,
+    check: demoSucceeded(
+      4,
+      (run) =>
+        assert.match(
+          run.stderr,
+          /real node baton-node-0 is Ready[\s\S]*through the Service at http:\/\/10\./,
+        ),
+      'pods',
+    ),
   },
   'npm run demo -- --keep': {
     background: async (line) => {
