@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
-import { AppsV1Api, CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, Watch } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { isReady, isTerminating } from '../../activities/kubernetes/objects';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
 import { startLocalCluster } from '../../infra/kubernetes-cluster';
@@ -183,4 +186,44 @@ export async function startTestCluster(
       await temporal.close();
     },
   };
+}
+
+const deployDir = join(__dirname, '..', '..', 'deploy');
+
+/** The objects of a file of deploy/, as `kubectl apply -f` reads them. */
+export const deployManifests = (file: string): KubernetesObject[] =>
+  parseAllDocuments(readFileSync(join(deployDir, file), 'utf8')).map((doc) => doc.toJS() as KubernetesObject);
+
+/** Creates each object, in `namespace` when given, as the cluster's admin. */
+export async function applyManifests(
+  admin: KubeConfig,
+  objects: readonly KubernetesObject[],
+  namespace?: string,
+): Promise<void> {
+  const api = admin.makeApiClient(KubernetesObjectApi);
+  for (const object of objects)
+    await api.create({ ...object, metadata: { ...object.metadata, ...(namespace ? { namespace } : {}) } });
+}
+
+/** A kubeconfig that acts as a ServiceAccount, with a token the API server issued for it. */
+export async function serviceAccountConfig(
+  admin: KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<KubeConfig> {
+  const token = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+    namespace,
+    name,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const server = admin.getCurrentCluster();
+  if (!server || !token.status?.token) throw new Error(`no token for ServiceAccount ${namespace}/${name}`);
+  const config = new KubeConfig();
+  config.loadFromOptions({
+    clusters: [server],
+    users: [{ name, token: token.status.token }],
+    contexts: [{ name, cluster: server.name, user: name }],
+    currentContext: name,
+  });
+  return config;
 }

@@ -1,15 +1,19 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { KubernetesObject } from '@kubernetes/client-node';
-import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ApiException, AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { realActivityDeps } from '../../activities';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
 import { parseRolloutSpec } from '../../spec';
-import { seedApp, startTestCluster, waitAvailable } from '../helpers/kubernetes';
+import {
+  applyManifests,
+  deployManifests,
+  seedApp,
+  serviceAccountConfig,
+  startTestCluster,
+  waitAvailable,
+} from '../helpers/kubernetes';
 import { runRollout } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
 
@@ -21,36 +25,6 @@ before(async () => {
   ({ cluster, kc: admin, temporal, stop } = await startTestCluster('baton-rbac'));
 });
 after(() => stop?.());
-
-const deployDir = join(__dirname, '..', '..', 'deploy');
-const manifests = (file: string) =>
-  parseAllDocuments(readFileSync(join(deployDir, file), 'utf8')).map((doc) => doc.toJS() as KubernetesObject);
-
-async function apply(objects: KubernetesObject[], namespace?: string): Promise<void> {
-  const api = admin.makeApiClient(KubernetesObjectApi);
-  for (const object of objects) {
-    await api.create({ ...object, metadata: { ...object.metadata, ...(namespace ? { namespace } : {}) } });
-  }
-}
-
-/** A kubeconfig that acts as the worker's ServiceAccount, with a token the API server issued for it. */
-async function serviceAccountConfig(namespace: string, name: string): Promise<KubeConfig> {
-  const token = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
-    namespace,
-    name,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const server = admin.getCurrentCluster();
-  assert.ok(server && token.status?.token);
-  const config = new KubeConfig();
-  config.loadFromOptions({
-    clusters: [server],
-    users: [{ name, token: token.status.token }],
-    contexts: [{ name, cluster: server.name, user: name }],
-    currentContext: name,
-  });
-  return config;
-}
 
 async function statusOf(call: () => Promise<unknown>): Promise<number> {
   try {
@@ -67,7 +41,7 @@ describe('deploy/: the worker in a cluster with a least-privilege Role', () => {
 
   it('runs the worker Deployment as written in deploy/worker.yaml', async () => {
     await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'baton' } } });
-    await apply(manifests('worker.yaml'));
+    await applyManifests(admin, deployManifests('worker.yaml'));
     // kwok runs the pods: this proves the API server accepts the manifest and the Deployment becomes available.
     await waitAvailable(admin, 'baton', 'baton-worker', 2);
     const pod = (
@@ -81,8 +55,8 @@ describe('deploy/: the worker in a cluster with a least-privilege Role', () => {
 
   it('lets the worker roll out with only the Role of deploy/rbac.yaml, and roll back', async () => {
     await seedApp(admin, 'shop', { replicas: 4, image: 'registry.local/web' });
-    await apply(manifests('rbac.yaml'), 'shop');
-    worker = await serviceAccountConfig('baton', 'baton-worker');
+    await applyManifests(admin, deployManifests('rbac.yaml'), 'shop');
+    worker = await serviceAccountConfig(admin, 'baton', 'baton-worker');
     const deps = { ...realActivityDeps(), kubernetes: () => kubernetesClients(worker) };
     const spec = (version: string) =>
       parseRolloutSpec({

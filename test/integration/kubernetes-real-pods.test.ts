@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { realActivityDeps } from '../../activities';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import { isReady, isTerminating, labelSelector } from '../../activities/kubernetes/objects';
@@ -12,28 +14,58 @@ import type { LoadStats } from '../../infra/load';
 import { startLoad } from '../../infra/load';
 import type { RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
-import { startTestCluster } from '../helpers/kubernetes';
-import { runRollout } from '../helpers/rollout';
+import type { rolloutWorkflow } from '../../workflows';
+import { statusQuery } from '../../workflows/messages';
+import {
+  applyManifests,
+  deployManifests,
+  serviceAccountConfig,
+  startTestCluster,
+} from '../helpers/kubernetes';
+import { runRollout, until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
+import { uniqueTaskQueue } from '../helpers/temporal';
+import { startWorkerProcess } from '../helpers/worker';
 
 let kc: KubeConfig;
 let temporal: TestTemporal;
 let stop: (() => Promise<void>) | undefined;
+/** The worker acts as its ServiceAccount of deploy/, with only the Role of deploy/rbac.yaml in each namespace. */
+let workerKc: KubeConfig;
+let workerKubeconfig: string;
 before(async () => {
-  ({ kc, temporal, stop } = await startTestCluster('baton-real-pods', { realNode: true }));
+  let dir: string;
+  ({ kc, temporal, stop, dir } = await startTestCluster('baton-real-pods', { realNode: true }));
+  await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'baton' } } });
+  await applyManifests(
+    kc,
+    deployManifests('worker.yaml').filter((object) => object.kind === 'ServiceAccount'),
+  );
+  workerKc = await serviceAccountConfig(kc, 'baton', 'baton-worker');
+  workerKubeconfig = join(dir, 'worker.kubeconfig');
+  await writeFile(workerKubeconfig, workerKc.exportConfig());
 });
 after(() => stop?.());
 
 const replicas = 4;
 /** Through the Service's ClusterIP, as clients inside a cluster send it: kube-proxy picks a pod per connection. */
 const ratePerSecond = 100;
-const deps = () => ({ ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) });
+const deps = () => ({ ...realActivityDeps(), kubernetes: () => kubernetesClients(workerKc) });
 
 let namespaces = 0;
-/** A namespace of its own with the demo app at v1 on the real node, behind Service `web`. */
-const freshApp = () => deployDemoApp(kc, { namespace: `real-${++namespaces}`, replicas, version: 'v1' });
+/** A namespace of its own with the demo app at v1 on the real node, behind Service `web`, and Baton's Role. */
+async function freshApp(): Promise<DemoApp> {
+  const app = await deployDemoApp(kc, { namespace: `real-${++namespaces}`, replicas, version: 'v1' });
+  await applyManifests(kc, deployManifests('rbac.yaml'), app.namespace);
+  return app;
+}
 
-function spec(app: DemoApp, version: string, strategy: RolloutSpecInput['strategy'], readyTimeout = '60s') {
+function spec(
+  app: DemoApp,
+  version: string,
+  strategy: RolloutSpecInput['strategy'],
+  target: { readyTimeout?: string; minReadySeconds?: number } = {},
+) {
   return parseRolloutSpec({
     target: {
       kind: 'kubernetes',
@@ -43,7 +75,8 @@ function spec(app: DemoApp, version: string, strategy: RolloutSpecInput['strateg
       container: app.container,
       image: app.image,
       service: app.service,
-      readyTimeout,
+      readyTimeout: '60s',
+      ...target,
     },
     version,
     strategy,
@@ -84,7 +117,7 @@ const healthAnswer = z.object({ version: z.string() });
 const failures = (stats: LoadStats) =>
   `${stats.failed} of ${stats.sent} failed: ${JSON.stringify(stats.errors)}`;
 
-describe('Kubernetes rollouts of real pods, under load through the Service', () => {
+describe('Kubernetes rollouts of real pods under load through the Service, by the least-privilege worker', () => {
   for (const [name, strategy] of [
     ['rolling', { type: 'rolling' }],
     [
@@ -115,11 +148,67 @@ describe('Kubernetes rollouts of real pods, under load through the Service', () 
 
   it('a version whose readiness probe fails is rolled back, every old pod serving, no request failed', async () => {
     const app = await freshApp();
-    const { result, load } = await underLoad(app, spec(app, 'broken', { type: 'rolling' }, '15s'));
+    const { result, load } = await underLoad(
+      app,
+      spec(app, 'broken', { type: 'rolling' }, { readyTimeout: '15s' }),
+    );
     assert.equal(result.phase, 'rolled-back', result.reason);
     assert.match(result.reason ?? '', /not Ready|available/);
     assert.equal(load.failed, 0, failures(load));
     assert.deepEqual(load.byVersion.broken, undefined, 'no request reached a pod that never became Ready');
     assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v1'));
+  });
+
+  it('a version whose container exits after 5 s never counts available (minReadySeconds 10), and is rolled back', async () => {
+    const app = await freshApp();
+    const rollout = spec(app, 'crashing', { type: 'rolling' }, { readyTimeout: '20s', minReadySeconds: 10 });
+    const { result } = await underLoad(app, rollout);
+    assert.equal(result.phase, 'rolled-back', result.reason);
+    // Requests a crashing pod held when it died fail: that is the crash, which no rollout can undo.
+    assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v1'));
+  });
+
+  it('finishes after its worker is killed with SIGKILL mid-rollout, no request failed, nothing made twice', async () => {
+    const app = await freshApp();
+    const taskQueue = uniqueTaskQueue('real-pods-crash');
+    const env = {
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: temporal.namespace,
+      BATON_TASK_QUEUE: taskQueue,
+      KUBECONFIG: workerKubeconfig,
+    };
+    const load = startLoad({ url: app.url, ratePerSecond });
+    let stats: LoadStats;
+    let worker = await startWorkerProcess(env);
+    try {
+      const handle = await temporal.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+        args: [spec(app, 'v2', { type: 'rolling' })],
+        taskQueue,
+        workflowId: `rollout/web-${app.namespace}`,
+      });
+      // Once the new version has pods and the old one still serves, kill the worker as a crash would.
+      await until(async () => {
+        const next = (await handle.query(statusQuery)).kubernetes?.deployments.find((d) => d.role === 'next');
+        return (next?.replicas ?? 0) >= 1;
+      });
+      await worker.crash();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      worker = await startWorkerProcess(env);
+      const result = await handle.result();
+      assert.equal(result.phase, 'succeeded', result.reason);
+    } finally {
+      await worker.stop();
+      stats = await load.stop();
+    }
+    assert.equal(stats.failed, 0, failures(stats));
+    assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v2'));
+    const replicaSets = await kc
+      .makeApiClient(AppsV1Api)
+      .listNamespacedReplicaSet({ namespace: app.namespace });
+    assert.deepEqual(
+      replicaSets.items.map((rs) => rs.metadata?.ownerReferences?.[0]?.name).sort(),
+      ['web', 'web-v2'],
+      'one ReplicaSet per Deployment',
+    );
   });
 });
