@@ -10,13 +10,14 @@ import type {
   UpgradeCommand,
 } from '../spec/rollout';
 import { fillArgv, renderArgv } from './hosts/argv-template';
+import { verificationFailed, verifyAt } from './verify/verify-at';
 import type { ActivityDeps, ServerSample, ServerTraffic, TrafficProvider } from './ports';
 
 /** Failure types the workflow reacts to; retrying them would not help. */
 export const failureTypes = {
   preflight: 'PreflightFailed',
   drainTimeout: 'DrainTimeout',
-  verification: 'VerificationFailed',
+  verification: verificationFailed,
   upgrade: 'UpgradeFailed',
 } as const;
 
@@ -114,39 +115,14 @@ async function drainOne(
 }
 
 /** Checks a server itself until it passes N times in a row reporting the expected version. */
-async function verifyOne(
+function verifyOne(
   ctx: Context,
   deps: ActivityDeps,
   server: FleetServer,
   verify: HttpVerification,
   version: string,
 ): Promise<{ checks: number }> {
-  const url = healthUrl(server, verify);
-  const deadline = Date.now() + verify.timeout;
-  let consecutive = 0;
-  let checks = 0;
-  let lastProblem = 'no check ran';
-  for (;;) {
-    const result = await deps.verifier.probe(url, verify, ctx.cancellationSignal);
-    checks++;
-    if (result.ok && result.version === version) {
-      consecutive++;
-      if (consecutive >= verify.passes) return { checks };
-    } else {
-      consecutive = 0;
-      lastProblem = result.ok
-        ? `reports version ${result.version ?? '(none)'}, expected ${version}`
-        : (result.problem ?? 'failed');
-    }
-    ctx.heartbeat({ checks, consecutive });
-    if (Date.now() >= deadline) {
-      throw ApplicationFailure.nonRetryable(
-        `${server.name} failed verification for ${version} after ${checks} checks: ${lastProblem}`,
-        failureTypes.verification,
-      );
-    }
-    await ctx.sleep(verify.interval);
-  }
+  return verifyAt(ctx, deps.verifier, server.name, healthUrl(server, verify), verify, version);
 }
 
 /** How many Runtime API calls a bulk step makes at once (HAProxy serves its admin socket a few at a time). */

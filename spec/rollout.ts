@@ -575,7 +575,8 @@ export const rolloutSpecSchema = z
   .transform((spec) => ({
     ...spec,
     drain: spec.drain ?? drainPolicy.parse({}),
-    verify: spec.verify ?? { http: httpVerification.parse({}) },
+    // A Kubernetes pod counts once its readiness probe passes; verify.http on each pod is there when asked for.
+    verify: spec.verify ?? (spec.target.kind === 'fleet' ? { http: httpVerification.parse({}) } : undefined),
   }));
 
 type RolloutSpecStrategy = z.output<typeof strategy>;
@@ -586,7 +587,7 @@ type RolloutSpecStrategy = z.output<typeof strategy>;
  */
 function refuseFieldsNotHonoured(
   spec: {
-    target: { kind: 'fleet' | 'kubernetes' };
+    target: { kind: 'fleet' | 'kubernetes'; mode?: 'side-by-side' | 'native' };
     strategy: RolloutSpecStrategy;
     drain?: unknown;
     verify?: unknown;
@@ -602,10 +603,10 @@ function refuseFieldsNotHonoured(
         ['drain'],
         'expected no drain on a kubernetes target: a pod leaves the Service, then ends on SIGTERM within its terminationGracePeriodSeconds',
       );
-    if (spec.verify !== undefined)
+    if (spec.verify !== undefined && spec.target.mode === 'native')
       refuse(
         ['verify'],
-        "expected no verify on a kubernetes target: a new pod counts once its readiness probe passes for minReadySeconds; put the check in the pod's readinessProbe",
+        'expected no verify with target.mode native: its controller replaces the pods itself; verify.http checks each new pod in side-by-side mode',
       );
     if (spec.failureBudget.maxFailPercent > 0)
       refuse(

@@ -1,7 +1,9 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { V1Deployment, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { Watch } from '@kubernetes/client-node';
-import type { KubernetesTarget } from '../../spec/rollout';
+import type { HttpVerification, KubernetesTarget } from '../../spec/rollout';
+import type { Verifier } from '../ports';
+import { verifyAt } from '../verify/verify-at';
 import type { KubernetesClients } from './api';
 import { apiStatus, kubernetesCall, kubernetesFailureTypes, mergePatch, retryOnConflict } from './api';
 import {
@@ -54,7 +56,11 @@ const replicaCount = (deployment: V1Deployment): ReplicaCount => ({
  * available pods"), so a retry after a crash changes nothing twice; the objects Baton creates have fixed names
  * (`<app>-<version>`), so a retried create finds its own object instead of making a second one.
  */
-export function createKubernetesActivities(deps: { kubernetes: () => KubernetesClients }) {
+export function createKubernetesActivities(deps: {
+  kubernetes: () => KubernetesClients;
+  /** For verify.http on each new pod; rollouts without it never call it. */
+  verifier?: Verifier;
+}) {
   const readDeployment = (ref: DeploymentRef) =>
     kubernetesCall(`reading Deployment ${ref.namespace}/${ref.name}`, () =>
       deps.kubernetes().apps.readNamespacedDeployment(ref),
@@ -480,6 +486,47 @@ export function createKubernetesActivities(deps: { kubernetes: () => KubernetesC
       return hash;
     },
 
+    /**
+     * Checks each available pod of the Deployment at its own address (`http://<pod IP>:<container's first port>`)
+     * until it passes `verify.passes` times in a row reporting `version`. A Deployment running another version
+     * (the old one, scaled back up by a rollback) is left alone.
+     */
+    verifyPods: async (input: {
+      namespace: string;
+      name: string;
+      container: string;
+      version: string;
+      verify: HttpVerification;
+    }): Promise<{ verified: number }> => {
+      const clients = deps.kubernetes();
+      const deployment = await readDeployment(input);
+      if (deploymentVersion(deployment, input.container) !== input.version) return { verified: 0 };
+      const port = deployment.spec?.template.spec?.containers.find((c) => c.name === input.container)
+        ?.ports?.[0]?.containerPort;
+      if (port === undefined)
+        throw ApplicationFailure.nonRetryable(
+          `verify.http: container ${input.container} of Deployment ${input.name} declares no containerPort to check`,
+          kubernetesFailureTypes.preflight,
+        );
+      const verifier = deps.verifier;
+      if (!verifier) throw new Error('verifyPods needs a verifier among the activity dependencies');
+      const pods = (await ownPods(clients, deployment)).filter((pod) => isReady(pod) && !isTerminating(pod));
+      const ctx = Context.current();
+      await Promise.all(
+        pods.map((pod) =>
+          verifyAt(
+            ctx,
+            verifier,
+            `pod ${pod.metadata?.name}`,
+            `http://${pod.status?.podIP}:${port}${input.verify.path}`,
+            input.verify,
+            input.version,
+          ),
+        ),
+      );
+      return { verified: pods.length };
+    },
+
     /** The Service selects exactly these labels (blue/green's switch of all traffic at once). */
     setServiceSelector: async (input: {
       namespace: string;
@@ -522,13 +569,7 @@ async function retirePods(
   const pods = await kubernetesCall(`listing pods of ${name}`, () =>
     clients.core.listNamespacedPod({ namespace, labelSelector: labelSelector(selector) }),
   );
-  const sets = await kubernetesCall(`listing ReplicaSets of ${name}`, () =>
-    clients.apps.listNamespacedReplicaSet({ namespace, labelSelector: labelSelector(selector) }),
-  );
-  const owned = sets.items
-    .filter((rs) => rs.metadata?.ownerReferences?.some((o) => o.uid === deployment.metadata?.uid))
-    .map((rs) => rs.metadata?.uid ?? '');
-  const chosen = podsToRetire(pods.items, count, new Set(owned));
+  const chosen = podsToRetire(pods.items, count, await ownReplicaSets(clients, deployment));
   let detachKeys: string[] = [];
   if (serviceName !== undefined) {
     const service = await kubernetesCall(`reading Service ${serviceName}`, () =>
@@ -563,6 +604,35 @@ async function retirePods(
       await Context.current().sleep(Math.min(left, 5_000));
     }
   }
+}
+
+/** The uids of the ReplicaSets the Deployment owns: its pods are theirs, whatever else its selector matches. */
+async function ownReplicaSets(clients: KubernetesClients, deployment: V1Deployment): Promise<Set<string>> {
+  const name = deployment.metadata?.name ?? '';
+  const sets = await kubernetesCall(`listing ReplicaSets of ${name}`, () =>
+    clients.apps.listNamespacedReplicaSet({
+      namespace: deployment.metadata?.namespace ?? 'default',
+      labelSelector: labelSelector(deployment.spec?.selector.matchLabels ?? {}),
+    }),
+  );
+  return new Set(
+    sets.items
+      .filter((rs) => rs.metadata?.ownerReferences?.some((o) => o.uid === deployment.metadata?.uid))
+      .map((rs) => rs.metadata?.uid ?? ''),
+  );
+}
+
+/** The Deployment's own pods. */
+async function ownPods(clients: KubernetesClients, deployment: V1Deployment): Promise<V1Pod[]> {
+  const name = deployment.metadata?.name ?? '';
+  const pods = await kubernetesCall(`listing pods of ${name}`, () =>
+    clients.core.listNamespacedPod({
+      namespace: deployment.metadata?.namespace ?? 'default',
+      labelSelector: labelSelector(deployment.spec?.selector.matchLabels ?? {}),
+    }),
+  );
+  const owners = await ownReplicaSets(clients, deployment);
+  return pods.items.filter((pod) => pod.metadata?.ownerReferences?.some((o) => owners.has(o.uid)) ?? false);
 }
 
 /** Waits (up to 30 s) until none of the pods is a ready endpoint of the Service. */

@@ -29,6 +29,11 @@ before(async () => {
 after(async () => fleet.stop());
 
 const activities = () => createFleetActivities(realActivityDeps());
+/** The spec's verify.http, which a fleet's spec always has. */
+const fleetVerify = () => {
+  assert.ok(spec.verify, 'a fleet spec has verify.http');
+  return spec.verify.http;
+};
 const lb = () => target.loadBalancer.haproxy;
 
 describe('HAProxy Runtime API client (real HAProxy)', () => {
@@ -219,7 +224,7 @@ describe('upgradeServer and verifyServer (real processes, real HTTP)', () => {
   it('verifies a server that reports the expected version N times in a row', async () => {
     const result: { checks: number } = await new MockActivityEnvironment().run(activities().verifyServer, {
       server: target.servers[0],
-      verify: spec.verify.http,
+      verify: fleetVerify(),
       version: 'v1',
     });
     assert.equal(result.checks, 2);
@@ -229,7 +234,7 @@ describe('upgradeServer and verifyServer (real processes, real HTTP)', () => {
     await assert.rejects(
       new MockActivityEnvironment().run(activities().verifyServer, {
         server: target.servers[0],
-        verify: spec.verify.http,
+        verify: fleetVerify(),
         version: 'v9',
       }),
       /web-1 failed verification for v9 after \d+ checks: reports version v1, expected v9/,

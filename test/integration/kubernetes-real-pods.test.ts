@@ -14,6 +14,7 @@ import type { LoadStats } from '../../infra/load';
 import { startLoad } from '../../infra/load';
 import type { RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
+import { httpVerification } from '../../spec/rollout';
 import type { rolloutWorkflow } from '../../workflows';
 import { statusQuery } from '../../workflows/messages';
 import {
@@ -114,6 +115,11 @@ async function servingVersions(app: DemoApp): Promise<string[]> {
 }
 const healthAnswer = z.object({ version: z.string() });
 
+/** verify.http on each new pod, quick: two passes 200 ms apart, within 5 s. */
+const verification = (versionFrom: { json: string } | { header: string }) => ({
+  http: httpVerification.parse({ versionFrom, passes: 2, interval: '200ms', timeout: '5s' }),
+});
+
 const failures = (stats: LoadStats) =>
   `${stats.failed} of ${stats.sent} failed: ${JSON.stringify(stats.errors)}`;
 
@@ -156,6 +162,29 @@ describe('Kubernetes rollouts of real pods under load through the Service, by th
     assert.match(result.reason ?? '', /not Ready|available/);
     assert.equal(load.failed, 0, failures(load));
     assert.deepEqual(load.byVersion.broken, undefined, 'no request reached a pod that never became Ready');
+    assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v1'));
+  });
+
+  it('verify.http checks each new pod at its own address; a pod that fails it rolls the rollout back', async () => {
+    const checked = await freshApp();
+    const passing = spec(checked, 'v2', { type: 'rolling' });
+    const verified = await underLoad(checked, { ...passing, verify: verification({ json: 'version' }) });
+    assert.equal(verified.result.phase, 'succeeded', verified.result.reason);
+    assert.equal(verified.load.failed, 0, failures(verified.load));
+
+    // The pods answer their probes, but not with the version where this check looks for it.
+    const app = await freshApp();
+    const failing = spec(app, 'v2', { type: 'rolling' });
+    const { result, load } = await underLoad(app, {
+      ...failing,
+      verify: verification({ header: 'x-no-such-header' }),
+    });
+    assert.equal(result.phase, 'rolled-back', result.reason);
+    assert.match(
+      result.reason ?? '',
+      /pod web-v2-\S+ failed verification for v2 after \d+ checks: reports version \(none\)/,
+    );
+    assert.equal(load.failed, 0, failures(load));
     assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v1'));
   });
 

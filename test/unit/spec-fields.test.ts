@@ -99,6 +99,7 @@ const samples: Record<string, unknown> = {
   'target(kubernetes).service': 'api',
   'target(kubernetes).readyTimeout': '7m',
   'target(kubernetes).minReadySeconds': 7,
+  'target(kubernetes).detachDelay': '7s',
   'strategy(rolling).type': 'rolling',
   'strategy(rolling).batchSize': 2,
   'strategy(rolling).maxUnavailable': 2,
@@ -209,8 +210,8 @@ function setAt(root: Record<string, unknown>, path: readonly string[], value: un
 function refusedAt(name: string, kind: 'fleet' | 'kubernetes', strategy: string): string | undefined {
   const top = name.split('.')[0] ?? '';
   if (kind === 'kubernetes') {
-    // Pods end through the Service and SIGTERM and are judged by readiness: drain, verify, budget are fleets'.
-    if (top === 'drain' || top === 'verify') return top;
+    // Pods end through the Service and SIGTERM and are judged by readiness: drain and budget are fleets'.
+    if (top === 'drain') return top;
     if (name === 'failureBudget.maxFailPercent') return name;
     if (name === 'strategy(rolling).pauseBetweenBatches') return 'strategy.pauseBetweenBatches';
     if (name === 'strategy(rolling).batchSize' || name === 'strategy(canary).batchSize')

@@ -43,8 +43,8 @@ describe('rollout spec', () => {
       method: 'in-place',
     });
     assert.deepEqual(spec.drain, { timeout: 60_000, onTimeout: 'fail', pollInterval: 250 });
-    assert.equal(spec.verify.http.path, '/healthz');
-    assert.deepEqual(spec.verify.http.versionFrom, { json: 'version' });
+    assert.equal(spec.verify?.http.path, '/healthz');
+    assert.deepEqual(spec.verify?.http.versionFrom, { json: 'version' });
     assert.equal(spec.failureBudget.maxFailPercent, 0);
     assert.ok(spec.target.kind === 'fleet' && spec.target.upgrade?.timeout === 120_000);
   });

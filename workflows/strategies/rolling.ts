@@ -26,5 +26,9 @@ export function rolling(context: StrategyContext<RollingStrategy>): Promise<Roll
       pauses: spec.strategy.pauses,
       pauseBetweenBatches: spec.strategy.pauseBetweenBatches,
     });
-  return rollServerBatches({ ...context, target, spec: { ...spec, target: target.spec.target } });
+  return rollServerBatches({
+    ...context,
+    target,
+    spec: { ...spec, target: target.spec.target, verify: target.spec.verify },
+  });
 }

@@ -1,7 +1,13 @@
 import { ApplicationFailure, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { BulkOutcomes, FleetActivities } from '../../../activities/fleet-activities';
 import type { ServerSample } from '../../../activities/ports';
-import type { FleetServer, FleetTarget, HookCommand, RolloutSpec } from '../../../spec/rollout';
+import type {
+  FleetServer,
+  FleetTarget,
+  HookCommand,
+  HttpVerification,
+  RolloutSpec,
+} from '../../../spec/rollout';
 import type { ServerStep } from '../../messages';
 import {
   attachProfile,
@@ -18,7 +24,8 @@ import { RolloutAborted } from '../../control';
 import type { RolloutState } from '../../state';
 import { failureMessage } from '../../stop';
 
-export type FleetRolloutSpec = RolloutSpec & { target: FleetTarget };
+/** A fleet's spec always has verify.http: its default checks each server's health and version. */
+export type FleetRolloutSpec = RolloutSpec & { target: FleetTarget; verify: { http: HttpVerification } };
 
 /** The step a server had started when it stopped: tells a restore what there is to undo. */
 export type ForwardStep = Extract<ServerStep, 'detach' | 'drain' | 'upgrade' | 'verify' | 'attach'>;

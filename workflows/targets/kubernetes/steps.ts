@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities } from '@temporalio/workflow';
 import type {
   KubernetesActivities,
   KubernetesPreflight,
@@ -7,7 +7,7 @@ import type {
 import type { FleetActivities } from '../../../activities/fleet-activities';
 import type { HookCommand, KubernetesTarget, RolloutSpec } from '../../../spec/rollout';
 import type { RolloutControl } from '../../control';
-import { kubernetesApiProfile, kubernetesWaitProfile, preflightProfile } from '../../profiles';
+import { kubernetesApiProfile, kubernetesWaitProfile, preflightProfile, verifyProfile } from '../../profiles';
 
 export type KubernetesRolloutSpec = RolloutSpec & { target: KubernetesTarget };
 
@@ -58,7 +58,32 @@ export class KubernetesSteps {
         },
       ],
     );
-    return this.waitFor(name, replicas, direction === 'up');
+    const count = await this.waitFor(name, replicas, direction === 'up');
+    if (direction === 'up') await this.verifyPods(name);
+    return count;
+  }
+
+  /**
+   * verify.http, when the spec has it, on each available pod of `name` that runs the rollout's version. Rollouts
+   * recorded before it had verify.http in their input by default, and made no such call.
+   */
+  private async verifyPods(name: string): Promise<void> {
+    const http = this.spec.verify?.http;
+    if (!http || !patched('kubernetes-verify-pods')) return;
+    await this.control.cancelOnAbort(() =>
+      acts.verifyPods.executeWithOptions(
+        { ...verifyProfile(http), summary: `verify pods of ${name} run ${this.spec.version}` },
+        [
+          {
+            namespace: this.namespace,
+            name,
+            container: this.spec.target.container,
+            version: this.spec.version,
+            verify: http,
+          },
+        ],
+      ),
+    );
   }
 
   waitFor(name: string, replicas: number, available: boolean): Promise<ReplicaCount> {
