@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { AppsV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { realActivityDeps } from '../activities';
 import { kubernetesClients } from '../activities/kubernetes/api';
 import { startLocalCluster } from '../infra/kubernetes-cluster';
@@ -9,10 +9,10 @@ import type { DemoApp } from '../infra/kubernetes/demo-app-objects';
 import { deployDemoApp } from '../infra/kubernetes/demo-app-objects';
 import type { LoadStats } from '../infra/load';
 import { startLoad } from '../infra/load';
-import { delay } from '../infra/processes';
 import { parseRolloutSpec } from '../spec';
 import { createBatonWorker } from '../worker/create-worker';
 import type { rolloutWorkflow } from '../workflows';
+import { nativeRollingUpdate } from './k8s-native';
 import { benchNamespace, startBenchScratch } from './scratch';
 import { printTable } from './table';
 
@@ -103,7 +103,7 @@ async function compare(kc: KubeConfig, address: string): Promise<void> {
     process.stderr.write(`native: ${replicas} pods, ${ratePerSecond} requests/s through ${nativeApp.url}\n`);
     const native = await underLoad(nativeApp, async (version) => {
       process.stderr.write(`native: image to ${version}…\n`);
-      await nativeRollingUpdate(kc, nativeApp, version);
+      await nativeRollingUpdate(kc, nativeApp, version, replicas);
     });
 
     const kinds = (s: LoadStats) =>
@@ -135,37 +135,5 @@ async function compare(kc: KubeConfig, address: string): Promise<void> {
     await workerRun;
     await nativeConnection.close();
     await connection.close();
-  }
-}
-
-/** What `kubectl set image deployment/web app=…:<version>` then `kubectl rollout status` do. */
-async function nativeRollingUpdate(kc: KubeConfig, app: DemoApp, version: string): Promise<void> {
-  const apps = kc.makeApiClient(AppsV1Api);
-  await apps.patchNamespacedDeployment(
-    {
-      namespace: app.namespace,
-      name: app.deployment,
-      body: {
-        spec: {
-          template: { spec: { containers: [{ name: app.container, image: `${app.image}:${version}` }] } },
-        },
-      },
-    },
-    setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
-  );
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    const d = await apps.readNamespacedDeployment({ namespace: app.namespace, name: app.deployment });
-    const s = d.status;
-    if (
-      (s?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) &&
-      s?.updatedReplicas === replicas &&
-      s?.replicas === replicas &&
-      s?.availableReplicas === replicas
-    )
-      return;
-    if (Date.now() > deadline)
-      throw new Error(`the native update to ${version} did not finish: ${JSON.stringify(s)}`);
-    await delay(250);
   }
 }

@@ -4,6 +4,7 @@ import { runCrashMatrix } from './crash-matrix';
 import { runConcurrency } from './concurrency';
 import { runOverhead } from './overhead';
 import { runScale } from './scale';
+import { runK8sVsNative } from './k8s-vs-native';
 import { runK8sZeroDrop } from './k8s-zero-drop';
 import { runZeroDrop } from './zero-drop';
 
@@ -14,6 +15,7 @@ import { runZeroDrop } from './zero-drop';
 const benchmarks: Record<string, () => Promise<void>> = {
   'zero-drop': runZeroDrop,
   'k8s-zero-drop': runK8sZeroDrop,
+  'k8s-vs-native': runK8sVsNative,
   'crash-matrix': runCrashMatrix,
   overhead: runOverhead,
   scale: runScale,

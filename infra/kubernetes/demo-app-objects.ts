@@ -21,17 +21,26 @@ export interface DemoApp {
  */
 export const demoServiceSelector = { app: 'web', serving: 'true' } as const;
 
-/** The demo app's Deployment as a user writes one: real probes, no preStop hook, on the real node. */
-export function demoDeployment(replicas: number, version: string): V1Deployment {
+/** Where the pods go: this machine's real node, or kwok's fake nodes (many pods cheaply, no process, no traffic). */
+export type DemoNodes = 'real' | 'kwok';
+
+/** The demo app's Deployment as a user writes one: real probes, no preStop hook. */
+export function demoDeployment(
+  replicas: number,
+  version: string,
+  nodes: DemoNodes = 'real',
+  rollingUpdate?: { maxSurge: string; maxUnavailable: string },
+): V1Deployment {
   return {
     metadata: { name: 'web', labels: { app: 'web' } },
     spec: {
       replicas,
+      ...(rollingUpdate ? { strategy: { type: 'RollingUpdate', rollingUpdate } } : {}),
       selector: { matchLabels: { app: 'web' } },
       template: {
         metadata: { labels: { ...demoServiceSelector } },
         spec: {
-          nodeSelector: { type: 'real' },
+          nodeSelector: { type: nodes },
           terminationGracePeriodSeconds: 30,
           containers: [
             {
@@ -63,8 +72,16 @@ export function demoDeployment(replicas: number, version: string): V1Deployment 
  */
 export async function deployDemoApp(
   kc: KubeConfig,
-  options: { namespace: string; replicas: number; version: string; timeoutMs?: number },
+  options: {
+    namespace: string;
+    replicas: number;
+    version: string;
+    nodes?: DemoNodes;
+    rollingUpdate?: { maxSurge: string; maxUnavailable: string };
+    timeoutMs?: number;
+  },
 ): Promise<DemoApp> {
+  const nodes = options.nodes ?? 'real';
   const { namespace } = options;
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
@@ -78,7 +95,7 @@ export async function deployDemoApp(
   });
   await apps.createNamespacedDeployment({
     namespace,
-    body: demoDeployment(options.replicas, options.version),
+    body: demoDeployment(options.replicas, options.version, nodes, options.rollingUpdate),
   });
   const deadline = Date.now() + (options.timeoutMs ?? 120_000);
   for (;;) {
@@ -89,15 +106,9 @@ export async function deployDemoApp(
       throw new Error(`the demo app in ${namespace} did not become available: ${JSON.stringify(status)}`);
     await delay(250);
   }
-  // Available pods are not yet a routed Service: kube-proxy programs its ClusterIP a moment later, and until then
-  // this machine sends the request out of its default route.
   const url = `http://${service.spec?.clusterIP}/`;
-  for (;;) {
-    const answer = await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
-    if (answer?.ok && answer.headers.get('x-app-version') === options.version) break;
-    if (Date.now() > deadline) throw new Error(`Service web in ${namespace} does not answer at ${url}`);
-    await delay(250);
-  }
+  // kwok's pods run no process: nothing answers there.
+  if (nodes === 'real') await untilRouted(url, options.version, deadline);
   return {
     namespace,
     deployment: 'web',
@@ -106,4 +117,17 @@ export async function deployDemoApp(
     image: demoImageRepository,
     url,
   };
+}
+
+/**
+ * Available pods are not yet a routed Service: kube-proxy programs its ClusterIP a moment later, and until then
+ * this machine sends the request out of its default route.
+ */
+async function untilRouted(url: string, version: string, deadline: number): Promise<void> {
+  for (;;) {
+    const answer = await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+    if (answer?.ok && answer.headers.get('x-app-version') === version) return;
+    if (Date.now() > deadline) throw new Error(`the Service at ${url} does not answer with ${version}`);
+    await delay(250);
+  }
 }
