@@ -7,7 +7,7 @@ import { realActivityDeps } from '../activities';
 import { kubernetesClients } from '../activities/kubernetes/api';
 import { startLocalCluster } from '../infra/kubernetes-cluster';
 import type { DemoApp, DemoNodes } from '../infra/kubernetes/demo-app-objects';
-import { deployDemoApp } from '../infra/kubernetes/demo-app-objects';
+import { demoAppTarget, deployDemoApp } from '../infra/kubernetes/demo-app-objects';
 import { parseRolloutSpec } from '../spec';
 import { createBatonWorker } from '../worker/create-worker';
 import type { rolloutWorkflow } from '../workflows';
@@ -155,17 +155,7 @@ async function batonRollingUpdate(
   detachDelay: string,
 ) {
   const spec = parseRolloutSpec({
-    target: {
-      kind: 'kubernetes',
-      name: `vs-native-${app.namespace}`,
-      namespace: app.namespace,
-      deployment: app.deployment,
-      container: app.container,
-      image: app.image,
-      service: app.service,
-      detachDelay,
-      readyTimeout: '2m',
-    },
+    target: demoAppTarget(app, `vs-native-${app.namespace}`, { detachDelay, readyTimeout: '2m' }),
     version,
     strategy: { type: 'rolling', maxSurge: rollingUpdate.maxSurge, maxUnavailable: 0 },
   });

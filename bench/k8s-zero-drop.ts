@@ -6,7 +6,7 @@ import { realActivityDeps } from '../activities';
 import { kubernetesClients } from '../activities/kubernetes/api';
 import { startLocalCluster } from '../infra/kubernetes-cluster';
 import type { DemoApp } from '../infra/kubernetes/demo-app-objects';
-import { deployDemoApp } from '../infra/kubernetes/demo-app-objects';
+import { demoAppTarget, deployDemoApp } from '../infra/kubernetes/demo-app-objects';
 import type { LoadStats } from '../infra/load';
 import { startLoad } from '../infra/load';
 import { parseRolloutSpec } from '../spec';
@@ -76,16 +76,7 @@ async function compare(kc: KubeConfig, address: string): Promise<void> {
     process.stderr.write(`baton: ${replicas} pods, ${ratePerSecond} requests/s through ${batonApp.url}\n`);
     const baton = await underLoad(batonApp, async (version) => {
       const spec = parseRolloutSpec({
-        target: {
-          kind: 'kubernetes',
-          name: 'bench-k8s-zero-drop',
-          namespace: batonApp.namespace,
-          deployment: batonApp.deployment,
-          container: batonApp.container,
-          image: batonApp.image,
-          service: batonApp.service,
-          readyTimeout: '2m',
-        },
+        target: demoAppTarget(batonApp, 'bench-k8s-zero-drop', { readyTimeout: '2m' }),
         version,
         strategy: { type: 'rolling' },
       });

@@ -721,6 +721,7 @@ function refineCanary(
 
 /** A rollout spec as the user writes it (durations as text, quantities as 2 or "25%"). */
 export type RolloutSpecInput = z.input<typeof rolloutSpecSchema>;
+export type KubernetesTargetInput = z.input<typeof kubernetesTarget>;
 /** A validated rollout spec with every default applied: what workflows receive. */
 export type RolloutSpec = z.output<typeof rolloutSpecSchema>;
 export type FleetTarget = z.output<typeof fleetTarget>;

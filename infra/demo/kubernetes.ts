@@ -1,11 +1,10 @@
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { ActivityDeps } from '../../activities';
 import { realActivityDeps } from '../../activities';
 import { kubernetesClients } from '../../activities/kubernetes/api';
-import { isReady, isTerminating, labelSelector } from '../../activities/kubernetes/objects';
 import type { RolloutSpecInput } from '../../spec';
 import { startLocalCluster } from '../kubernetes-cluster';
-import { deployDemoApp, demoServiceSelector } from '../kubernetes/demo-app-objects';
+import { demoAppTarget, deployDemoApp, servingVersions } from '../kubernetes/demo-app-objects';
 import { demoImageTags } from '../kubernetes/demo-image';
 
 export interface KubernetesDemo {
@@ -58,36 +57,12 @@ export async function startKubernetesDemo(options: {
       replicas: options.replicas,
       version: options.version,
     });
-    const core = kc.makeApiClient(CoreV1Api);
     return {
       url: app.url,
       kubeconfig: cluster.kubeconfig,
-      target: {
-        kind: 'kubernetes',
-        name: 'demo-web',
-        namespace: app.namespace,
-        deployment: app.deployment,
-        container: app.container,
-        image: app.image,
-        service: app.service,
-        readyTimeout: '60s',
-      },
+      target: demoAppTarget(app, 'demo-web'),
       deps: { ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) },
-      podsOn: async (version) => {
-        const pods = await core.listNamespacedPod({
-          namespace: app.namespace,
-          labelSelector: labelSelector(demoServiceSelector),
-        });
-        const versions = await Promise.all(
-          pods.items
-            .filter((pod) => isReady(pod) && !isTerminating(pod))
-            .map(async (pod) => {
-              const answer = await fetch(`http://${pod.status?.podIP}:8080/`).catch(() => undefined);
-              return answer?.headers.get('x-app-version');
-            }),
-        );
-        return versions.filter((v) => v === version).length;
-      },
+      podsOn: async (version) => (await servingVersions(kc, app)).filter((v) => v === version).length,
       stop: () => cluster.stop(),
     };
   } catch (error) {

@@ -1,5 +1,7 @@
 import type { KubeConfig, V1Deployment } from '@kubernetes/client-node';
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { isReady, isTerminating, labelSelector } from '../../activities/kubernetes/objects';
+import type { KubernetesTargetInput } from '../../spec/rollout';
 import { delay } from '../processes';
 import { demoAppPort, demoImageRepository } from './demo-image';
 
@@ -130,4 +132,41 @@ async function untilRouted(url: string, version: string, deadline: number): Prom
     if (Date.now() > deadline) throw new Error(`the Service at ${url} does not answer with ${version}`);
     await delay(250);
   }
+}
+
+/** A spec's target for the app `deployDemoApp` made, named `name`; `more` sets or overrides fields. */
+export function demoAppTarget(
+  app: DemoApp,
+  name: string,
+  more: Partial<Omit<KubernetesTargetInput, 'kind'>> = {},
+): KubernetesTargetInput {
+  return {
+    kind: 'kubernetes',
+    name,
+    namespace: app.namespace,
+    deployment: app.deployment,
+    container: app.container,
+    image: app.image,
+    service: app.service,
+    readyTimeout: '60s',
+    ...more,
+  };
+}
+
+/** The version each Ready pod behind the Service reports at its own address, one entry per pod. */
+export async function servingVersions(kc: KubeConfig, app: DemoApp): Promise<string[]> {
+  const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({
+    namespace: app.namespace,
+    labelSelector: labelSelector(demoServiceSelector),
+  });
+  return Promise.all(
+    pods.items
+      .filter((pod) => isReady(pod) && !isTerminating(pod))
+      .map(async (pod) => {
+        const answer = await fetch(`http://${pod.status?.podIP}:${demoAppPort}/healthz`).catch(
+          () => undefined,
+        );
+        return answer?.headers.get('x-app-version') ?? `(pod ${pod.metadata?.name} did not answer)`;
+      }),
+  );
 }

@@ -2,14 +2,12 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { z } from 'zod';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { realActivityDeps } from '../../activities';
 import { kubernetesClients } from '../../activities/kubernetes/api';
-import { isReady, isTerminating, labelSelector } from '../../activities/kubernetes/objects';
 import type { DemoApp } from '../../infra/kubernetes/demo-app-objects';
-import { deployDemoApp, demoServiceSelector } from '../../infra/kubernetes/demo-app-objects';
+import { demoAppTarget, deployDemoApp, servingVersions } from '../../infra/kubernetes/demo-app-objects';
 import type { LoadStats } from '../../infra/load';
 import { startLoad } from '../../infra/load';
 import type { RolloutSpecInput } from '../../spec';
@@ -68,17 +66,7 @@ function spec(
   target: { readyTimeout?: string; minReadySeconds?: number } = {},
 ) {
   return parseRolloutSpec({
-    target: {
-      kind: 'kubernetes',
-      name: `web-${app.namespace}`,
-      namespace: app.namespace,
-      deployment: app.deployment,
-      container: app.container,
-      image: app.image,
-      service: app.service,
-      readyTimeout: '60s',
-      ...target,
-    },
+    target: demoAppTarget(app, `web-${app.namespace}`, target),
     version,
     strategy,
   });
@@ -98,22 +86,6 @@ async function underLoad(app: DemoApp, rollout: ReturnType<typeof spec>) {
     throw error;
   }
 }
-
-/** The version each Ready pod behind the Service reports at its own address, by pod. */
-async function servingVersions(app: DemoApp): Promise<string[]> {
-  const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({
-    namespace: app.namespace,
-    labelSelector: labelSelector(demoServiceSelector),
-  });
-  const serving = pods.items.filter((pod) => isReady(pod) && !isTerminating(pod));
-  return Promise.all(
-    serving.map(async (pod) => {
-      const answer = await fetch(`http://${pod.status?.podIP}:8080/healthz`);
-      return healthAnswer.parse(await answer.json()).version;
-    }),
-  );
-}
-const healthAnswer = z.object({ version: z.string() });
 
 /** verify.http on each new pod, quick: two passes 200 ms apart, within 5 s. */
 const verification = (versionFrom: { json: string } | { header: string }) => ({
@@ -140,7 +112,7 @@ describe('Kubernetes rollouts of real pods under load through the Service, by th
       assert.equal(load.failed, 0, failures(load));
       assert.ok(load.sent > 500, `only ${load.sent} requests were sent`);
       assert.ok((load.byVersion.v2 ?? 0) > 0, `no request reached v2: ${JSON.stringify(load.byVersion)}`);
-      assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v2'));
+      assert.deepEqual(await servingVersions(kc, app), Array<string>(replicas).fill('v2'));
     });
   }
 
@@ -149,7 +121,7 @@ describe('Kubernetes rollouts of real pods under load through the Service, by th
     const { result, load } = await underLoad(app, spec(app, 'v2', { type: 'recreate' }));
     assert.equal(result.phase, 'succeeded', result.reason);
     assert.ok(load.failed > 0, `recreate leaves a moment with no pod, yet nothing failed: ${failures(load)}`);
-    assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v2'));
+    assert.deepEqual(await servingVersions(kc, app), Array<string>(replicas).fill('v2'));
   });
 
   it('a version whose readiness probe fails is rolled back, every old pod serving, no request failed', async () => {
@@ -162,7 +134,7 @@ describe('Kubernetes rollouts of real pods under load through the Service, by th
     assert.match(result.reason ?? '', /not Ready|available/);
     assert.equal(load.failed, 0, failures(load));
     assert.deepEqual(load.byVersion.broken, undefined, 'no request reached a pod that never became Ready');
-    assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v1'));
+    assert.deepEqual(await servingVersions(kc, app), Array<string>(replicas).fill('v1'));
   });
 
   it('verify.http checks each new pod at its own address; a pod that fails it rolls the rollout back', async () => {
@@ -185,7 +157,7 @@ describe('Kubernetes rollouts of real pods under load through the Service, by th
       /pod web-v2-\S+ failed verification for v2 after \d+ checks: reports version \(none\)/,
     );
     assert.equal(load.failed, 0, failures(load));
-    assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v1'));
+    assert.deepEqual(await servingVersions(kc, app), Array<string>(replicas).fill('v1'));
   });
 
   it('a version whose container exits after 5 s never counts available (minReadySeconds 10), and is rolled back', async () => {
@@ -194,7 +166,7 @@ describe('Kubernetes rollouts of real pods under load through the Service, by th
     const { result } = await underLoad(app, rollout);
     assert.equal(result.phase, 'rolled-back', result.reason);
     // Requests a crashing pod held when it died fail: that is the crash, which no rollout can undo.
-    assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v1'));
+    assert.deepEqual(await servingVersions(kc, app), Array<string>(replicas).fill('v1'));
   });
 
   it('finishes after its worker is killed with SIGKILL mid-rollout, no request failed, nothing made twice', async () => {
@@ -230,7 +202,7 @@ describe('Kubernetes rollouts of real pods under load through the Service, by th
       stats = await load.stop();
     }
     assert.equal(stats.failed, 0, failures(stats));
-    assert.deepEqual(await servingVersions(app), Array<string>(replicas).fill('v2'));
+    assert.deepEqual(await servingVersions(kc, app), Array<string>(replicas).fill('v2'));
     const replicaSets = await kc
       .makeApiClient(AppsV1Api)
       .listNamespacedReplicaSet({ namespace: app.namespace });
