@@ -15,7 +15,7 @@ import { nativeRollingUpdate } from './k8s-native';
 import { benchNamespace, startBenchScratch } from './scratch';
 import { printTable } from './table';
 
-const rollingUpdate = { maxSurge: '25%', maxUnavailable: '0' };
+const rollingUpdate = { maxSurge: '25%', maxUnavailable: '0%' };
 const taskQueue = 'bench-k8s-vs-native';
 
 interface Side {

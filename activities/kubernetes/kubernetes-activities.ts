@@ -552,6 +552,9 @@ export function createKubernetesActivities(deps: {
   };
 }
 
+/** Pod patches sent at once when a step retires many pods; kube-apiserver's default in-flight limit is 400. */
+const podPatchConcurrency = 10;
+
 /**
  * Marks `count` pods of the Deployment to go first and takes them out of the Service. Retrying picks the pods
  * an earlier attempt marked, so a crash between marking and scaling never takes away more than asked.
@@ -583,17 +586,24 @@ async function retirePods(
       (key) => !(key in selector) && key !== 'pod-template-hash',
     );
   }
-  for (const pod of chosen) {
+  const labels = Object.fromEntries(detachKeys.map((key) => [key, null]));
+  const annotations: Record<string, string> = { [podDeletionCost]: retiringPodCost };
+  if (detachKeys.length > 0 && serviceName !== undefined)
+    annotations[batonAnnotations.detachedFrom] = serviceName;
+  // A step of a large Deployment retires tens of pods: a few patches at a time, not one after another.
+  for (let i = 0; i < chosen.length; i += podPatchConcurrency) {
     Context.current().heartbeat();
-    const labels = Object.fromEntries(detachKeys.map((key) => [key, null]));
-    const annotations: Record<string, string> = { [podDeletionCost]: retiringPodCost };
-    if (detachKeys.length > 0 && serviceName !== undefined)
-      annotations[batonAnnotations.detachedFrom] = serviceName;
-    await kubernetesCall(`marking pod ${pod.metadata?.name} to go`, () =>
-      clients.core.patchNamespacedPod(
-        { namespace, name: pod.metadata?.name ?? '', body: { metadata: { labels, annotations } } },
-        mergePatch,
-      ),
+    await Promise.all(
+      chosen
+        .slice(i, i + podPatchConcurrency)
+        .map((pod) =>
+          kubernetesCall(`marking pod ${pod.metadata?.name} to go`, () =>
+            clients.core.patchNamespacedPod(
+              { namespace, name: pod.metadata?.name ?? '', body: { metadata: { labels, annotations } } },
+              mergePatch,
+            ),
+          ),
+        ),
     );
   }
   if (serviceName !== undefined && detachKeys.length > 0 && chosen.length > 0) {
