@@ -70,6 +70,23 @@ function searchAttributeFlags(): string[] {
  * attributes, and waits until the namespace answers. The returned stop() ends the process.
  */
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
+  // Besides its two ports the server binds a few more of its own choosing (its services' membership ports, its
+  // HTTP API), and on a busy machine another process can hold one: it then panics at once. With ports of its own
+  // choosing, the next attempt takes others.
+  const attempts = options.port === undefined && options.uiPort === undefined ? 3 : 1;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      if (attempt >= attempts || !(error instanceof ExitedEarly)) throw error;
+    }
+  }
+}
+
+/** The server process ended before it answered. */
+class ExitedEarly extends Error {}
+
+async function startOnce(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const temporal = await ensureTemporalCli();
   const namespace = options.namespace ?? 'default';
   const port = options.port ?? (await freePort());
@@ -115,8 +132,11 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   for (;;) {
     if (exited) {
       await stopChild();
-      const tail = (await readFile(options.logFile, 'utf8').catch(() => '')).slice(-3_000);
-      throw new Error(
+      const text = await readFile(options.logFile, 'utf8').catch(() => '');
+      // A panic's first line says why; the stack after it is long.
+      const panic = text.indexOf('panic');
+      const tail = panic === -1 ? text.slice(-3_000) : text.slice(panic, panic + 3_000);
+      throw new ExitedEarly(
         `temporal server start-dev exited before it was ready (log ${options.logFile}):\n${tail}`,
       );
     }
