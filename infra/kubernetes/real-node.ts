@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { cacheRoot, say } from '../cache';
+import { findProgram } from '../debian';
 import type { KubernetesBinaries } from '../components';
 import { tryFileLock } from '../lock';
 import { delay, runsWith, sendSignal, signalReaches } from '../processes';
@@ -327,7 +328,8 @@ export async function stopNodeAt(dir: string, kubernetes?: KubernetesBinaries): 
     }).catch(() => undefined);
   await stopPid('kubelet');
   // runc keeps one state folder per container under its root; with one node per machine, each is this node's.
-  const runc = await ensureNodeBinaries().then((b) => b.runc);
+  // Found, not ensured: stopping what is left must not install anything.
+  const runc = findProgram('runc') ?? 'runc';
   const listed = await runCommand([runc, '--root', runcRoot, 'list', '-q'], {
     label: 'listing containers',
     quiet: true,
