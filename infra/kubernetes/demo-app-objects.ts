@@ -123,13 +123,27 @@ export async function deployDemoApp(
 
 /**
  * Available pods are not yet a routed Service: kube-proxy programs its ClusterIP a moment later, and until then
- * this machine sends the request out of its default route.
+ * this machine sends the request out of its default route. Each probe opens a new connection: NAT rules apply to a
+ * connection's first packet only, so a kept-alive connection made before the rule existed would never reach a pod
+ * (an egress proxy that answers it keeps it open for ever).
  */
-async function untilRouted(url: string, version: string, deadline: number): Promise<void> {
+export async function untilRouted(url: string, version: string, deadline: number): Promise<void> {
+  let seen = 'nothing yet';
   for (;;) {
-    const answer = await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
-    if (answer?.ok && answer.headers.get('x-app-version') === version) return;
-    if (Date.now() > deadline) throw new Error(`the Service at ${url} does not answer with ${version}`);
+    try {
+      const answer = await fetch(url, {
+        signal: AbortSignal.timeout(2_000),
+        headers: { connection: 'close' },
+      });
+      await answer.arrayBuffer();
+      const served = answer.headers.get('x-app-version');
+      if (answer.ok && served === version) return;
+      seen = `HTTP ${answer.status}, version ${served ?? 'none'}`;
+    } catch (error) {
+      seen = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline)
+      throw new Error(`the Service at ${url} does not answer with ${version}; it last answered: ${seen}`);
     await delay(250);
   }
 }
