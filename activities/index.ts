@@ -3,6 +3,7 @@ import { HaproxyTrafficProvider } from './haproxy/traffic-provider';
 import { ExecHostExecutor } from './hosts/exec-host-executor';
 import { defaultKubernetesClients } from './kubernetes/api';
 import { createKubernetesActivities } from './kubernetes/kubernetes-activities';
+import { HttpMetricsReader } from './metrics/http-metrics-reader';
 import { sendWebhook } from './notify/webhook';
 import type { ActivityDeps } from './ports';
 import { HttpVerifier } from './verify/http-verifier';
@@ -25,6 +26,7 @@ export function realActivityDeps(): ActivityDeps {
     trafficFor: (lb) => new HaproxyTrafficProvider(lb.socket, lb.backend),
     hosts: new ExecHostExecutor(),
     verifier: new HttpVerifier(),
+    metrics: new HttpMetricsReader(),
     kubernetes: defaultKubernetesClients,
   };
 }

@@ -65,11 +65,18 @@ export interface Verifier {
   probe(url: string, check: HttpVerification, signal?: AbortSignal): Promise<ProbeResult>;
 }
 
+/** Reads a metrics page, as Prometheus scrapes one. */
+export interface MetricsReader {
+  /** The page's text; throws, saying why, when it can't be read or does not answer 200. */
+  read(url: string, timeoutMs: number, signal?: AbortSignal): Promise<string>;
+}
+
 export interface ActivityDeps {
   /** Opens the traffic provider for one load balancer named in a spec. */
   trafficFor(loadBalancer: HaproxyLoadBalancer): TrafficProvider;
   hosts: HostExecutor;
   verifier: Verifier;
+  metrics: MetricsReader;
   /** The Kubernetes API, opened on first use (a worker that only rolls fleets never needs a kubeconfig). */
   kubernetes(): KubernetesClients;
 }

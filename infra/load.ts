@@ -25,10 +25,15 @@ export function startLoad(options: {
   url: string;
   ratePerSecond: number;
   timeoutMs?: number;
+  /**
+   * false: a new connection for every request, so a Service spreads requests over its pods as they are now (kube-proxy
+   * picks a pod per connection); a keep-alive connection stays with the pod it first reached.
+   */
+  keepAlive?: boolean;
 }): LoadGenerator {
   // Idle connections close after 4 s, before HAProxy's `timeout http-keep-alive` (10 s) does: a client that keeps
   // them longer than the server races it, sending a request on a connection the server is closing (ECONNRESET).
-  const agent = new Agent({ keepAlive: true, maxSockets: 512, timeout: 4_000 });
+  const agent = new Agent({ keepAlive: options.keepAlive ?? true, maxSockets: 512, timeout: 4_000 });
   const target = new URL(options.url);
   const started = Date.now();
   let sent = 0;

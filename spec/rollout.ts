@@ -196,6 +196,33 @@ export const fleetTarget = z.strictObject({
   provision: fleetProvision.optional(),
 });
 
+const metricName = z
+  .string({ error: 'expected a Prometheus metric name' })
+  .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$/, 'expected a Prometheus metric name such as http_requests_total');
+
+/**
+ * Where each pod reports its own request figures, in Prometheus' text format, for a canary analysis to compare the
+ * new version's pods with the old one's. The counters are read from each pod at its own address, as Prometheus
+ * scrapes them, at the start and the end of the analysis window.
+ */
+export const podMetrics = z.strictObject({
+  /** The port of the metrics page; the container's first containerPort if unset. */
+  port: z.number().int().min(1).max(65_535).optional(),
+  path: visibleText('expected a path starting with "/"')
+    .startsWith('/', 'expected a path starting with "/"')
+    .max(2048)
+    .default('/metrics'),
+  /** A counter of answered requests, labelled with their status code; its 5xx share is the error rate. */
+  requests: metricName,
+  /** The label of `requests` that holds the status code. */
+  codeLabel: z
+    .string()
+    .regex(/^[a-zA-Z_][a-zA-Z0-9_]{0,99}$/, 'expected a Prometheus label name')
+    .default('code'),
+  /** A summary or histogram of request durations in seconds; its _sum over its _count is the mean response time. */
+  duration: metricName.optional(),
+});
+
 export const kubernetesTarget = z.strictObject({
   kind: z.literal('kubernetes'),
   name: resourceName,
@@ -231,6 +258,8 @@ export const kubernetesTarget = z.strictObject({
   readyTimeout: duration.default(300_000),
   /** Seconds a new pod must stay Ready before it counts as available (the Deployment's minReadySeconds). */
   minReadySeconds: z.number().int().min(0).max(3_600).default(0),
+  /** The pods' request figures, for a canary analysis; without them an analysis checks pod availability only. */
+  metrics: podMetrics.optional(),
 });
 
 const pauseFields = {
@@ -353,19 +382,19 @@ export const blueGreenStrategy = z.strictObject({
 
 /**
  * A canary analysis: watch the canary servers' answers against the stable servers' for a window, from the load
- * balancer's own counters; any threshold crossed fails it, and the rollout rolls back on its own. Kubernetes
- * targets have no request metrics here, so their analysis checks that every canary pod stays available, without
- * a restart, for the window.
+ * balancer's own counters, or on Kubernetes from each pod's metrics page (`target.metrics`); any threshold crossed
+ * fails it, and the rollout rolls back on its own. On Kubernetes every canary pod must also stay available,
+ * without a restart, for the window; without `target.metrics` that is the whole analysis.
  */
 export const canaryAnalysis = z.strictObject({
   window: duration.default(30_000),
-  /** Fleets: fewer canary requests than this in the window fails the analysis (too little to judge); 20 if unset. */
+  /** Fewer canary requests than this in the window fails the analysis (too little to judge); 20 if unset. */
   minRequests: count('expected a whole number of requests').min(1).optional(),
-  /** Fleets: the canary's share of 5xx answers, in percent, at most this; 5 if unset. */
+  /** The canary's share of 5xx answers, in percent, at most this; 5 if unset. */
   maxErrorRate: z.number().min(0).max(100).optional(),
-  /** Fleets: the canary's 5xx share at most this many percentage points above the stable servers'; 1 if unset. */
+  /** The canary's 5xx share at most this many percentage points above the stable servers'; 1 if unset. */
   maxErrorRateIncrease: z.number().min(0).max(100).optional(),
-  /** Fleets: the canary's mean response time at most this multiple of the stable servers'; 2 if unset. */
+  /** The canary's mean response time at most this multiple of the stable servers'; 2 if unset. */
   maxResponseTimeRatio: z.number().min(1).max(100).optional(),
 });
 
@@ -511,7 +540,17 @@ export const rolloutSpecSchema = z
         message:
           'expected no previewService on a fleet target: each new server is checked at its own address',
       });
-    if (spec.strategy.type === 'canary') refineCanary(spec.strategy, spec.target.kind, ctx);
+    const metered = spec.target.kind === 'kubernetes' && spec.target.metrics !== undefined;
+    if (spec.strategy.type === 'canary') refineCanary(spec.strategy, spec.target.kind, metered, ctx);
+    const analyses =
+      spec.strategy.type === 'canary' && spec.strategy.steps.some((step) => 'analysis' in step);
+    if (metered && !analyses)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['target', 'metrics'],
+        message:
+          "expected no metrics without a canary analysis step: only an analysis reads the pods' figures",
+      });
     if (spec.strategy.type !== 'rolling') {
       if (spec.target.kind === 'kubernetes' && spec.target.mode === 'native') {
         ctx.addIssue({
@@ -680,6 +719,7 @@ function refineFleet(
 function refineCanary(
   strategy: z.output<typeof canaryStrategy>,
   targetKind: 'fleet' | 'kubernetes',
+  metered: boolean,
   ctx: z.RefinementCtx,
 ): void {
   let weight = 0;
@@ -699,14 +739,14 @@ function refineCanary(
         path: ['strategy', 'steps', index, 'analysis'],
         message: 'expected a setWeight step before the first analysis: there is no canary to analyse yet',
       });
-    if ('analysis' in step && targetKind === 'kubernetes') {
+    if ('analysis' in step && targetKind === 'kubernetes' && !metered) {
       for (const field of ['minRequests', 'maxErrorRate', 'maxErrorRateIncrease', 'maxResponseTimeRatio']) {
         if (field in step.analysis)
           ctx.addIssue({
             code: 'custom',
             path: ['strategy', 'steps', index, 'analysis', field],
             message:
-              'expected only window on a kubernetes target: request metrics come from HAProxy, so a kubernetes analysis checks pod availability',
+              'expected only window on a kubernetes target without target.metrics: with no request figures to read, its analysis checks pod availability',
           });
       }
     }
@@ -727,6 +767,7 @@ export type RolloutSpec = z.output<typeof rolloutSpecSchema>;
 export type FleetTarget = z.output<typeof fleetTarget>;
 export type FleetServer = z.output<typeof fleetServer>;
 export type KubernetesTarget = z.output<typeof kubernetesTarget>;
+export type PodMetrics = z.output<typeof podMetrics>;
 export type HaproxyLoadBalancer = z.output<typeof haproxyLoadBalancer>;
 export type DrainPolicy = z.output<typeof drainPolicy>;
 export type HttpVerification = z.output<typeof httpVerification>;

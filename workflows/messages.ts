@@ -82,7 +82,8 @@ export interface AnalysisRecord {
   readonly passed: boolean;
   /** Workflow time it ended, ISO 8601. */
   readonly at: string;
-  /** Fleets: what the load balancer's counters showed for the canary and the stable servers over the window. */
+  /** What the request figures showed for the canary and the stable version over the window (a fleet's load balancer, or
+   * each pod's metrics page). */
   readonly canary?: GroupFigures;
   readonly stable?: GroupFigures;
   /** Kubernetes: what was watched. */

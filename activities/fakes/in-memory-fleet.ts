@@ -96,6 +96,9 @@ export class InMemoryFleet {
       trafficFor: () => this.traffic,
       hosts: this.hosts,
       verifier: this.verifier,
+      metrics: {
+        read: () => Promise.reject(new Error('the in-memory fleet has no pods to read metrics from')),
+      },
       kubernetes: () => {
         throw new Error('the in-memory fleet has no Kubernetes API');
       },

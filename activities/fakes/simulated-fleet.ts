@@ -104,6 +104,9 @@ export class SimulatedFleets {
       trafficFor: (lb) => this.traffic(lb),
       hosts: this.hosts,
       verifier: this.verifier,
+      metrics: {
+        read: () => Promise.reject(new Error('a simulated fleet has no pods to read metrics from')),
+      },
       kubernetes: () => {
         throw new Error('a simulated fleet has no Kubernetes API');
       },

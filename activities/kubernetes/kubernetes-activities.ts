@@ -1,8 +1,10 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { V1Deployment, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { Watch } from '@kubernetes/client-node';
-import type { HttpVerification, KubernetesTarget } from '../../spec/rollout';
-import type { Verifier } from '../ports';
+import type { HttpVerification, KubernetesTarget, PodMetrics } from '../../spec/rollout';
+import type { ServerCounters } from '../../workflows/plan/canary';
+import { podCounters } from '../metrics/pod-counters';
+import type { MetricsReader, Verifier } from '../ports';
 import { verifyAt } from '../verify/verify-at';
 import type { KubernetesClients } from './api';
 import { apiStatus, kubernetesCall, kubernetesFailureTypes, mergePatch, retryOnConflict } from './api';
@@ -39,6 +41,15 @@ export interface KubernetesPreflight {
   readonly next: string;
 }
 
+/** Request counters of the serving pods of some Deployments, read at one moment. */
+export interface PodMetricsSample {
+  /** The pods read, by Deployment. */
+  readonly pods: Record<string, string[]>;
+  readonly counters: Record<string, ServerCounters>;
+  /** Pods whose metrics could not be read, with why. */
+  readonly unreadable: Record<string, string>;
+}
+
 export interface ReplicaCount {
   readonly replicas: number;
   readonly available: number;
@@ -60,6 +71,8 @@ export function createKubernetesActivities(deps: {
   kubernetes: () => KubernetesClients;
   /** For verify.http on each new pod; rollouts without it never call it. */
   verifier?: Verifier;
+  /** For a canary analysis of the pods' own request figures (target.metrics). */
+  metrics?: MetricsReader;
 }) {
   const readDeployment = (ref: DeploymentRef) =>
     kubernetesCall(`reading Deployment ${ref.namespace}/${ref.name}`, () =>
@@ -315,6 +328,56 @@ export function createKubernetesActivities(deps: {
         if (Date.now() - startedAt >= input.windowMs) return { checks, restarts };
         await ctx.sleep(Math.min(1_000, Math.max(0, input.windowMs - (Date.now() - startedAt))));
       }
+    },
+
+    /**
+     * One reading of the request counters of every serving pod (Ready, not terminating) of each Deployment, each at
+     * its own address. A pod whose page can't be read or parsed is listed with the reason instead: the analysis
+     * decides what that means.
+     */
+    samplePodMetrics: async (input: {
+      namespace: string;
+      deployments: readonly string[];
+      container: string;
+      metrics: PodMetrics;
+    }): Promise<PodMetricsSample> => {
+      const reader = deps.metrics;
+      if (!reader) throw new Error('samplePodMetrics needs a metrics reader among the activity dependencies');
+      const clients = deps.kubernetes();
+      const ctx = Context.current();
+      const sample: PodMetricsSample = { pods: {}, counters: {}, unreadable: {} };
+      for (const name of input.deployments) {
+        const deployment = await readDeployment({ namespace: input.namespace, name });
+        const port =
+          input.metrics.port ??
+          deployment.spec?.template.spec?.containers.find((c) => c.name === input.container)?.ports?.[0]
+            ?.containerPort;
+        if (port === undefined)
+          throw ApplicationFailure.nonRetryable(
+            `target.metrics: container ${input.container} of Deployment ${name} declares no containerPort; give target.metrics.port`,
+            kubernetesFailureTypes.preflight,
+          );
+        const pods = (await ownPods(clients, deployment)).filter(
+          (pod) => isReady(pod) && !isTerminating(pod),
+        );
+        sample.pods[name] = pods.map((pod) => pod.metadata?.name ?? '');
+        for (let i = 0; i < pods.length; i += podPatchConcurrency) {
+          ctx.heartbeat();
+          await Promise.all(
+            pods.slice(i, i + podPatchConcurrency).map(async (pod) => {
+              const podName = pod.metadata?.name ?? '';
+              const url = `http://${pod.status?.podIP}:${port}${input.metrics.path}`;
+              try {
+                const text = await reader.read(url, 5_000, ctx.cancellationSignal);
+                sample.counters[podName] = podCounters(text, input.metrics);
+              } catch (error) {
+                sample.unreadable[podName] = `${url}: ${(error as Error).message}`;
+              }
+            }),
+          );
+        }
+      }
+      return sample;
     },
 
     /** The Deployment is gone (with its ReplicaSets and pods); already gone is fine. */

@@ -43,6 +43,9 @@ let inFlight = 0;
 let stopping = false;
 /** Requests answered, by status code; probes and metrics reads left out, so the figures are the traffic's. */
 const answered = new Map<number, number>();
+/** The time those requests took, in seconds, and how many: a summary without quantiles. */
+let answeredSeconds = 0;
+let timedAnswers = 0;
 
 function metricsText(): string {
   const lines = [
@@ -51,6 +54,10 @@ function metricsText(): string {
     ...[...answered].map(
       ([code, count]) => `demo_requests_total{code="${code}",version="${version}"} ${count}`,
     ),
+    '# HELP demo_request_duration_seconds Time taken to answer a request.',
+    '# TYPE demo_request_duration_seconds summary',
+    `demo_request_duration_seconds_sum ${answeredSeconds}`,
+    `demo_request_duration_seconds_count ${timedAnswers}`,
     '# HELP demo_requests_in_flight Requests being answered now.',
     '# TYPE demo_requests_in_flight gauge',
     // This read is one of them.
@@ -80,10 +87,13 @@ const server = createServer((req, res) => {
     return;
   }
   const delay = Number(url.searchParams.get('delay') ?? latencyMs);
+  const started = process.hrtime.bigint();
   setTimeout(() => {
     const failed = errorRate > 0 && Math.random() < errorRate;
     const code = failed ? 500 : 200;
     answered.set(code, (answered.get(code) ?? 0) + 1);
+    answeredSeconds += Number(process.hrtime.bigint() - started) / 1e9;
+    timedAnswers++;
     res.writeHead(code, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ name, version, ok: !failed }));
   }, delay);

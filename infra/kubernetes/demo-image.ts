@@ -18,7 +18,8 @@ export const demoAppPort = 8080;
 
 /**
  * Tags of the demo app's image. `v1`…`v9` serve normally and report their tag as their version; `broken` answers
- * its readiness probe with 503, so it never becomes Ready; `crashing` exits 5 s after it starts serving.
+ * its readiness probe with 503, so it never becomes Ready; `crashing` exits 5 s after it starts serving; `erroring`
+ * answers 30% of requests with 500 and `slow` takes 200 ms over each, while both stay Ready (for an analysis).
  */
 export const demoImageTags = [
   'v1',
@@ -32,6 +33,8 @@ export const demoImageTags = [
   'v9',
   'broken',
   'crashing',
+  'erroring',
+  'slow',
 ] as const;
 
 function demoArgs(tag: (typeof demoImageTags)[number]): string[] {
@@ -49,7 +52,10 @@ function demoArgs(tag: (typeof demoImageTags)[number]): string[] {
   if (tag === 'broken') return [...base, '--health-status', '503'];
   if (tag === 'crashing') return [...base, '--exit-after-ms', '5000'];
   // A real service takes a moment to boot; so does this one, as on the fleet.
-  return [...base, '--startup-ms', '1000', '--latency-ms', '20'];
+  const booting = [...base, '--startup-ms', '1000'];
+  if (tag === 'erroring') return [...booting, '--latency-ms', '20', '--error-rate', '0.3'];
+  if (tag === 'slow') return [...booting, '--latency-ms', '200'];
+  return [...booting, '--latency-ms', '20'];
 }
 
 const appSource = join(__dirname, '..', 'demo-app', 'server.ts');

@@ -21,7 +21,7 @@ import {
   serviceAccountConfig,
   startTestCluster,
 } from '../helpers/kubernetes';
-import { runRollout, until } from '../helpers/rollout';
+import { runRollout, startRolloutInProcess, until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
 import { uniqueTaskQueue } from '../helpers/temporal';
 import { startWorkerProcess } from '../helpers/worker';
@@ -158,6 +158,64 @@ describe('Kubernetes rollouts of real pods under load through the Service, by th
     );
     assert.equal(load.failed, 0, failures(load));
     assert.deepEqual(await servingVersions(kc, app), Array<string>(replicas).fill('v1'));
+  });
+
+  it('a canary analysis judges the new pods by their own request figures: v2 passes, 5xx and slowness roll back', async () => {
+    const metrics = { requests: 'demo_requests_total', duration: 'demo_request_duration_seconds' };
+    const canary: RolloutSpecInput['strategy'] = {
+      type: 'canary',
+      steps: [{ setWeight: 25 }, { analysis: { window: '6s', minRequests: 40 } }, { setWeight: 50 }],
+    };
+    const analysed = async (version: string) => {
+      const app = await freshApp();
+      const rollout = parseRolloutSpec({
+        target: demoAppTarget(app, `web-${app.namespace}`, { metrics }),
+        version,
+        strategy: canary,
+      });
+      // A connection per request: the Service then sends the new pod its share from the moment it is Ready.
+      const load = startLoad({ url: app.url, ratePerSecond, keepAlive: false });
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const { handle, stop: stopWorker } = await startRolloutInProcess(temporal, deps(), rollout);
+      try {
+        const result = await handle.result();
+        const analysis = (await handle.query(statusQuery)).canary?.analyses[0];
+        return { app, result, analysis, load: await load.stop() };
+      } finally {
+        await stopWorker();
+        await load.stop();
+      }
+    };
+
+    const good = await analysed('v2');
+    assert.equal(good.result.phase, 'succeeded', good.result.reason);
+    assert.equal(good.analysis?.passed, true, JSON.stringify(good.analysis));
+    // One pod of four carries the canary: about a quarter of 100 requests a second, for 6 s.
+    assert.ok((good.analysis?.canary?.requests ?? 0) >= 40, JSON.stringify(good.analysis));
+    assert.ok((good.analysis?.stable?.requests ?? 0) > (good.analysis?.canary?.requests ?? 0));
+    assert.equal(good.analysis?.canary?.errorRate, 0);
+    assert.ok(
+      (good.analysis?.canary?.responseTimeMs ?? 0) >= 20,
+      'the demo app takes 20 ms over each answer',
+    );
+    assert.equal(good.load.failed, 0, failures(good.load));
+
+    const erroring = await analysed('erroring');
+    assert.equal(erroring.result.phase, 'rolled-back', erroring.result.reason);
+    assert.match(
+      erroring.result.reason ?? '',
+      /analysis at step 2 failed: the canary's 5xx rate [\d.]+% is above 5%/,
+    );
+    assert.ok((erroring.analysis?.canary?.errorRate ?? 0) > 10, JSON.stringify(erroring.analysis));
+    assert.equal(erroring.analysis?.stable?.errorRate, 0);
+    assert.deepEqual(await servingVersions(kc, erroring.app), Array<string>(replicas).fill('v1'));
+
+    const slow = await analysed('slow');
+    assert.equal(slow.result.phase, 'rolled-back', slow.result.reason);
+    assert.match(slow.result.reason ?? '', /mean response time [\d.]+ ms is more than 2x/);
+    assert.ok((slow.analysis?.canary?.responseTimeMs ?? 0) >= 200, JSON.stringify(slow.analysis));
+    assert.equal(slow.load.failed, 0, failures(slow.load));
+    assert.deepEqual(await servingVersions(kc, slow.app), Array<string>(replicas).fill('v1'));
   });
 
   it('a version whose container exits after 5 s never counts available (minReadySeconds 10), and is rolled back', async () => {

@@ -100,6 +100,11 @@ const samples: Record<string, unknown> = {
   'target(kubernetes).readyTimeout': '7m',
   'target(kubernetes).minReadySeconds': 7,
   'target(kubernetes).detachDelay': '7s',
+  'target(kubernetes).metrics.port': 9090,
+  'target(kubernetes).metrics.path': '/stats',
+  'target(kubernetes).metrics.requests': 'http_requests_total',
+  'target(kubernetes).metrics.codeLabel': 'status',
+  'target(kubernetes).metrics.duration': 'http_request_duration_seconds',
   'strategy(rolling).type': 'rolling',
   'strategy(rolling).batchSize': 2,
   'strategy(rolling).maxUnavailable': 2,
@@ -154,7 +159,9 @@ function base(
   method?: string,
 ): Record<string, unknown> {
   const strategyInput =
-    strategy === 'canary' ? { type: 'canary', steps: [{ setWeight: 10 }] } : { type: strategy };
+    strategy === 'canary'
+      ? { type: 'canary', steps: [{ setWeight: 10 }, { analysis: { window: '1s' } }] }
+      : { type: strategy };
   if (kind === 'kubernetes')
     return {
       target: { kind, name: 'web', deployment: 'web', container: 'app', image: 'registry.local/web' },
@@ -218,6 +225,8 @@ function refusedAt(name: string, kind: 'fleet' | 'kubernetes', strategy: string)
       return 'strategy.batchSize';
     if (name === 'strategy(rolling).method') return 'strategy.method';
     if (name === 'target(kubernetes).mode' && strategy !== 'rolling') return 'target.mode';
+    // Only a canary's analysis reads the pods' request figures.
+    if (name.startsWith('target(kubernetes).metrics.') && strategy !== 'canary') return 'target.metrics';
     return undefined;
   }
   if (name === 'strategy(rolling).maxSurge') return 'strategy.maxSurge';

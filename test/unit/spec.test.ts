@@ -286,7 +286,34 @@ describe('rollout spec', () => {
     assertRejected(
       kubernetes,
       'strategy.steps[1].analysis.maxErrorRate',
-      /only window on a kubernetes target/,
+      /only window on a kubernetes target without target.metrics/,
+    );
+  });
+
+  it('judges a kubernetes canary by thresholds once the pods report their request figures', () => {
+    const input = kubernetesInput({}) as {
+      target: Record<string, unknown>;
+      strategy: Record<string, unknown>;
+    };
+    input.target.metrics = { requests: 'demo_requests_total', duration: 'demo_request_duration_seconds' };
+    input.strategy = { type: 'canary', steps: [{ setWeight: 20 }, { analysis: { maxErrorRate: 1 } }] };
+    const spec = parseRolloutSpec(input as RolloutSpecInput);
+    assert.ok(spec.target.kind === 'kubernetes');
+    assert.deepEqual(spec.target.metrics, {
+      path: '/metrics',
+      requests: 'demo_requests_total',
+      codeLabel: 'code',
+      duration: 'demo_request_duration_seconds',
+    });
+    assertRejected(
+      { ...input, target: { ...input.target, metrics: { requests: 'demo requests' } } },
+      'target.metrics.requests',
+      /Prometheus metric name/,
+    );
+    assertRejected(
+      { ...input, strategy: { type: 'rolling' } },
+      'target.metrics',
+      /expected no metrics without a canary analysis step/,
     );
   });
 

@@ -55,6 +55,11 @@ export interface ServerCounters {
   readonly errors: number;
   /** The load balancer's running mean of the server's response time, in ms. */
   readonly responseTimeMs: number;
+  /**
+   * The total time of every timed answer and their count, where the server keeps them (a Prometheus summary or
+   * histogram): a window's mean is then the difference of two samples, not a running mean.
+   */
+  readonly time?: { readonly totalMs: number; readonly count: number };
 }
 
 export interface GroupFigures {
@@ -72,7 +77,7 @@ export interface CanaryVerdict {
   readonly problems: readonly string[];
 }
 
-/** A canary analysis's thresholds, as the spec gives them (fleets). */
+/** A canary analysis's thresholds, as the spec gives them. */
 export interface CanaryThresholds {
   readonly minRequests?: number;
   readonly maxErrorRate?: number;
@@ -80,7 +85,7 @@ export interface CanaryThresholds {
   readonly maxResponseTimeRatio?: number;
 }
 
-/** The thresholds a fleet analysis applies when the spec leaves them out. */
+/** The thresholds an analysis of request figures applies when the spec leaves them out. */
 export const analysisDefaults = {
   minRequests: 20,
   maxErrorRate: 5,
@@ -95,24 +100,32 @@ function figures(
 ): GroupFigures {
   let requests = 0;
   let errors = 0;
-  let weightedTime = 0;
+  let timeMs = 0;
+  let timed = 0;
   for (const name of names) {
     const start = before[name];
     const end = after[name];
     if (!end) continue;
-    // A server restarted by the load balancer's reload starts its counters again from 0.
-    const delta = (key: 'responses' | 'errors') =>
-      start && end[key] >= start[key] ? end[key] - start[key] : end[key];
+    // A restarted server (a load balancer's reload, a pod's container) starts its counters again from 0.
+    const restarted = start !== undefined && end.responses < start.responses;
+    const delta = (key: 'responses' | 'errors') => (start && !restarted ? end[key] - start[key] : end[key]);
     const served = delta('responses');
     requests += served;
     errors += delta('errors');
-    weightedTime += served * end.responseTimeMs;
+    if (end.time) {
+      const from = start?.time && !restarted && end.time.count >= start.time.count ? start.time : undefined;
+      timeMs += end.time.totalMs - (from?.totalMs ?? 0);
+      timed += end.time.count - (from?.count ?? 0);
+    } else {
+      timeMs += served * end.responseTimeMs;
+      timed += served;
+    }
   }
   const round = (n: number) => Math.round(n * 100) / 100;
   return {
     requests,
     errorRate: requests === 0 ? 0 : round((100 * errors) / requests),
-    responseTimeMs: requests === 0 ? 0 : round(weightedTime / requests),
+    responseTimeMs: timed === 0 ? 0 : round(timeMs / timed),
   };
 }
 

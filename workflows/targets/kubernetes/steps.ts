@@ -2,10 +2,11 @@ import { patched, proxyActivities } from '@temporalio/workflow';
 import type {
   KubernetesActivities,
   KubernetesPreflight,
+  PodMetricsSample,
   ReplicaCount,
 } from '../../../activities/kubernetes/kubernetes-activities';
 import type { FleetActivities } from '../../../activities/fleet-activities';
-import type { HookCommand, KubernetesTarget, RolloutSpec } from '../../../spec/rollout';
+import type { HookCommand, KubernetesTarget, PodMetrics, RolloutSpec } from '../../../spec/rollout';
 import type { RolloutControl } from '../../control';
 import { kubernetesApiProfile, kubernetesWaitProfile, preflightProfile, verifyProfile } from '../../profiles';
 
@@ -108,6 +109,17 @@ export class KubernetesSteps {
         [{ namespace: this.namespace, name, replicas, windowMs }],
       ),
     );
+  }
+
+  /** One reading of the request counters of the serving pods of these Deployments (target.metrics). */
+  samplePods(
+    metrics: PodMetrics,
+    deployments: readonly string[],
+    summary: string,
+  ): Promise<PodMetricsSample> {
+    return acts.samplePodMetrics.executeWithOptions({ ...kubernetesApiProfile, summary }, [
+      { namespace: this.namespace, deployments, container: this.spec.target.container, metrics },
+    ]);
   }
 
   read(name: string): Promise<ReplicaCount> {

@@ -4,6 +4,7 @@ import type { RolloutControl } from '../../control';
 import type { Lifecycle } from '../../lifecycle';
 import type { DeploymentStatus } from '../../messages';
 import type { RolloutState } from '../../state';
+import { judgeCanary } from '../../plan';
 import { failureMessage } from '../../stop';
 import type { Observation, RolloutTarget, TargetBaseline } from '../target';
 import type { KubernetesRolloutSpec } from './steps';
@@ -123,16 +124,39 @@ export class KubernetesRolloutTarget implements RolloutTarget {
     return Promise.resolve();
   }
 
-  /** Watches the new version's pods for the window: all available, none restarting. */
+  /**
+   * Watches the new version's pods for the window: all available, none restarting. With target.metrics, each
+   * pod's request counters are read at the start and the end of the window too, and the new pods' 5xx share and
+   * mean response time are judged against the old ones', as a fleet's are from its load balancer.
+   */
   async observe(analysis: CanaryAnalysis, step: number): Promise<Observation> {
     const next = await this.ensureNext();
     const summary = `analysis ${step}: ${this.nextReplicas} pods of ${next} for ${Math.round(analysis.window / 1000)} s`;
+    const { metrics } = this.spec.target;
+    const deployments = [next, this.stable.stable];
+    const before = metrics && (await this.steps.samplePods(metrics, deployments, `analysis ${step}: start`));
     try {
       await this.steps.watchCanary(next, this.nextReplicas, analysis.window, summary);
-      return { passed: true, summary, problems: [] };
     } catch (error) {
       return { passed: false, summary, problems: [failureMessage(error)] };
     }
+    if (!metrics || !before) return { passed: true, summary, problems: [] };
+    const after = await this.steps.samplePods(metrics, deployments, `analysis ${step}: end`);
+    const canaries = after.pods[next] ?? [];
+    const stables = after.pods[this.stable.stable] ?? [];
+    const verdict = judgeCanary(analysis, canaries, stables, before.counters, after.counters);
+    // A new pod whose figures can't be read can't be judged, so it fails the analysis; an old one is left out.
+    const unread = canaries
+      .filter((pod) => pod in after.unreadable)
+      .map((pod) => `the metrics of new pod ${pod} could not be read: ${after.unreadable[pod]}`);
+    const problems = [...unread, ...verdict.problems];
+    return {
+      passed: problems.length === 0,
+      summary,
+      canary: verdict.canary,
+      stable: verdict.stable,
+      problems,
+    };
   }
 
   runHook(hook: HookCommand): Promise<void> {
