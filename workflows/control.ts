@@ -31,6 +31,12 @@ export class RolloutAborted extends RolloutStopped {
 const finished: readonly RolloutPhase[] = ['succeeded', 'rolled-back', 'failed'];
 
 /**
+ * Before this, a gate that ended while an operator pause held set the phase back to progressing and dropped the
+ * pause's waiting; a resume then restored the gate's 'paused', shown for the rest of the rollout.
+ */
+const operatorPauseOutlivesGate = 'operator-pause-outlives-gate';
+
+/**
  * What operators can do to a running rollout: pause it (after the steps in flight), resume it, promote it past a
  * gate, abort it (roll back). Strategies call `checkpoint()` between steps and `gate()` where a spec asks for an
  * approval; both return at once, without yielding, when nothing is asked of them, so histories of rollouts
@@ -84,11 +90,7 @@ export class RolloutControl {
     this.abortedBy = carried.aborted;
     if (carried.paused) {
       this.paused = carried.paused;
-      this.state.waiting = {
-        for: 'resume',
-        at: 'operator pause',
-        ...(carried.paused.reason !== undefined ? { reason: carried.paused.reason } : {}),
-      };
+      this.state.waiting = this.pausedWaiting(carried.paused);
       // Already paused (and announced) in the run before: no second notification.
       this.state.phase = 'paused';
     }
@@ -186,8 +188,14 @@ export class RolloutControl {
     const promoted =
       timeoutMs === undefined ? (await condition(done), true) : await condition(done, timeoutMs);
     this.atGate = undefined;
-    this.state.waiting = undefined;
-    this.state.setPhase(phaseBefore);
+    if (this.paused && patched(operatorPauseOutlivesGate)) {
+      // An operator paused at the gate, and the gate ended (timed out) first: the pause holds, and says so.
+      this.paused = { ...this.paused, phaseBefore };
+      this.state.waiting = this.pausedWaiting(this.paused);
+    } else {
+      this.state.waiting = undefined;
+      this.state.setPhase(phaseBefore);
+    }
     if (this.abortedBy) throw new RolloutAborted(this.abortReason());
     await this.checkpoint();
     return promoted && this.promoted;
@@ -304,12 +312,16 @@ export class RolloutControl {
   private pause(command: OperatorCommand): void {
     this.record('pause', command);
     this.paused = { ...command, phaseBefore: this.state.phase };
-    this.state.waiting = {
+    this.state.waiting = this.pausedWaiting(command);
+    this.state.setPhase('paused');
+  }
+
+  private pausedWaiting(command: { reason?: string }): RolloutStatus['waiting'] {
+    return {
       for: 'resume',
       at: 'operator pause',
       ...(command.reason !== undefined ? { reason: command.reason } : {}),
     };
-    this.state.setPhase('paused');
   }
 
   private resume(command: OperatorCommand): void {

@@ -169,6 +169,10 @@ async function checkOn(
       const started = [...held.pending].filter((name) => !pendingServers(now).has(name));
       if (started.length > 0) broke(`paused by ${held.by}, yet ${started.join(', ')} started`);
       if (now.phase === 'succeeded') broke(`paused by ${held.by}, yet the rollout succeeded`);
+      else if (now.phase !== 'paused' || now.waiting?.for !== 'resume')
+        broke(
+          `paused by ${held.by}, yet the rollout shows ${now.phase}, waiting for ${now.waiting?.for ?? 'nothing'}`,
+        );
     }
     const endedBefore = finished;
     try {

@@ -179,6 +179,35 @@ describe('pauses, approval gates and the progress deadline of a spec (real Tempo
     }
   });
 
+  it('a pause sent at a gate that then times out holds, shows paused, and a resume shows progressing', async () => {
+    const { handle, stop, fleet } = await startSlowRollout('pause-at-gate', 3, 50, {
+      strategy: {
+        type: 'rolling',
+        batchSize: 1,
+        pauses: [{ after: 1, timeout: '1500ms', onTimeout: 'promote' }],
+      },
+    });
+    try {
+      await until(async () => (await handle.query(statusQuery)).waiting?.for === 'promote');
+      const paused = await handle.executeUpdate(pauseUpdate, { args: [{ by: 'gina', reason: 'hold on' }] });
+      assert.equal(paused.phase, 'paused');
+      // The gate times out (and would promote) while the operator's pause holds.
+      await delay(2_500);
+      const held = await handle.query(statusQuery);
+      assert.equal(held.phase, 'paused');
+      assert.equal(held.waiting?.for, 'resume');
+      assert.equal(held.waiting?.reason, 'hold on');
+      assert.equal(stepsTaken(held), 1, 'no server started while paused');
+      const resumed = await handle.executeUpdate(resumeUpdate, { args: [{ by: 'gina' }] });
+      assert.equal(resumed.phase, 'progressing');
+      assert.equal(resumed.waiting, undefined);
+      assert.equal((await handle.result()).phase, 'succeeded');
+      assert.ok(serverNames(3).every((name) => fleet.version(name) === 'v2'));
+    } finally {
+      await stop();
+    }
+  });
+
   it('ends a timed pause on its own, and promote --full waves through every pause ahead', async () => {
     const timed = await startSlowRollout('timed-pause', 3, 50, {
       strategy: { type: 'rolling', batchSize: 1, pauses: [{ after: 1, duration: '2s' }] },
