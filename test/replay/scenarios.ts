@@ -346,6 +346,23 @@ export const replayScenarios: readonly ReplayScenario[] = [
       'replay-gate-timeout',
     ),
   ),
+  steered(
+    'rolling-paused-at-gate-timeout',
+    () => new InMemoryFleet(serverNames(3), 'v1'),
+    inMemoryFleetSpec(
+      3,
+      { strategy: { type: 'rolling', pauses: [{ after: 1, timeout: '500ms', onTimeout: 'promote' }] } },
+      'replay-pause-at-gate',
+    ),
+    async (handle) => {
+      await until(handle, (status) => status.waiting?.for === 'promote');
+      await handle.executeUpdate(pauseUpdate, { args: [operator] });
+      // The gate times out while the pause holds; the rollout moves on only once resumed.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await handle.executeUpdate(resumeUpdate, { args: [operator] });
+      return handle.result();
+    },
+  ),
   inMemory(
     'rolling-progress-deadline',
     () => new InMemoryFleet(serverNames(3), 'v1', { upgradeMs: 1_500 }),
@@ -366,6 +383,13 @@ export const replayScenarios: readonly ReplayScenario[] = [
       target: seededAppTarget(namespace),
       version: brokenTag,
       strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: '25%' },
+    }),
+  ),
+  onKubernetes('kubernetes-rolling-as-pods-come', (namespace) =>
+    parseRolloutSpec({
+      target: { ...seededAppTarget(namespace), detachDelay: '0s' },
+      version: 'v2',
+      strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: 0 },
     }),
   ),
   onKubernetes('kubernetes-native-undone', (namespace, brokenTag) =>
