@@ -260,18 +260,28 @@ export function createKubernetesActivities(deps: {
      * not Ready once the timeout passes.
      */
     waitForDeployment: async (
-      input: DeploymentRef & { replicas: number; available: boolean; timeoutMs: number },
+      input: DeploymentRef & {
+        replicas: number;
+        available: boolean;
+        timeoutMs: number;
+        /** Return as soon as more pods than this are available, before all of them are. */
+        availableAbove?: number;
+      },
     ): Promise<ReplicaCount> => {
+      const { availableAbove } = input;
       const latest = await waitUntilSettled(
         deps.kubernetes(),
         input,
         input.timeoutMs,
         (d) =>
-          (d.spec?.replicas ?? 0) === input.replicas &&
-          (d.status?.replicas ?? 0) === input.replicas &&
-          (!input.available ||
-            ((d.status?.availableReplicas ?? 0) >= input.replicas &&
-              (d.status?.updatedReplicas ?? 0) >= input.replicas)),
+          (availableAbove !== undefined &&
+            (d.spec?.replicas ?? 0) === input.replicas &&
+            (d.status?.availableReplicas ?? 0) > availableAbove) ||
+          ((d.spec?.replicas ?? 0) === input.replicas &&
+            (d.status?.replicas ?? 0) === input.replicas &&
+            (!input.available ||
+              ((d.status?.availableReplicas ?? 0) >= input.replicas &&
+                (d.status?.updatedReplicas ?? 0) >= input.replicas))),
       );
       return replicaCount(latest);
     },

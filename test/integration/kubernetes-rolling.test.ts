@@ -174,6 +174,57 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v3`));
   });
 
+  it('without a detachDelay, old pods go as new ones become available, within maxSurge and maxUnavailable 0', async () => {
+    const namespace = 'as-pods-come';
+    await seed(namespace);
+    const asPodsCome = (version: string) =>
+      spec(namespace, version, { strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: 0 } });
+    const withoutDelay = (version: string) => {
+      const rollout = asPodsCome(version);
+      return { ...rollout, target: { ...rollout.target, detachDelay: 0 } };
+    };
+    for (const version of ['v2', 'v3']) {
+      const watch = await watchCapacity(kc, namespace, { app: 'web' });
+      const { handle, stop: stopWorker } = await startRolloutInProcess(
+        temporal,
+        deps(),
+        withoutDelay(version),
+      );
+      let result;
+      try {
+        result = await handle.result();
+      } finally {
+        await stopWorker();
+      }
+      const report = watch.stop();
+      assert.equal(result.phase, 'succeeded', result.reason);
+      assert.ok(
+        report.maxPods <= replicas + 3,
+        `up to ${report.maxPods} pods at once, above ${replicas} + 3`,
+      );
+      assert.ok(
+        report.minServing >= replicas,
+        `down to ${report.minServing} serving pods, below ${replicas}`,
+      );
+      assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:${version}`));
+      // Each wait returned on progress, not on a whole step of 3: the old pods left in more steps than 4.
+      const summaries: string[] = [];
+      for (const event of (await handle.fetchHistory()).events ?? [])
+        if (event.userMetadata?.summary?.data)
+          summaries.push(Buffer.from(event.userMetadata.summary.data).toString());
+      assert.ok(
+        summaries.some((text) => text.includes('wait for more than')),
+        summaries.join('\n'),
+      );
+    }
+    // A version that never becomes Ready goes back the same way, the old pods all available.
+    const broken = await runRollout(temporal, deps(), withoutDelay(cluster.pods.brokenTag));
+    assert.equal(broken.phase, 'rolled-back');
+    assert.match(broken.reason ?? '', /none more for 8 s/);
+    await until(async () => (await podImages(namespace)).length === replicas);
+    assert.deepEqual(await podImages(namespace), Array(replicas).fill(`${image}:v3`));
+  });
+
   it('rolls a version whose pods never become Ready back to the old one, every replica available', async () => {
     const namespace = 'broken';
     await seed(namespace);

@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, condition } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, patched } from '@temporalio/workflow';
 import type { ReplicaCount } from '../../../activities/kubernetes/kubernetes-activities';
 import type { RollingStrategy } from '../../../spec/rollout';
 import type { RolloutControl } from '../../control';
@@ -82,6 +82,20 @@ export async function convergeReplicas({
       const { name } = await steps.ensureVersionDeployment(preflight.stable);
       next = { role: 'next', name, version: spec.version, count: await steps.read(name) };
       show(next);
+      // Without a wait per retirement (detachDelay), a check per step or a pause after one, old pods can go as
+      // new ones become available, as the Deployment controller does; otherwise fewer, whole steps cost less.
+      if (
+        spec.target.detachDelay === 0 &&
+        spec.verify?.http === undefined &&
+        spec.strategy.pauses.length === 0 &&
+        patched('kubernetes-rolling-as-pods-come')
+      ) {
+        await convergeAsPodsCome(desired, fenceposts, stable, next, steps, {
+          changed,
+          checkpoint: () => control.checkpoint(),
+        });
+        return;
+      }
       await converge(desired, fenceposts, stable, next, steps, {
         changed,
         checkpoint: () => control.checkpoint(),
@@ -187,6 +201,48 @@ async function converge(
         );
       to.count = await steps.waitFor(to.name, to.count.replicas, true);
       from.count = await steps.read(from.name);
+    }
+    changed();
+  }
+}
+
+/**
+ * Moves every replica as the Deployment controller does: new pods are asked for as far as maxSurge allows, and each
+ * time more of them are available, as many old pods leave (the Service first) and their room goes to new ones. No
+ * step waits for a whole batch, so a slow pod holds back only its own share.
+ */
+async function convergeAsPodsCome(
+  desired: number,
+  fenceposts: Fenceposts,
+  from: Side,
+  to: Side,
+  steps: KubernetesSteps,
+  hooks: { changed: () => void; checkpoint: () => Promise<void> },
+): Promise<void> {
+  const { changed } = hooks;
+  for (let waitedWithoutChange = 0; ; ) {
+    const step = nextReplicaStep(desired, fenceposts, from.count, to.count);
+    if (step.kind === 'done') return;
+    await hooks.checkpoint();
+    if (step.kind === 'scale-up') {
+      to.count = { replicas: step.replicas, available: to.count.available };
+      changed();
+      await steps.resize(to.name, step.replicas);
+      waitedWithoutChange = 0;
+    } else if (step.kind === 'scale-down') {
+      from.count = { replicas: step.replicas, available: Math.min(from.count.available, step.replicas) };
+      changed();
+      from.count = await steps.scale(from.name, step.replicas, 'down');
+      waitedWithoutChange = 0;
+    } else {
+      const seen = to.count.available;
+      to.count = await steps.waitForMore(to.name, to.count.replicas, seen);
+      from.count = await steps.read(from.name);
+      // The wait returns on progress or when every pod asked for is available; twice neither is a stuck move.
+      if (to.count.available <= seen && waitedWithoutChange++ > 0)
+        throw ApplicationFailure.nonRetryable(
+          `stuck: ${to.name} has ${to.count.available} of ${to.count.replicas} pods available and ${from.name} ${from.count.available} of ${from.count.replicas}`,
+        );
     }
     changed();
   }

@@ -101,6 +101,36 @@ export class KubernetesSteps {
     );
   }
 
+  /** Sets the Deployment's replicas without waiting for its pods (they are waited for as they come). */
+  resize(name: string, replicas: number): Promise<void> {
+    return acts.scaleDeployment.executeWithOptions(
+      { ...kubernetesApiProfile, summary: `scale ${name} up to ${replicas}` },
+      [{ namespace: this.namespace, name, replicas }],
+    );
+  }
+
+  /** Waits until more than `available` pods of `name` are available, or all `replicas` are. */
+  waitForMore(name: string, replicas: number, available: number): Promise<ReplicaCount> {
+    return this.control.cancelOnAbort(() =>
+      acts.waitForDeployment.executeWithOptions(
+        {
+          ...kubernetesWaitProfile(this.spec.target.readyTimeout),
+          summary: `wait for more than ${available} of ${replicas} pods of ${name} to be available`,
+        },
+        [
+          {
+            namespace: this.namespace,
+            name,
+            replicas,
+            available: true,
+            availableAbove: available,
+            timeoutMs: this.spec.target.readyTimeout,
+          },
+        ],
+      ),
+    );
+  }
+
   /** Watches the canary's pods for a window: all available, none restarting. */
   watchCanary(name: string, replicas: number, windowMs: number, summary: string) {
     return this.control.cancelOnAbort(() =>
