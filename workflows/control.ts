@@ -292,7 +292,7 @@ export class RolloutControl {
     if (this.atGate && this.promoted && !(command.full && !this.promotedFully))
       return `the rollout was already promoted past ${this.atGate}: it moves on; \`baton pause ${this.state.target}\` holds it`;
     if (this.atGate) return undefined;
-    return 'nothing to promote: the rollout is progressing and waits at no gate (use --full to skip the gates ahead)';
+    return `nothing to promote: the rollout is progressing and waits at no gate; \`baton promote ${this.state.target}\` lets it past one once it waits there`;
   }
 
   private abortProblem(): string | undefined {
