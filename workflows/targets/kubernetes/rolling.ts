@@ -161,6 +161,12 @@ async function followNative(steps: KubernetesSteps, control: RolloutControl): Pr
   }
 }
 
+/** Neither side moved while waited for: the move can't go on. */
+const stuck = (from: Side, to: Side) =>
+  ApplicationFailure.nonRetryable(
+    `stuck: ${to.name} has ${to.count.available} of ${to.count.replicas} pods available and ${from.name} ${from.count.available} of ${from.count.replicas}`,
+  );
+
 /** Moves every replica from one Deployment to the other, one fence-post-respecting step at a time. */
 async function converge(
   desired: number,
@@ -195,10 +201,7 @@ async function converge(
       from.count = await steps.scale(from.name, step.replicas, 'down');
     } else {
       // Pods asked for are not all available yet (or the old side lost some): wait for the new side once more.
-      if (waitedWithoutChange++ > 0)
-        throw ApplicationFailure.nonRetryable(
-          `stuck: ${to.name} has ${to.count.available} of ${to.count.replicas} pods available and ${from.name} ${from.count.available} of ${from.count.replicas}`,
-        );
+      if (waitedWithoutChange++ > 0) throw stuck(from, to);
       to.count = await steps.waitFor(to.name, to.count.replicas, true);
       from.count = await steps.read(from.name);
     }
@@ -239,10 +242,7 @@ async function convergeAsPodsCome(
       to.count = await steps.waitForMore(to.name, to.count.replicas, seen);
       from.count = await steps.read(from.name);
       // The wait returns on progress or when every pod asked for is available; twice neither is a stuck move.
-      if (to.count.available <= seen && waitedWithoutChange++ > 0)
-        throw ApplicationFailure.nonRetryable(
-          `stuck: ${to.name} has ${to.count.available} of ${to.count.replicas} pods available and ${from.name} ${from.count.available} of ${from.count.replicas}`,
-        );
+      if (to.count.available <= seen && waitedWithoutChange++ > 0) throw stuck(from, to);
     }
     changed();
   }
