@@ -196,6 +196,11 @@ export const fleetTarget = z.strictObject({
   provision: fleetProvision.optional(),
 });
 
+/** The path of a URL on a server or pod, asked for at its own address. */
+const httpPath = visibleText('expected a path starting with "/"')
+  .startsWith('/', 'expected a path starting with "/"')
+  .max(2048);
+
 const metricName = z
   .string({ error: 'expected a Prometheus metric name' })
   .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$/, 'expected a Prometheus metric name such as http_requests_total');
@@ -208,10 +213,7 @@ const metricName = z
 export const podMetrics = z.strictObject({
   /** The port of the metrics page; the container's first containerPort if unset. */
   port: z.number().int().min(1).max(65_535).optional(),
-  path: visibleText('expected a path starting with "/"')
-    .startsWith('/', 'expected a path starting with "/"')
-    .max(2048)
-    .default('/metrics'),
+  path: httpPath.default('/metrics'),
   /** A counter of answered requests, labelled with their status code; its 5xx share is the error rate. */
   requests: metricName,
   /** The label of `requests` that holds the status code. */
@@ -455,10 +457,7 @@ export const drainPolicy = z.strictObject({
 });
 
 export const httpVerification = z.strictObject({
-  path: visibleText('expected a path starting with "/"')
-    .startsWith('/', 'expected a path starting with "/"')
-    .max(2048)
-    .default('/healthz'),
+  path: httpPath.default('/healthz'),
   expectStatus: z.number().int().min(100).max(599).default(200),
   /** Where the server reports its version: a response header, or a top-level field of a JSON body. */
   versionFrom: z

@@ -82,8 +82,10 @@ export interface AnalysisRecord {
   readonly passed: boolean;
   /** Workflow time it ended, ISO 8601. */
   readonly at: string;
-  /** What the request figures showed for the canary and the stable version over the window (a fleet's load balancer, or
-   * each pod's metrics page). */
+  /**
+   * What the request figures showed for the canary and the stable version over the window: a fleet's load balancer
+   * counters, or each pod's metrics page.
+   */
   readonly canary?: GroupFigures;
   readonly stable?: GroupFigures;
   /** Kubernetes: what was watched. */

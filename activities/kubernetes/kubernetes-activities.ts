@@ -3,6 +3,7 @@ import type { V1Deployment, V1Pod, V1ReplicaSet } from '@kubernetes/client-node'
 import { Watch } from '@kubernetes/client-node';
 import type { HttpVerification, KubernetesTarget, PodMetrics } from '../../spec/rollout';
 import type { ServerCounters } from '../../workflows/plan/canary';
+import { forEachLimited } from '../../workflows/limit';
 import { podCounters } from '../metrics/pod-counters';
 import type { MetricsReader, Verifier } from '../ports';
 import { verifyAt } from '../verify/verify-at';
@@ -269,20 +270,16 @@ export function createKubernetesActivities(deps: {
       },
     ): Promise<ReplicaCount> => {
       const { availableAbove } = input;
-      const latest = await waitUntilSettled(
-        deps.kubernetes(),
-        input,
-        input.timeoutMs,
-        (d) =>
-          (availableAbove !== undefined &&
-            (d.spec?.replicas ?? 0) === input.replicas &&
-            (d.status?.availableReplicas ?? 0) > availableAbove) ||
-          ((d.spec?.replicas ?? 0) === input.replicas &&
-            (d.status?.replicas ?? 0) === input.replicas &&
-            (!input.available ||
-              ((d.status?.availableReplicas ?? 0) >= input.replicas &&
-                (d.status?.updatedReplicas ?? 0) >= input.replicas))),
-      );
+      const latest = await waitUntilSettled(deps.kubernetes(), input, input.timeoutMs, (d) => {
+        if ((d.spec?.replicas ?? 0) !== input.replicas) return false;
+        const available = d.status?.availableReplicas ?? 0;
+        if (availableAbove !== undefined && available > availableAbove) return true;
+        return (
+          (d.status?.replicas ?? 0) === input.replicas &&
+          (!input.available ||
+            (available >= input.replicas && (d.status?.updatedReplicas ?? 0) >= input.replicas))
+        );
+      });
       return replicaCount(latest);
     },
 
@@ -358,34 +355,25 @@ export function createKubernetesActivities(deps: {
       const sample: PodMetricsSample = { pods: {}, counters: {}, unreadable: {} };
       for (const name of input.deployments) {
         const deployment = await readDeployment({ namespace: input.namespace, name });
-        const port =
-          input.metrics.port ??
-          deployment.spec?.template.spec?.containers.find((c) => c.name === input.container)?.ports?.[0]
-            ?.containerPort;
+        const port = input.metrics.port ?? containerPort(deployment, input.container);
         if (port === undefined)
           throw ApplicationFailure.nonRetryable(
             `target.metrics: container ${input.container} of Deployment ${name} declares no containerPort; give target.metrics.port`,
             kubernetesFailureTypes.preflight,
           );
-        const pods = (await ownPods(clients, deployment)).filter(
-          (pod) => isReady(pod) && !isTerminating(pod),
-        );
+        const pods = await servingPods(clients, deployment);
         sample.pods[name] = pods.map((pod) => pod.metadata?.name ?? '');
-        for (let i = 0; i < pods.length; i += podPatchConcurrency) {
+        await forEachLimited(pods, podReadConcurrency, async (pod) => {
           ctx.heartbeat();
-          await Promise.all(
-            pods.slice(i, i + podPatchConcurrency).map(async (pod) => {
-              const podName = pod.metadata?.name ?? '';
-              const url = `http://${pod.status?.podIP}:${port}${input.metrics.path}`;
-              try {
-                const text = await reader.read(url, 5_000, ctx.cancellationSignal);
-                sample.counters[podName] = podCounters(text, input.metrics);
-              } catch (error) {
-                sample.unreadable[podName] = `${url}: ${(error as Error).message}`;
-              }
-            }),
-          );
-        }
+          const podName = pod.metadata?.name ?? '';
+          const url = `http://${pod.status?.podIP}:${port}${input.metrics.path}`;
+          try {
+            const text = await reader.read(url, 5_000, ctx.cancellationSignal);
+            sample.counters[podName] = podCounters(text, input.metrics);
+          } catch (error) {
+            sample.unreadable[podName] = `${url}: ${(error as Error).message}`;
+          }
+        });
       }
       return sample;
     },
@@ -574,8 +562,7 @@ export function createKubernetesActivities(deps: {
       const clients = deps.kubernetes();
       const deployment = await readDeployment(input);
       if (deploymentVersion(deployment, input.container) !== input.version) return { verified: 0 };
-      const port = deployment.spec?.template.spec?.containers.find((c) => c.name === input.container)
-        ?.ports?.[0]?.containerPort;
+      const port = containerPort(deployment, input.container);
       if (port === undefined)
         throw ApplicationFailure.nonRetryable(
           `verify.http: container ${input.container} of Deployment ${input.name} declares no containerPort to check`,
@@ -583,7 +570,7 @@ export function createKubernetesActivities(deps: {
         );
       const verifier = deps.verifier;
       if (!verifier) throw new Error('verifyPods needs a verifier among the activity dependencies');
-      const pods = (await ownPods(clients, deployment)).filter((pod) => isReady(pod) && !isTerminating(pod));
+      const pods = await servingPods(clients, deployment);
       const ctx = Context.current();
       await Promise.all(
         pods.map((pod) =>
@@ -627,6 +614,8 @@ export function createKubernetesActivities(deps: {
 
 /** Pod patches sent at once when a step retires many pods; kube-apiserver's default in-flight limit is 400. */
 const podPatchConcurrency = 10;
+/** Metrics pages read at once: a Deployment of hundreds of pods is read a few pods at a time. */
+const podReadConcurrency = 10;
 
 /**
  * Marks `count` pods of the Deployment to go first and takes them out of the Service. Retrying picks the pods
@@ -703,6 +692,17 @@ async function ownReplicaSets(clients: KubernetesClients, deployment: V1Deployme
       .filter((rs) => rs.metadata?.ownerReferences?.some((o) => o.uid === deployment.metadata?.uid))
       .map((rs) => rs.metadata?.uid ?? ''),
   );
+}
+
+/** The Deployment's own pods that take requests: Ready, not terminating. */
+async function servingPods(clients: KubernetesClients, deployment: V1Deployment): Promise<V1Pod[]> {
+  return (await ownPods(clients, deployment)).filter((pod) => isReady(pod) && !isTerminating(pod));
+}
+
+/** The first port the Deployment's container declares, where its pods are checked and read. */
+function containerPort(deployment: V1Deployment, container: string): number | undefined {
+  return deployment.spec?.template.spec?.containers.find((c) => c.name === container)?.ports?.[0]
+    ?.containerPort;
 }
 
 /** The Deployment's own pods. */
