@@ -1,17 +1,15 @@
 import type { HttpVerification } from '../../spec/rollout';
 import type { ProbeResult, Verifier } from '../ports';
+import { getOnce } from './http-get';
 
 /** Checks a server over HTTP: status code, and the version it reports in a header or a JSON field. */
 export class HttpVerifier implements Verifier {
   async probe(url: string, check: HttpVerification, signal?: AbortSignal): Promise<ProbeResult> {
-    const timeout = AbortSignal.timeout(check.requestTimeout);
-    const abort = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let response: Response;
     try {
-      response = await fetch(url, { signal: abort, headers: { connection: 'close' } });
+      response = await getOnce(url, check.requestTimeout, signal);
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code;
-      return { ok: false, problem: `GET ${url} failed: ${cause ?? (error as Error).message}` };
+      return { ok: false, problem: (error as Error).message };
     }
     const body = await response.text();
     let version: string | undefined;
