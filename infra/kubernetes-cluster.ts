@@ -1,5 +1,5 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { KubernetesBinaries } from './components';
@@ -10,7 +10,7 @@ import type { RealNode } from './kubernetes/real-node';
 import { startRealNode, stopNodeAt } from './kubernetes/real-node';
 import { cacheRoot } from './cache';
 import { withFileLock } from './lock';
-import { delay } from './processes';
+import { delay, runsWith } from './processes';
 import { runCommand } from './run-command';
 
 export interface LocalCluster {
@@ -49,6 +49,8 @@ export async function startLocalCluster(options: {
   pods?: Partial<PodBehaviour>;
   /** Also join a real node (one per machine; a second cluster asking for one waits for it). */
   realNode?: boolean;
+  /** Runs once kwokctl has started the control plane, before the nodes are made: for tests that break it. */
+  afterControlPlaneStarts?: (kwokctlClusterDir: string) => Promise<void>;
 }): Promise<LocalCluster> {
   const binaries = await ensureKubernetesBinaries();
   const name = options.name ?? 'baton';
@@ -101,6 +103,7 @@ export async function startLocalCluster(options: {
     await deleteCluster(binaries, workdir, name);
   };
   try {
+    await options.afterControlPlaneStarts?.(join(workdir, 'clusters', name));
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfig);
     const core = kc.makeApiClient(CoreV1Api);
@@ -126,22 +129,74 @@ export async function startLocalCluster(options: {
         },
       });
     }
-    // kwok marks its nodes Ready through the node-initialize stage; a busy machine can take a moment.
-    const deadline = Date.now() + 60_000;
-    for (const node of nodes) {
-      for (;;) {
-        const status = (await core.readNode({ name: node })).status;
-        if (status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) break;
-        if (Date.now() > deadline) throw new Error(`kwok did not make node ${node} Ready within 60 s`);
-        await delay(100);
-      }
-    }
+    const kwokPidFile = join(workdir, 'clusters', name, 'pids', 'kwok-controller.pid');
+    await waitForNodesReady(core, nodes, {
+      kwokAlive: () => runsWith(kwokPid(kwokPidFile), 'kwok-controller'),
+      restartKwok: async () => {
+        // kwokctl takes a pid that still answers signal 0 as running, and a kwok that exited here stays a zombie
+        // (nothing reaps it), so the pid file goes first.
+        await rm(kwokPidFile, { force: true });
+        await runCommand([binaries.kwokctl, 'start', 'cluster', '--name', name], {
+          label: `starting kwok's controller again in cluster ${name}`,
+          env,
+        });
+      },
+      kwokLog: () => logTail(join(workdir, 'clusters', name, 'logs', 'kwok-controller.log')),
+    });
     if (options.realNode)
       realNode = await startRealNode({ dir: join(options.dir, 'node'), kubeconfig, kubernetes: binaries });
     return { name, kubeconfig, nodes, pods, realNode: realNode?.name, stop };
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+/**
+ * Waits for kwok to mark each node Ready through its node-initialize stage. kwok lists nodes for about 31 s after it
+ * starts and exits when the apiserver has not answered by then; kwokctl starts both at once, and on a busy machine the
+ * apiserver can take longer. A kwok that has exited is started again (kwokctl starts only what is not running).
+ */
+async function waitForNodesReady(
+  core: CoreV1Api,
+  nodes: readonly string[],
+  kwok: { kwokAlive(): boolean; restartKwok(): Promise<unknown>; kwokLog(): Promise<string> },
+): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  let restarts = 0;
+  for (const node of nodes) {
+    for (;;) {
+      const status = (await core.readNode({ name: node })).status;
+      if (status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) break;
+      if (Date.now() > deadline)
+        throw new Error(
+          `kwok did not make node ${node} Ready within 90 s (kwok started again ${restarts} times); ` +
+            `the end of kwok's log:\n${await kwok.kwokLog()}`,
+        );
+      if (!kwok.kwokAlive() && restarts < 3) {
+        restarts++;
+        await kwok.restartKwok();
+      }
+      await delay(100);
+    }
+  }
+}
+
+/** The pid in a kwokctl pid file, or 0 when there is none. */
+function kwokPid(pidFile: string): number {
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function logTail(path: string, lines = 20): Promise<string> {
+  try {
+    return (await readFile(path, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
+  } catch (error) {
+    return `(could not read ${path}: ${(error as Error).message})`;
   }
 }
 

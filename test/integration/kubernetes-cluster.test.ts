@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -144,6 +144,39 @@ describe('the local Kubernetes control plane (built from the Go module proxy, kw
     while (controlPlaneProcesses() > 0) {
       assert.ok(Date.now() < deadline, `${controlPlaneProcesses()} processes still running`);
       await delay(200);
+    }
+  });
+});
+
+describe('a kwok controller that exits while the control plane starts', () => {
+  it('is started again, and makes the node Ready', async () => {
+    const root = process.env.BATON_TEST_FLEETS_DIR ?? tmpdir();
+    const killedDir = await mkdtemp(join(root, 'cluster-'));
+    let killed = 0;
+    const restarted = await startLocalCluster({
+      dir: killedDir,
+      name: 'baton-kwok-exits',
+      // As kwok does on its own when the apiserver has not answered its first 31 s of lists.
+      afterControlPlaneStarts: async (clusterDir) => {
+        killed = Number(await readFile(join(clusterDir, 'pids', 'kwok-controller.pid'), 'utf8'));
+        process.kill(killed, 'SIGKILL');
+      },
+    });
+    try {
+      assert.ok(killed > 0);
+      const restartedKc = new KubeConfig();
+      restartedKc.loadFromFile(restarted.kubeconfig);
+      const node = await restartedKc.makeApiClient(CoreV1Api).readNode({ name: restarted.nodes[0] ?? '' });
+      assert.equal(node.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+      const kwokPid = Number(
+        await readFile(
+          join(killedDir, 'kwok', 'clusters', 'baton-kwok-exits', 'pids', 'kwok-controller.pid'),
+          'utf8',
+        ),
+      );
+      assert.notEqual(kwokPid, killed, 'the kwok that runs is a new one');
+    } finally {
+      await restarted.stop();
     }
   });
 });
