@@ -1,5 +1,5 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
-import type { V1Deployment, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
+import type { V1Deployment, V1EndpointSlice, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { Watch } from '@kubernetes/client-node';
 import type { HttpVerification, KubernetesTarget, PodMetrics } from '../../spec/rollout';
 import type { ServerCounters } from '../../workflows/plan/canary';
@@ -19,6 +19,7 @@ import {
   labelSelector,
   podDeletionCost,
   podsToRetire,
+  isRetiring,
   retiringPodCost,
   versionDeployment,
   versionDeploymentName,
@@ -243,7 +244,7 @@ export function createKubernetesActivities(deps: {
         await retirePods(
           deps.kubernetes(),
           deployment,
-          current - input.replicas,
+          input.replicas,
           input.service,
           input.detachDelayMs ?? 0,
         );
@@ -612,34 +613,43 @@ export function createKubernetesActivities(deps: {
   };
 }
 
-/** Pod patches sent at once when a step retires many pods; kube-apiserver's default in-flight limit is 400. */
-const podPatchConcurrency = 10;
+/**
+ * Pod patches sent at once when a step retires many pods: a step of a 100-replica Deployment at maxSurge 25% in one
+ * round; kube-apiserver's default in-flight limit for writes is 200.
+ */
+const podPatchConcurrency = 25;
 /** Metrics pages read at once: a Deployment of hundreds of pods is read a few pods at a time. */
 const podReadConcurrency = 10;
 
 /**
- * Marks `count` pods of the Deployment to go first and takes them out of the Service. Retrying picks the pods
- * an earlier attempt marked, so a crash between marking and scaling never takes away more than asked.
+ * Marks the pods of the Deployment beyond `keep` to go first and takes them out of the Service. Retrying picks the
+ * pods an earlier attempt marked, so a crash between marking and scaling never takes away more than asked.
  */
 async function retirePods(
   clients: KubernetesClients,
   deployment: V1Deployment,
-  count: number,
+  keep: number,
   serviceName: string | undefined,
   detachDelayMs: number,
 ): Promise<void> {
   const namespace = deployment.metadata?.namespace ?? 'default';
   const name = deployment.metadata?.name ?? '';
   const selector = deployment.spec?.selector.matchLabels ?? {};
-  const pods = await kubernetesCall(`listing pods of ${name}`, () =>
-    clients.core.listNamespacedPod({ namespace, labelSelector: labelSelector(selector) }),
-  );
-  const chosen = podsToRetire(pods.items, count, await ownReplicaSets(clients, deployment));
+  // Three reads at once: a step waits on them before a pod leaves.
+  const [pods, owners, service] = await Promise.all([
+    kubernetesCall(`listing pods of ${name}`, () =>
+      clients.core.listNamespacedPod({ namespace, labelSelector: labelSelector(selector) }),
+    ),
+    ownReplicaSets(clients, deployment),
+    serviceName === undefined
+      ? undefined
+      : kubernetesCall(`reading Service ${serviceName}`, () =>
+          clients.core.readNamespacedService({ namespace, name: serviceName }),
+        ),
+  ]);
+  const chosen = podsToRetire(pods.items, keep, owners);
   let detachKeys: string[] = [];
-  if (serviceName !== undefined) {
-    const service = await kubernetesCall(`reading Service ${serviceName}`, () =>
-      clients.core.readNamespacedService({ namespace, name: serviceName }),
-    );
+  if (service !== undefined) {
     // Labels the Service selects on but the Deployment does not: removing them leaves the pod owned by its
     // ReplicaSet and out of the Service. A Service that selects only on the Deployment's own labels can't be left
     // this way; those pods leave its endpoints when they terminate, as Kubernetes does by default.
@@ -653,10 +663,12 @@ async function retirePods(
   if (detachKeys.length > 0 && serviceName !== undefined)
     annotations[batonAnnotations.detachedFrom] = serviceName;
   // A step of a large Deployment retires tens of pods: a few patches at a time, not one after another.
-  for (let i = 0; i < chosen.length; i += podPatchConcurrency) {
+  // Pods marked before are left as they are: an earlier step's may be deleted by now.
+  const toMark = chosen.filter((pod) => !isRetiring(pod));
+  for (let i = 0; i < toMark.length; i += podPatchConcurrency) {
     Context.current().heartbeat();
     await Promise.all(
-      chosen
+      toMark
         .slice(i, i + podPatchConcurrency)
         .map((pod) =>
           kubernetesCall(`marking pod ${pod.metadata?.name} to go`, () =>
@@ -718,34 +730,52 @@ async function ownPods(clients: KubernetesClients, deployment: V1Deployment): Pr
   return pods.items.filter((pod) => pod.metadata?.ownerReferences?.some((o) => owners.has(o.uid)) ?? false);
 }
 
-/** Waits (up to 30 s) until none of the pods is a ready endpoint of the Service. */
+/** Waits, with a watch, (up to 30 s) until none of the pods is a ready endpoint of the Service. */
 async function waitOutOfEndpoints(
   clients: KubernetesClients,
   namespace: string,
   service: string,
   pods: readonly V1Pod[],
 ): Promise<void> {
+  const ctx = Context.current();
   const names = new Set(pods.map((p) => p.metadata?.name));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const slices = await kubernetesCall(`reading endpoints of Service ${service}`, () =>
-      clients.discovery.listNamespacedEndpointSlice({
-        namespace,
-        labelSelector: `kubernetes.io/service-name=${service}`,
-      }),
-    );
-    const still = slices.items
+  const labelSelector = `kubernetes.io/service-name=${service}`;
+  const listed = (slices: Iterable<V1EndpointSlice>) =>
+    [...slices]
       // A slice with no endpoint at all comes back with `endpoints: null`.
       .flatMap((slice) => slice.endpoints ?? [])
       .filter((e) => names.has(e.targetRef?.name) && e.conditions?.ready !== false)
       .map((e) => e.targetRef?.name);
-    if (still.length === 0) return;
-    Context.current().heartbeat();
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const list = await kubernetesCall(`reading endpoints of Service ${service}`, () =>
+      clients.discovery.listNamespacedEndpointSlice({ namespace, labelSelector }),
+    );
+    const slices = new Map(list.items.map((slice) => [slice.metadata?.name, slice]));
+    if (listed(slices.values()).length === 0) return;
+    ctx.heartbeat();
     if (Date.now() > deadline) {
-      log.warn('pods still listed as Service endpoints; scaling down anyway', { service, pods: still });
+      log.warn('pods still listed as Service endpoints; scaling down anyway', {
+        service,
+        pods: listed(slices.values()),
+      });
       return;
     }
-    await Context.current().sleep(100);
+    let out = false;
+    await watchUntil<V1EndpointSlice>(
+      clients,
+      ctx,
+      `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
+      { labelSelector, resourceVersion: list.metadata?.resourceVersion },
+      (type, slice) => {
+        if (type === 'DELETED') slices.delete(slice.metadata?.name);
+        else if (type === 'ADDED' || type === 'MODIFIED') slices.set(slice.metadata?.name, slice);
+        out = listed(slices.values()).length === 0;
+        return out;
+      },
+      Math.max(0, Math.min(heartbeatEveryMs, deadline - Date.now())),
+    );
+    if (out) return;
   }
 }
 
@@ -812,20 +842,44 @@ async function watchDeployment(
   ctx: Context,
 ): Promise<V1Deployment> {
   let latest = initial;
+  await watchUntil<V1Deployment>(
+    clients,
+    ctx,
+    `/apis/apps/v1/namespaces/${ref.namespace}/deployments`,
+    { fieldSelector: `metadata.name=${ref.name}`, resourceVersion },
+    (type, object) => {
+      if (type !== 'ADDED' && type !== 'MODIFIED') return false;
+      latest = object;
+      return done(object);
+    },
+  );
+  return latest;
+}
+
+/**
+ * Watches a list from `resourceVersion` until `seen` says so, the watch ends, `forMs` passes (a heartbeat is due
+ * by then) or the activity is cancelled (then rejects).
+ */
+async function watchUntil<T>(
+  clients: KubernetesClients,
+  ctx: Context,
+  path: string,
+  query: { fieldSelector?: string; labelSelector?: string; resourceVersion?: string },
+  seen: (type: string, object: T) => boolean,
+  forMs = heartbeatEveryMs,
+): Promise<void> {
   let controller: AbortController | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
-      timer = setTimeout(resolve, heartbeatEveryMs);
+      timer = setTimeout(resolve, forMs);
       ctx.cancelled.catch(reject);
       new Watch(clients.config)
         .watch(
-          `/apis/apps/v1/namespaces/${ref.namespace}/deployments`,
-          { fieldSelector: `metadata.name=${ref.name}`, resourceVersion, allowWatchBookmarks: true },
-          (type, object: V1Deployment) => {
-            if (type !== 'ADDED' && type !== 'MODIFIED') return;
-            latest = object;
-            if (done(object)) resolve();
+          path,
+          { ...query, allowWatchBookmarks: true },
+          (type, object: T) => {
+            if (seen(type, object)) resolve();
           },
           () => resolve(),
         )
@@ -835,7 +889,6 @@ async function watchDeployment(
     clearTimeout(timer);
     controller?.abort();
   }
-  return latest;
 }
 
 /** Names the pods that hold a Deployment back, with the reason Kubernetes gives. */

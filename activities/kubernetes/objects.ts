@@ -134,26 +134,31 @@ export const isReady = (pod: V1Pod): boolean =>
   pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
 /**
- * The pods to take away when a Deployment scales from its pods down by `count`, in the order the ReplicaSet
- * controller would pick them once their deletion cost is lowered: pods already chosen by an earlier attempt
- * (so a retry picks the same ones), then pods not Ready, then the newest. Only pods of `replicaSets` (the
- * Deployment's own, by uid) count: a label selector also matches the pods of another version's Deployment made from
- * the same template.
+ * The pods that go when a Deployment scales down to `keep` replicas, in the order the ReplicaSet controller would
+ * pick them once their deletion cost is lowered: pods already chosen (by an earlier attempt, or by an earlier step
+ * whose scale-down the controllers have not yet carried out), then pods not Ready, then the newest. Counting from
+ * the pods that still run, not from the Deployment's replicas, keeps an earlier step's pods, still waiting to be
+ * deleted, from standing in for this step's. Only pods of `replicaSets` (the Deployment's own, by uid) count: a
+ * label selector also matches the pods of another version's Deployment made from the same template.
  */
 export function podsToRetire(
   pods: readonly V1Pod[],
-  count: number,
+  keep: number,
   replicaSets: ReadonlySet<string>,
 ): V1Pod[] {
-  const rank = (pod: V1Pod) =>
-    pod.metadata?.annotations?.[podDeletionCost] === retiringPodCost ? 0 : isReady(pod) ? 2 : 1;
+  const rank = (pod: V1Pod) => (isRetiring(pod) ? 0 : isReady(pod) ? 2 : 1);
   const created = (pod: V1Pod) => new Date(pod.metadata?.creationTimestamp ?? 0).getTime();
-  return pods
+  const running = pods
     .filter((pod) => !isTerminating(pod))
-    .filter((pod) => pod.metadata?.ownerReferences?.some((owner) => replicaSets.has(owner.uid)) ?? false)
+    .filter((pod) => pod.metadata?.ownerReferences?.some((owner) => replicaSets.has(owner.uid)) ?? false);
+  return running
     .sort((a, b) => rank(a) - rank(b) || created(b) - created(a))
-    .slice(0, Math.max(0, count));
+    .slice(0, Math.max(0, running.length - Math.max(0, keep)));
 }
+
+/** Marked to go by an earlier retirement. */
+export const isRetiring = (pod: V1Pod): boolean =>
+  pod.metadata?.annotations?.[podDeletionCost] === retiringPodCost;
 
 /** `{a: "1", b: "2"}` -> `a=1,b=2`, for list calls. */
 export function labelSelector(labels: Record<string, string>): string {

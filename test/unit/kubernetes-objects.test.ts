@@ -123,10 +123,25 @@ describe('Kubernetes objects Baton makes', () => {
     ];
     const owned = new Set(['rs-old']);
     assert.deepEqual(
-      podsToRetire(pods, 3, owned).map((p) => p.metadata?.name),
+      podsToRetire(pods, 1, owned).map((p) => p.metadata?.name),
       ['marked', 'unready', 'new-ready'],
     );
-    assert.deepEqual(podsToRetire(pods, 0, owned), []);
+    assert.deepEqual(podsToRetire(pods, 4, owned), []);
+    assert.deepEqual(podsToRetire(pods, 9, owned), []);
+  });
+
+  it('counts from the pods that still run, so an earlier step that has not yet gone adds to this one', () => {
+    // Scaled from 4 to 3 a moment ago: its marked pod still runs. Down to 2 now takes it and one more.
+    const pods = [
+      pod('a', { created: '2026-01-01' }),
+      pod('b', { created: '2026-01-02' }),
+      pod('c', { created: '2026-01-03' }),
+      pod('earlier-step', { created: '2026-01-01', marked: true }),
+    ];
+    assert.deepEqual(
+      podsToRetire(pods, 2, new Set(['rs-old'])).map((p) => p.metadata?.name),
+      ['earlier-step', 'c'],
+    );
   });
 
   it("retires only the Deployment's own pods, not another version's that its selector also matches", () => {
@@ -136,7 +151,7 @@ describe('Kubernetes objects Baton makes', () => {
       pod('new-version-unready', { created: '2026-01-06', ready: false, replicaSet: 'rs-of-web-v2' }),
     ];
     assert.deepEqual(
-      podsToRetire(pods, 2, new Set(['rs-old'])).map((p) => p.metadata?.name),
+      podsToRetire(pods, 0, new Set(['rs-old'])).map((p) => p.metadata?.name),
       ['old'],
     );
   });

@@ -212,7 +212,9 @@ async function converge(
 /**
  * Moves every replica as the Deployment controller does: new pods are asked for as far as maxSurge allows, and each
  * time more of them are available, as many old pods leave (the Service first) and their room goes to new ones. No
- * step waits for a whole batch, so a slow pod holds back only its own share.
+ * step waits for a whole batch, so a slow pod holds back only its own share. As the controller does, the fence
+ * posts count each Deployment's replicas, so an old pod's room is reused once it is out of the Service and asked to
+ * stop, not when it has stopped.
  */
 async function convergeAsPodsCome(
   desired: number,
@@ -235,7 +237,7 @@ async function convergeAsPodsCome(
     } else if (step.kind === 'scale-down') {
       from.count = { replicas: step.replicas, available: Math.min(from.count.available, step.replicas) };
       changed();
-      from.count = await steps.scale(from.name, step.replicas, 'down');
+      await steps.retire(from.name, step.replicas);
       waitedWithoutChange = 0;
     } else {
       const seen = to.count.available;

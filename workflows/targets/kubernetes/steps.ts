@@ -101,6 +101,25 @@ export class KubernetesSteps {
     );
   }
 
+  /**
+   * Takes pods of `name` out of the Service and scales it down to `replicas`, without waiting for them to stop:
+   * the Deployment controller counts a Deployment by its replicas, not its pods, when it makes room for new ones.
+   */
+  retire(name: string, replicas: number): Promise<void> {
+    return acts.scaleDeployment.executeWithOptions(
+      { ...kubernetesApiProfile, summary: `scale ${name} down to ${replicas}` },
+      [
+        {
+          namespace: this.namespace,
+          name,
+          replicas,
+          service: this.spec.target.service,
+          detachDelayMs: this.spec.target.detachDelay,
+        },
+      ],
+    );
+  }
+
   /** Sets the Deployment's replicas without waiting for its pods (they are waited for as they come). */
   resize(name: string, replicas: number): Promise<void> {
     return acts.scaleDeployment.executeWithOptions(
