@@ -34,7 +34,7 @@ export async function runK8sVsNative(): Promise<void> {
   const client = new Client({ connection, namespace: benchNamespace }).workflow;
   try {
     const kwok = await onCluster(scratch.temporal.address, join(scratch.dir, 'kwok'), { nodes: 3 }, (kc) =>
-      compare(client, kc, { nodes: 'kwok', replicas: 100, runs: 3, detachDelays: ['0s'] }),
+      compare(client, kc, { nodes: 'kwok', replicas: 100, runs: 5, detachDelays: ['0s'] }),
     );
     const real = await onCluster(
       scratch.temporal.address,

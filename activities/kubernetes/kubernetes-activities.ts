@@ -59,6 +59,21 @@ export interface ReplicaCount {
 
 const heartbeatEveryMs = 5_000;
 
+interface ScaleInput extends DeploymentRef {
+  readonly replicas: number;
+  /** Scaling down: the Service the pods going are taken out of first. */
+  readonly service?: string;
+  readonly detachDelayMs?: number;
+}
+
+interface WaitInput extends DeploymentRef {
+  readonly replicas: number;
+  readonly available: boolean;
+  readonly timeoutMs: number;
+  /** Return as soon as more pods than this are available, before all of them are. */
+  readonly availableAbove?: number;
+}
+
 const replicaCount = (deployment: V1Deployment): ReplicaCount => ({
   replicas: deployment.spec?.replicas ?? 0,
   available: deployment.status?.availableReplicas ?? 0,
@@ -88,6 +103,62 @@ export function createKubernetesActivities(deps: {
     } catch (error) {
       if (apiStatus(error) === 404) return;
       await kubernetesCall(`deleting Deployment ${ref.name}`, () => Promise.reject(error as Error));
+    }
+  };
+
+  /**
+   * The Deployment has `replicas` replicas. Scaling down first picks the pods to go (lowest deletion cost),
+   * takes them out of the Service by removing the Service's labels the Deployment does not select on, and
+   * waits for the Service's endpoints to drop them, so no new request reaches a pod about to stop.
+   */
+  const scaleDeployment = async (input: ScaleInput): Promise<void> => {
+    const { apps } = deps.kubernetes();
+    const deployment = await readDeployment(input);
+    const current = deployment.spec?.replicas ?? 0;
+    if (current === input.replicas) return;
+    if (input.replicas < current)
+      await retirePods(
+        deps.kubernetes(),
+        deployment,
+        input.replicas,
+        input.service,
+        input.detachDelayMs ?? 0,
+      );
+    await kubernetesCall(`scaling Deployment ${input.name} to ${input.replicas}`, () =>
+      apps.patchNamespacedDeployment(
+        { namespace: input.namespace, name: input.name, body: { spec: { replicas: input.replicas } } },
+        mergePatch,
+      ),
+    );
+  };
+
+  /**
+   * Waits, with a watch, until the Deployment has exactly `replicas` pods (terminating ones aside, as the
+   * Deployment controller counts) and, when `available`, all of them available: Ready for minReadySeconds.
+   * Heartbeats; reacts to cancellation; fails with the pods that are not Ready once the timeout passes.
+   */
+  const waitForDeployment = async (input: WaitInput): Promise<ReplicaCount> => {
+    const { availableAbove } = input;
+    const latest = await waitUntilSettled(deps.kubernetes(), input, input.timeoutMs, (d) => {
+      if ((d.spec?.replicas ?? 0) !== input.replicas) return false;
+      const available = d.status?.availableReplicas ?? 0;
+      if (availableAbove !== undefined && available > availableAbove) return true;
+      return (
+        (d.status?.replicas ?? 0) === input.replicas &&
+        (!input.available ||
+          (available >= input.replicas && (d.status?.updatedReplicas ?? 0) >= input.replicas))
+      );
+    });
+    return replicaCount(latest);
+  };
+
+  /** How many replicas the Deployment wants and how many pods are available; 0/0 when it does not exist. */
+  const readReplicas = async (input: DeploymentRef): Promise<ReplicaCount> => {
+    try {
+      return replicaCount(await deps.kubernetes().apps.readNamespacedDeployment(input));
+    } catch (error) {
+      if (apiStatus(error) === 404) return { replicas: 0, available: 0 };
+      return kubernetesCall(`reading Deployment ${input.name}`, () => Promise.reject(error as Error));
     }
   };
 
@@ -228,70 +299,46 @@ export function createKubernetesActivities(deps: {
       return { name, created: false };
     },
 
+    scaleDeployment,
+    waitForDeployment,
+    readReplicas,
+
     /**
-     * The Deployment has `replicas` replicas. Scaling down first picks the pods to go (lowest deletion cost),
-     * takes them out of the Service by removing the Service's labels the Deployment does not select on, and
-     * waits for the Service's endpoints to drop them, so no new request reaches a pod about to stop.
+     * One move of a rolling change in one trip: pods of `retire` beyond its replicas leave the Service and its
+     * Deployment shrinks, then `grow` gets the room they made. The room is given only once the old side has
+     * shrunk, so the pods not terminating never outnumber desired + maxSurge, as under the Deployment controller.
+     * Each half states a desired state, so a retried attempt redoes neither.
      */
-    scaleDeployment: async (
-      input: DeploymentRef & { replicas: number; service?: string; detachDelayMs?: number },
-    ): Promise<void> => {
-      const { apps } = deps.kubernetes();
-      const deployment = await readDeployment(input);
-      const current = deployment.spec?.replicas ?? 0;
-      if (current === input.replicas) return;
-      if (input.replicas < current)
-        await retirePods(
-          deps.kubernetes(),
-          deployment,
-          input.replicas,
-          input.service,
-          input.detachDelayMs ?? 0,
+    retireThenGrow: async (input: {
+      retire: ScaleInput;
+      grow?: { name: string; replicas: number };
+    }): Promise<void> => {
+      await scaleDeployment(input.retire);
+      const { grow } = input;
+      // Growing needs no read first: setting the replicas it already has changes nothing.
+      if (grow)
+        await kubernetesCall(`scaling Deployment ${grow.name} to ${grow.replicas}`, () =>
+          deps.kubernetes().apps.patchNamespacedDeployment(
+            {
+              namespace: input.retire.namespace,
+              name: grow.name,
+              body: { spec: { replicas: grow.replicas } },
+            },
+            mergePatch,
+          ),
         );
-      await kubernetesCall(`scaling Deployment ${input.name} to ${input.replicas}`, () =>
-        apps.patchNamespacedDeployment(
-          { namespace: input.namespace, name: input.name, body: { spec: { replicas: input.replicas } } },
-          mergePatch,
-        ),
-      );
     },
 
     /**
-     * Waits, with a watch, until the Deployment has exactly `replicas` pods (terminating ones aside, as the
-     * Deployment controller counts) and, when `available`, all of them available: Ready for minReadySeconds. Heartbeats; reacts to cancellation; fails with the pods that are
-     * not Ready once the timeout passes.
+     * Waits until more pods of the Deployment are available (or all it asks for), then reads the other side of
+     * the change: the two counts the next move is decided on, in one trip.
      */
-    waitForDeployment: async (
-      input: DeploymentRef & {
-        replicas: number;
-        available: boolean;
-        timeoutMs: number;
-        /** Return as soon as more pods than this are available, before all of them are. */
-        availableAbove?: number;
-      },
-    ): Promise<ReplicaCount> => {
-      const { availableAbove } = input;
-      const latest = await waitUntilSettled(deps.kubernetes(), input, input.timeoutMs, (d) => {
-        if ((d.spec?.replicas ?? 0) !== input.replicas) return false;
-        const available = d.status?.availableReplicas ?? 0;
-        if (availableAbove !== undefined && available > availableAbove) return true;
-        return (
-          (d.status?.replicas ?? 0) === input.replicas &&
-          (!input.available ||
-            (available >= input.replicas && (d.status?.updatedReplicas ?? 0) >= input.replicas))
-        );
-      });
-      return replicaCount(latest);
-    },
-
-    /** How many replicas the Deployment wants and how many pods are available; 0/0 when it does not exist. */
-    readReplicas: async (input: DeploymentRef): Promise<ReplicaCount> => {
-      try {
-        return replicaCount(await deps.kubernetes().apps.readNamespacedDeployment(input));
-      } catch (error) {
-        if (apiStatus(error) === 404) return { replicas: 0, available: 0 };
-        return kubernetesCall(`reading Deployment ${input.name}`, () => Promise.reject(error as Error));
-      }
+    waitForMoreThenRead: async (
+      input: DeploymentRef & { replicas: number; availableAbove: number; timeoutMs: number; other: string },
+    ): Promise<{ waited: ReplicaCount; other: ReplicaCount }> => {
+      const waited = await waitForDeployment({ ...input, available: true });
+      const other = await readReplicas({ namespace: input.namespace, name: input.other });
+      return { waited, other };
     },
 
     /**

@@ -186,6 +186,14 @@ export async function stopSharedCluster(): Promise<void> {
 }
 
 /** A Kubernetes rollout on the real local control plane: `web` of 4 replicas on v1, rolled by `spec`. */
+function asPodsCome(namespace: string): RolloutSpec {
+  return parseRolloutSpec({
+    target: { ...seededAppTarget(namespace), detachDelay: '0s' },
+    version: 'v2',
+    strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: 0 },
+  });
+}
+
 function onKubernetes(
   name: string,
   spec: (namespace: string, brokenTag: string) => RolloutSpec,
@@ -385,13 +393,9 @@ export const replayScenarios: readonly ReplayScenario[] = [
       strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: '25%' },
     }),
   ),
-  onKubernetes('kubernetes-rolling-as-pods-come', (namespace) =>
-    parseRolloutSpec({
-      target: { ...seededAppTarget(namespace), detachDelay: '0s' },
-      version: 'v2',
-      strategy: { type: 'rolling', maxSurge: '25%', maxUnavailable: 0 },
-    }),
-  ),
+  // Recorded before each retirement and the scale-up after it were one activity; kept to replay that path.
+  onKubernetes('kubernetes-rolling-as-pods-come', asPodsCome),
+  onKubernetes('kubernetes-rolling-fused-steps', asPodsCome),
   onKubernetes('kubernetes-native-undone', (namespace, brokenTag) =>
     parseRolloutSpec({
       target: { ...seededAppTarget(namespace), mode: 'native', service: undefined },

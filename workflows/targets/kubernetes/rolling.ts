@@ -225,6 +225,9 @@ async function convergeAsPodsCome(
   hooks: { changed: () => void; checkpoint: () => Promise<void> },
 ): Promise<void> {
   const { changed } = hooks;
+  // Rollouts recorded before made a retirement and the scale-up after it two activities, and a wait and the read
+  // after it two more.
+  const fused = patched('kubernetes-rolling-fused-steps');
   for (let waitedWithoutChange = 0; ; ) {
     const step = nextReplicaStep(desired, fenceposts, from.count, to.count);
     if (step.kind === 'done') return;
@@ -236,13 +239,28 @@ async function convergeAsPodsCome(
       waitedWithoutChange = 0;
     } else if (step.kind === 'scale-down') {
       from.count = { replicas: step.replicas, available: Math.min(from.count.available, step.replicas) };
-      changed();
-      await steps.retire(from.name, step.replicas);
+      if (fused) {
+        // The room this retirement makes is the next step's: asked for in the same trip.
+        const after = nextReplicaStep(desired, fenceposts, from.count, to.count);
+        const grow = after.kind === 'scale-up' ? { name: to.name, replicas: after.replicas } : undefined;
+        if (grow) to.count = { replicas: grow.replicas, available: to.count.available };
+        changed();
+        await steps.retireThenGrow(from.name, step.replicas, grow);
+      } else {
+        changed();
+        await steps.retire(from.name, step.replicas);
+      }
       waitedWithoutChange = 0;
     } else {
       const seen = to.count.available;
-      to.count = await steps.waitForMore(to.name, to.count.replicas, seen);
-      from.count = await steps.read(from.name);
+      if (fused) {
+        const counts = await steps.waitForMoreThenRead(to.name, to.count.replicas, seen, from.name);
+        to.count = counts.waited;
+        from.count = counts.other;
+      } else {
+        to.count = await steps.waitForMore(to.name, to.count.replicas, seen);
+        from.count = await steps.read(from.name);
+      }
       // The wait returns on progress or when every pod asked for is available; twice neither is a stuck move.
       if (to.count.available <= seen && waitedWithoutChange++ > 0) throw stuck(from, to);
     }

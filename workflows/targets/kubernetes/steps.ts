@@ -128,6 +128,53 @@ export class KubernetesSteps {
     );
   }
 
+  /**
+   * retire, then resize `grow` into the room that made, as one activity: a rolling step costs one trip to the
+   * worker, not two.
+   */
+  retireThenGrow(name: string, replicas: number, grow?: { name: string; replicas: number }): Promise<void> {
+    const summary = `scale ${name} down to ${replicas}${grow ? `, then ${grow.name} up to ${grow.replicas}` : ''}`;
+    return acts.retireThenGrow.executeWithOptions({ ...kubernetesApiProfile, summary }, [
+      {
+        retire: {
+          namespace: this.namespace,
+          name,
+          replicas,
+          service: this.spec.target.service,
+          detachDelayMs: this.spec.target.detachDelay,
+        },
+        grow,
+      },
+    ]);
+  }
+
+  /** waitForMore, then a read of `other`, in one activity. */
+  waitForMoreThenRead(
+    name: string,
+    replicas: number,
+    available: number,
+    other: string,
+  ): Promise<{ waited: ReplicaCount; other: ReplicaCount }> {
+    return this.control.cancelOnAbort(() =>
+      acts.waitForMoreThenRead.executeWithOptions(
+        {
+          ...kubernetesWaitProfile(this.spec.target.readyTimeout),
+          summary: `wait for more than ${available} of ${replicas} pods of ${name} to be available, then read ${other}`,
+        },
+        [
+          {
+            namespace: this.namespace,
+            name,
+            replicas,
+            availableAbove: available,
+            timeoutMs: this.spec.target.readyTimeout,
+            other,
+          },
+        ],
+      ),
+    );
+  }
+
   /** Waits until more than `available` pods of `name` are available, or all `replicas` are. */
   waitForMore(name: string, replicas: number, available: number): Promise<ReplicaCount> {
     return this.control.cancelOnAbort(() =>
