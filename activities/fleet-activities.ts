@@ -504,13 +504,30 @@ export function createFleetActivities(deps: ActivityDeps) {
       );
     },
 
-    /** Moves one server to a version by running the inventory's upgrade command for it. */
+    /**
+     * Moves one server to a version by running the inventory's upgrade command for it. A retried attempt first
+     * asks the server its version (through `verify`, when given): a command that already did its work before the
+     * worker died or the attempt timed out is not run twice, since a user's upgrade command may not be idempotent.
+     */
     upgradeServer: async (input: {
       server: FleetServer;
       upgrade: UpgradeCommand;
       version: string;
+      /** The rollout's check; rollouts recorded before it was passed run the command again on a retry. */
+      verify?: HttpVerification;
     }): Promise<void> => {
       const ctx = Context.current();
+      if (ctx.info.attempt > 1 && input.verify) {
+        const probe = await deps.verifier.probe(healthUrl(input.server, input.verify), input.verify);
+        if (probe.ok && probe.version === input.version) {
+          log.info('already on the version: the upgrade command is not run again', {
+            server: input.server.name,
+            version: input.version,
+            attempt: ctx.info.attempt,
+          });
+          return;
+        }
+      }
       const argv = renderArgv(input.upgrade.argv, input.server, input.version);
       try {
         await heartbeating(

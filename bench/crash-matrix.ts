@@ -8,7 +8,8 @@ import { printTable } from './table';
 
 /**
  * The crash matrix: for each step kind, a rolling rollout of a real 3-server fleet under load whose worker
- * process is killed with SIGKILL in that step and replaced. Counts failed requests and duplicate upgrades.
+ * process is killed with SIGKILL in that step and replaced. Counts failed requests, duplicate
+ * starts of the new version and upgrade commands run twice for a server (the command's own log).
  */
 export async function runCrashMatrix(): Promise<void> {
   const scratch = await startBenchScratch('crash');
@@ -41,7 +42,8 @@ export async function runCrashMatrix(): Promise<void> {
             result.phase === 'succeeded' &&
             result.allOnNewVersion &&
             result.failedRequests === 0 &&
-            result.duplicateUpgrades === 0;
+            result.duplicateUpgrades === 0 &&
+            result.repeatedCommands === 0;
           cases.push({ ...result, passed });
         } finally {
           await fleet.stop();
@@ -56,6 +58,7 @@ export async function runCrashMatrix(): Promise<void> {
         'requests',
         'failed',
         'duplicate upgrades',
+        'commands run twice',
         'seconds',
         'pass',
       ],
@@ -67,6 +70,7 @@ export async function runCrashMatrix(): Promise<void> {
         c.sent,
         c.failedRequests,
         c.duplicateUpgrades,
+        c.repeatedCommands,
         c.durationS,
         c.passed ? 'yes' : 'NO',
       ]),
@@ -76,6 +80,7 @@ export async function runCrashMatrix(): Promise<void> {
       passed: cases.filter((c) => c.passed).length,
       failedRequests: cases.reduce((sum, c) => sum + c.failedRequests, 0),
       duplicateUpgrades: cases.reduce((sum, c) => sum + c.duplicateUpgrades, 0),
+      repeatedCommands: cases.reduce((sum, c) => sum + c.repeatedCommands, 0),
     };
     process.stdout.write(`${JSON.stringify(figures)}\n`);
   } finally {

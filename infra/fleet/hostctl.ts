@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createHost, destroyHost, startHost, stopHost } from './hosts';
+import { createHost, destroyHost, logCommand, startHost, stopHost } from './hosts';
 
 /**
  * The host supervisor's command line, what a fleet spec's upgrade argv runs:
@@ -20,6 +20,7 @@ async function main(): Promise<void> {
     );
     process.exit(2);
   }
+  await logCommand(values.fleet, command, name, version);
   if (command === 'upgrade' && version) {
     const outcome = await startHost(values.fleet, name, version);
     process.stdout.write(`${name}: ${version} ${outcome}\n`);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -149,6 +149,23 @@ export async function hostVersions(fleetDir: string): Promise<Record<string, str
     fleet.servers.map(async (s) => [s.name, (await readHost(fleetDir, s.name))?.version] as const),
   );
   return Object.fromEntries(entries);
+}
+
+const commandsLogPath = (fleetDir: string) => resolve(fleetDir, 'commands.log');
+
+/** Notes a run of the host supervisor's command, as a user's own upgrade script would log itself. */
+export async function logCommand(fleetDir: string, command: string, name: string, version?: string) {
+  await appendFile(commandsLogPath(fleetDir), `${JSON.stringify({ command, name, version })}\n`);
+}
+
+/** Every upgrade command run against the fleet, in order: what a non-idempotent command would have done. */
+export async function upgradeCommands(fleetDir: string): Promise<Array<{ name: string; version: string }>> {
+  const text = await readFile(commandsLogPath(fleetDir), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { command: string; name: string; version: string })
+    .filter((entry) => entry.command === 'upgrade');
 }
 
 /** How many times each host was started on each version, from the app's own start log. */

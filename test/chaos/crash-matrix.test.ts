@@ -9,7 +9,7 @@ const { temporal, fleet: startFleet } = useFleets();
 for (const { strategy, steps, servers } of crashMatrix) {
   describe(`crash matrix: the worker killed (SIGKILL) in each step of a ${strategy} rollout under load`, () => {
     for (const step of steps) {
-      it(`during ${step}: a new worker finishes the rollout, every new server started on v2 once, no request failed`, async () => {
+      it(`during ${step}: a new worker finishes the rollout, every new server started on v2 once and upgraded by one command, no request failed`, async () => {
         const fleet = await startFleet({
           servers,
           version: 'v1',
@@ -28,6 +28,7 @@ for (const { strategy, steps, servers } of crashMatrix) {
         assert.equal(result.phase, 'succeeded');
         assert.ok(result.allOnNewVersion, 'every server on v2');
         assert.equal(result.duplicateUpgrades, 0, 'no server started v2 twice');
+        assert.equal(result.repeatedCommands, 0, 'no upgrade command to v2 ran twice for a server');
         assert.ok(result.sent > 50, `sent ${result.sent}`);
         assert.equal(result.failedRequests, 0, `${result.failedRequests} of ${result.sent} requests failed`);
       });

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
-import { countStarts, hostVersions } from '../../infra/fleet/hosts';
+import { countStarts, hostVersions, upgradeCommands } from '../../infra/fleet/hosts';
 import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { startLoad } from '../../infra/load';
 import { delay } from '../../infra/processes';
@@ -111,6 +111,8 @@ export interface CrashCase {
   readonly failedRequests: number;
   /** Starts of the new version beyond one per server. */
   readonly duplicateUpgrades: number;
+  /** Upgrade commands to the new version run beyond one per server, from the command's own log. */
+  readonly repeatedCommands: number;
   readonly allOnNewVersion: boolean;
   readonly durationS: number;
 }
@@ -158,6 +160,7 @@ export async function runCrashCase(options: {
     await delay(300);
     const stats = await load.stop();
     const starts = (await countStarts(fleet.dir)).filter((s) => s.version === options.version);
+    const commands = (await upgradeCommands(fleet.dir)).filter((c) => c.version === options.version);
     const versions = Object.values(await hostVersions(fleet.dir));
     return {
       strategy,
@@ -167,6 +170,7 @@ export async function runCrashCase(options: {
       sent: stats.sent,
       failedRequests: stats.failed,
       duplicateUpgrades: starts.length - new Set(starts.map((s) => s.name)).size,
+      repeatedCommands: commands.length - new Set(commands.map((c) => c.name)).size,
       allOnNewVersion: versions.every((v) => v === options.version),
       durationS: Math.round((Date.now() - started) / 100) / 10,
     };

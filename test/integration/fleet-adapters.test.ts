@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -261,6 +261,31 @@ describe('upgradeServer and verifyServer (real processes, real HTTP)', () => {
         return true;
       },
     );
+  });
+
+  it('asks a server its version before a retried upgrade, so the command runs once', async () => {
+    const runs = `/tmp/baton-upgrade-runs-${process.pid}`;
+    rmSync(runs, { force: true });
+    // A command that is not idempotent: each run leaves a line behind.
+    const upgrade = {
+      argv: [process.execPath, '-e', `require('fs').appendFileSync(${JSON.stringify(runs)}, 'ran\\n')`],
+      timeout: 5_000,
+    };
+    const upgradeOn = (attempt: number, version: string) =>
+      new MockActivityEnvironment({ attempt }).run(activities().upgradeServer, {
+        server: target.servers[0],
+        upgrade,
+        version,
+        verify: fleetVerify(),
+      });
+    // A retry of a server that already answers v1 (the attempt before did its work, then the worker died)
+    await upgradeOn(2, 'v1');
+    assert.equal(existsSync(runs), false, 'the command did not run again');
+    // A retry of a server still on the old version, and a first attempt, run it
+    await upgradeOn(2, 'v2');
+    await upgradeOn(1, 'v1');
+    assert.equal(readFileSync(runs, 'utf8'), 'ran\nran\n');
+    rmSync(runs, { force: true });
   });
 
   it('kills an upgrade command past its timeout', async () => {

@@ -395,7 +395,7 @@ export class FleetSteps {
       throw ApplicationFailure.nonRetryable('target.upgrade: no upgrade command', 'PreflightFailed');
     await acts.upgradeServer.executeWithOptions(
       { ...upgradeProfile(upgrade.timeout), summary: `upgrade ${server.name} to ${version}` },
-      [{ server, upgrade, version }],
+      [{ server, upgrade, version, verify: this.spec.verify.http }],
     );
     this.state.update(server.name, { version });
   }
