@@ -128,6 +128,59 @@ function verifyOne(
 /** How many Runtime API calls a bulk step makes at once (HAProxy serves its admin socket a few at a time). */
 const bulkConcurrency = 64;
 
+/** How often a step on detached servers checks that the load balancer still holds them out of rotation. */
+const rotationCheckEveryMs = 200;
+
+/**
+ * Runs `work` on servers Baton took out of rotation, holding them out: a load balancer reloaded meanwhile (a
+ * configuration management run) starts from its configuration file, forgets the drains set at run time, and
+ * would send requests to a server being drained or upgraded. The servers are checked before the work starts and
+ * every 200 ms while it runs, with one reading for all of them, and detached again, with a warning, when lost.
+ * A load balancer that can't be read is warned of and does not stop the work: the step's own commands tell.
+ */
+async function keptOutOfRotation<T>(
+  traffic: TrafficProvider | undefined,
+  servers: readonly string[],
+  work: () => Promise<T>,
+): Promise<T> {
+  if (!traffic || servers.length === 0) return work();
+  const restore = async () => {
+    try {
+      const lost = await traffic.undrained(servers);
+      if (lost.length === 0) return;
+      log.warn('the load balancer put detached servers back in rotation (reloaded?); detaching them again', {
+        servers: lost,
+      });
+      await mapLimited(lost, bulkConcurrency, (server) => traffic.detach(server));
+    } catch (error) {
+      log.warn('could not check that detached servers are still out of rotation', {
+        error: (error as Error).message,
+      });
+    }
+  };
+  await restore();
+  let finished = false;
+  let timer: NodeJS.Timeout | undefined;
+  let wake: () => void = () => undefined;
+  const watching = (async () => {
+    while (!finished) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, rotationCheckEveryMs);
+      });
+      if (!finished) await restore();
+    }
+  })();
+  try {
+    return await work();
+  } finally {
+    finished = true;
+    clearTimeout(timer);
+    wake();
+    await watching;
+  }
+}
+
 /** A bulk step's outcome for each server: undefined when it went well, or why it failed. */
 export type BulkOutcomes = Record<string, string | undefined>;
 
@@ -213,13 +266,15 @@ function createBulkActivities(deps: ActivityDeps) {
       const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
       const startedAt = resumed?.startedAt ?? Date.now();
       const forced: string[] = [];
-      const failed = await settleEach(
-        input.servers,
-        (server) => server,
-        async (server) => {
-          const outcome = await drainOne(ctx, traffic, server, input.policy, startedAt);
-          if (!outcome.drained) forced.push(server);
-        },
+      const failed = await keptOutOfRotation(traffic, input.servers, () =>
+        settleEach(
+          input.servers,
+          (server) => server,
+          async (server) => {
+            const outcome = await drainOne(ctx, traffic, server, input.policy, startedAt);
+            if (!outcome.drained) forced.push(server);
+          },
+        ),
       );
       return { failed, forced };
     },
@@ -234,39 +289,47 @@ function createBulkActivities(deps: ActivityDeps) {
       upgrade: UpgradeCommand;
       version: string;
       verify: HttpVerification;
+      /** Where the servers were detached, to hold them out while they are upgraded; absent in older rollouts. */
+      loadBalancer?: HaproxyLoadBalancer;
     }): Promise<BulkOutcomes> => {
       const ctx = Context.current();
       const done = new Set((ctx.info.heartbeatDetails as { done?: string[] } | undefined)?.done ?? []);
       const retried = ctx.info.attempt > 1;
       const beat = setInterval(() => ctx.heartbeat({ done: [...done] }), 3_000);
+      const traffic = input.loadBalancer && deps.trafficFor(input.loadBalancer);
       try {
-        return await settleEach(
-          input.servers,
-          (server) => server.name,
-          async (server) => {
-            if (done.has(server.name)) return;
-            if (retried) {
-              const probe = await deps.verifier.probe(healthUrl(server, input.verify), input.verify);
-              if (probe.ok && probe.version === input.version) return void done.add(server.name);
-            }
-            const argv = renderArgv(input.upgrade.argv, server, input.version);
-            for (let attempt = 1; ; attempt++) {
-              try {
-                await deps.hosts.run(argv, {
-                  timeoutMs: input.upgrade.timeout,
-                  signal: ctx.cancellationSignal,
-                });
-                done.add(server.name);
-                return;
-              } catch (error) {
-                if (attempt >= 3 || ctx.cancellationSignal.aborted)
-                  throw new Error(
-                    `upgrade of ${server.name} to ${input.version}: ${(error as Error).message}`,
-                  );
-                await ctx.sleep(2_000 * 2 ** (attempt - 1));
-              }
-            }
-          },
+        return await keptOutOfRotation(
+          traffic,
+          input.servers.map((server) => server.name),
+          () =>
+            settleEach(
+              input.servers,
+              (server) => server.name,
+              async (server) => {
+                if (done.has(server.name)) return;
+                if (retried) {
+                  const probe = await deps.verifier.probe(healthUrl(server, input.verify), input.verify);
+                  if (probe.ok && probe.version === input.version) return void done.add(server.name);
+                }
+                const argv = renderArgv(input.upgrade.argv, server, input.version);
+                for (let attempt = 1; ; attempt++) {
+                  try {
+                    await deps.hosts.run(argv, {
+                      timeoutMs: input.upgrade.timeout,
+                      signal: ctx.cancellationSignal,
+                    });
+                    done.add(server.name);
+                    return;
+                  } catch (error) {
+                    if (attempt >= 3 || ctx.cancellationSignal.aborted)
+                      throw new Error(
+                        `upgrade of ${server.name} to ${input.version}: ${(error as Error).message}`,
+                      );
+                    await ctx.sleep(2_000 * 2 ** (attempt - 1));
+                  }
+                }
+              },
+            ),
         );
       } finally {
         clearInterval(beat);
@@ -495,12 +558,9 @@ export function createFleetActivities(deps: ActivityDeps) {
     drainServer: async (ref: ServerRef & { policy: DrainPolicy }): Promise<DrainOutcome> => {
       const ctx = Context.current();
       const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
-      return drainOne(
-        ctx,
-        deps.trafficFor(ref.loadBalancer),
-        ref.server,
-        ref.policy,
-        resumed?.startedAt ?? Date.now(),
+      const traffic = deps.trafficFor(ref.loadBalancer);
+      return keptOutOfRotation(traffic, [ref.server], () =>
+        drainOne(ctx, traffic, ref.server, ref.policy, resumed?.startedAt ?? Date.now()),
       );
     },
 
@@ -515,6 +575,8 @@ export function createFleetActivities(deps: ActivityDeps) {
       version: string;
       /** The rollout's check; rollouts recorded before it was passed run the command again on a retry. */
       verify?: HttpVerification;
+      /** Where the server was detached, to hold it out while it is upgraded; absent in older rollouts. */
+      loadBalancer?: HaproxyLoadBalancer;
     }): Promise<void> => {
       const ctx = Context.current();
       if (ctx.info.attempt > 1 && input.verify) {
@@ -530,9 +592,12 @@ export function createFleetActivities(deps: ActivityDeps) {
       }
       const argv = renderArgv(input.upgrade.argv, input.server, input.version);
       try {
-        await heartbeating(
-          ctx,
-          deps.hosts.run(argv, { timeoutMs: input.upgrade.timeout, signal: ctx.cancellationSignal }),
+        const traffic = input.loadBalancer && deps.trafficFor(input.loadBalancer);
+        await keptOutOfRotation(traffic, [input.server.name], () =>
+          heartbeating(
+            ctx,
+            deps.hosts.run(argv, { timeoutMs: input.upgrade.timeout, signal: ctx.cancellationSignal }),
+          ),
         );
       } catch (error) {
         // Retryable: a flaky command is retried by the workflow's upgrade profile before the server counts as failed.

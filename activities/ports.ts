@@ -35,6 +35,12 @@ export interface TrafficProvider {
   removeServer(name: string): Promise<void>;
   /** In one batch, sends requests to some servers and no new ones to others. */
   switchTraffic(toServe: readonly string[], toDrain: readonly string[]): Promise<void>;
+  /**
+   * Of these servers, the ones the load balancer no longer holds out of rotation, from one reading: a reload
+   * by configuration management starts a new process from the configuration file, which knows nothing of the
+   * drains set at run time.
+   */
+  undrained(servers: readonly string[]): Promise<string[]>;
 }
 
 export interface ServerSample extends ServerCounters {

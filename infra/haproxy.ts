@@ -3,6 +3,7 @@ import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDebianPackage } from './debian';
+import { HaproxyRuntimeApi } from '../activities/haproxy/runtime-api';
 import { delay, runsWith, sendSignal, stopProcess } from './processes';
 
 /** Debian bookworm's HAProxy line; dynamic servers and the Runtime API commands Baton uses need 2.6 or later. */
@@ -32,7 +33,14 @@ export interface LocalHaproxy {
   readonly backend: string;
   /** Where users' requests enter, e.g. http://127.0.0.1:18080. */
   readonly frontendUrl: string;
+  /** The running process; a reload replaces it. */
   readonly pid: number;
+  /**
+   * Reloads HAProxy as configuration management does: a new process from the same configuration file, told to
+   * take over from the old one (-sf), which finishes its requests and exits. State set through the Runtime API
+   * (drains, weights, servers added) is not carried over.
+   */
+  reload(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -111,11 +119,16 @@ export async function startHaproxy(options: {
   const logPath = join(options.dir, 'haproxy.log');
   await writeFile(configPath, haproxyConfig({ ...options, socket }));
   const log = createWriteStream(logPath, { flags: 'a' });
-  const child = spawn(haproxy, ['-db', '-f', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  // Recorded so a sweep can end it even if the process that started it died.
-  await writeFile(haproxyPidPath(options.dir), String(child.pid));
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
+  const launch = async (takeOverFrom?: number) => {
+    const args = ['-db', '-f', configPath, ...(takeOverFrom ? ['-sf', String(takeOverFrom)] : [])];
+    const process = spawn(haproxy, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Recorded so a sweep can end it even if the process that started it died.
+    await writeFile(haproxyPidPath(options.dir), String(process.pid));
+    process.stdout.pipe(log, { end: false });
+    process.stderr.pipe(log, { end: false });
+    return process;
+  };
+  let child = await launch();
   const deadline = Date.now() + 10_000;
   while (!existsSync(socket)) {
     if (child.exitCode !== null || Date.now() > deadline) {
@@ -130,7 +143,29 @@ export async function startHaproxy(options: {
     socket,
     backend: options.backend,
     frontendUrl: `http://127.0.0.1:${options.frontendPort}`,
-    pid: child.pid ?? -1,
+    get pid() {
+      return child.pid ?? -1;
+    },
+    reload: async () => {
+      const old = child;
+      child = await launch(old.pid);
+      // Reloaded once the new process answers on the socket; the old one exits when its requests are done.
+      const until = Date.now() + 10_000;
+      const api = new HaproxyRuntimeApi(socket);
+      for (;;) {
+        const info = await api.send('show info').catch(() => '');
+        if (new RegExp(`^Pid: ${child.pid}$`, 'm').test(info)) break;
+        if (child.exitCode !== null || Date.now() > until)
+          throw new Error(`HAProxy did not reload (log ${logPath})`);
+        await delay(20);
+      }
+      // -sf asked it to stop softly: it finishes its requests (timeout client bounds them) and exits by itself.
+      if (old.exitCode === null && old.signalCode === null) {
+        const late = setTimeout(() => old.kill('SIGKILL'), 35_000);
+        await new Promise<void>((resolve) => old.once('exit', () => resolve()));
+        clearTimeout(late);
+      }
+    },
     stop: async () => {
       await stopProcess(child, 5_000);
       log.end();

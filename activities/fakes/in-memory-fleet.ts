@@ -166,6 +166,7 @@ export class InMemoryFleet {
     addServer: () => Promise.reject(new Error('the in-memory fleet does not create servers')),
     removeServer: () => Promise.reject(new Error('the in-memory fleet does not remove servers')),
     switchTraffic: () => Promise.reject(new Error('the in-memory fleet does not switch traffic')),
+    undrained: (names) => Promise.resolve(names.filter((name) => this.get(name).ready)),
     counters: () => {
       const samples: Record<string, ServerSample> = {};
       for (const [name, server] of this.servers) {

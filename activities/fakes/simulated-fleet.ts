@@ -159,6 +159,7 @@ export class SimulatedFleets {
       addServer: refuse('create servers'),
       removeServer: refuse('remove servers'),
       switchTraffic: refuse('switch traffic'),
+      undrained: (names) => Promise.resolve(names.filter((name) => get(name).serving)),
     };
   }
 

@@ -93,6 +93,20 @@ export class HaproxyTrafficProvider implements TrafficProvider {
     await this.api.execute(`del server ${this.backend}/${name}`);
   }
 
+  async undrained(servers: readonly string[]): Promise<string[]> {
+    const wanted = new Set(servers);
+    // `show servers state` gives each server's admin state as bits: 0 is none of drain and maintenance set.
+    const answer = await this.api.send(`show servers state ${this.backend}`);
+    const [format, header, ...lines] = answer.split('\n');
+    if (format !== '1' || !header?.startsWith('# be_id'))
+      throw new Error(`unexpected "show servers state ${this.backend}" answer: ${answer.slice(0, 200)}`);
+    // Columns: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
+    return lines
+      .map((line) => line.split(' '))
+      .filter((cells) => wanted.has(cells[3] ?? '') && cells[6] === '0')
+      .map((cells) => cells[3] ?? '');
+  }
+
   async switchTraffic(toServe: readonly string[], toDrain: readonly string[]): Promise<void> {
     await this.api.executeAll([
       ...toServe.map((name) => `set server ${this.backend}/${name} state ready`),

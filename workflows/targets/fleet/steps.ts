@@ -182,7 +182,7 @@ export class FleetSteps {
             ...upgradeProfile(3 * upgrade.timeout + 6_000),
             summary: `upgrade ${group()} to ${version}`,
           },
-          [{ servers: moving, upgrade, version, verify: this.spec.verify.http }],
+          [{ servers: moving, upgrade, version, verify: this.spec.verify.http, loadBalancer: lb }],
         );
         drop(upgraded, 'upgrade');
         for (const server of moving) this.state.update(server.name, { version });
@@ -395,7 +395,7 @@ export class FleetSteps {
       throw ApplicationFailure.nonRetryable('target.upgrade: no upgrade command', 'PreflightFailed');
     await acts.upgradeServer.executeWithOptions(
       { ...upgradeProfile(upgrade.timeout), summary: `upgrade ${server.name} to ${version}` },
-      [{ server, upgrade, version, verify: this.spec.verify.http }],
+      [{ server, upgrade, version, verify: this.spec.verify.http, loadBalancer: this.lb }],
     );
     this.state.update(server.name, { version });
   }
