@@ -61,13 +61,18 @@ export function haproxyConfig(options: {
 }): string {
   return [
     'global',
-    `  stats socket ${options.socket} mode 600 level admin`,
+    // expose-fd listeners: a reload (-x) takes the listening sockets over instead of binding its own, so no
+    // connection waiting to be accepted by the old process is reset.
+    `  stats socket ${options.socket} mode 600 level admin expose-fd listeners`,
     '  stats timeout 30s',
     // No global maxconn: HAProxy sizes it from the file descriptor limit, which varies between machines.
     '',
     'defaults',
     '  mode http',
     '  option http-keep-alive',
+    // On a reload the old process would close idle client connections, and a client sending on one just then
+    // gets a reset; with this it answers the next request on each, with Connection: close, then closes it.
+    '  option idle-close-on-response',
     '  timeout connect 2s',
     '  timeout client 30s',
     '  timeout server 30s',
@@ -120,7 +125,12 @@ export async function startHaproxy(options: {
   await writeFile(configPath, haproxyConfig({ ...options, socket }));
   const log = createWriteStream(logPath, { flags: 'a' });
   const launch = async (takeOverFrom?: number) => {
-    const args = ['-db', '-f', configPath, ...(takeOverFrom ? ['-sf', String(takeOverFrom)] : [])];
+    const args = [
+      '-db',
+      '-f',
+      configPath,
+      ...(takeOverFrom ? ['-x', socket, '-sf', String(takeOverFrom)] : []),
+    ];
     const process = spawn(haproxy, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     // Recorded so a sweep can end it even if the process that started it died.
     await writeFile(haproxyPidPath(options.dir), String(process.pid));
