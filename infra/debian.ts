@@ -3,8 +3,12 @@ import { existsSync } from 'node:fs';
 import { say } from './cache';
 import { runCommand } from './run-command';
 
-/** Finds a program in PATH or the usual sbin folders (Debian puts daemons in /usr/sbin, often not in PATH). */
+/**
+ * Finds a program in PATH or the usual sbin folders (Debian puts daemons in /usr/sbin, often not in PATH); a path
+ * is taken as it is, for packages that keep their programs in a folder of their own.
+ */
 export function findProgram(name: string): string | undefined {
+  if (name.startsWith('/')) return existsSync(name) ? name : undefined;
   const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin'];
   return dirs.map((dir) => `${dir}/${name}`).find((path) => isFile(path));
 }

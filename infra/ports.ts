@@ -23,3 +23,15 @@ export function portInUse(port: number, host = '127.0.0.1'): Promise<boolean> {
     server.listen(port, host, () => server.close(() => resolve(false)));
   });
 }
+
+/**
+ * A free loopback port below 32768, for programs that store ports in a signed 16-bit column (Temporal's cluster
+ * membership in PostgreSQL): the kernel's own picks come from 32768 up. Picked at random from 10000, checked free.
+ */
+export async function freeLowPort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 22_767);
+    if (!(await portInUse(port))) return port;
+  }
+  throw new Error('no free port between 10000 and 32767 after 100 tries');
+}

@@ -14,6 +14,7 @@ import { keptDemo, leftAfter } from '../helpers/demo';
 import { startTestFleet } from '../helpers/fleet';
 import type { Finished } from '../helpers/process';
 import { runToEnd } from '../helpers/process';
+import { readmeCommands } from '../helpers/readme';
 import { until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal, uniqueTaskQueue } from '../helpers/temporal';
@@ -26,28 +27,6 @@ import { startWorkerProcess } from '../helpers/worker';
  * README.md: the test follows the text.
  */
 const root = join(__dirname, '..', '..');
-
-/** The commands of README.md's sh blocks, in order: continuation lines joined, comments kept, blanks dropped. */
-export function readmeCommands(markdown: string): string[] {
-  const commands: string[] = [];
-  let inShell = false;
-  let pending = '';
-  for (const line of markdown.split('\n')) {
-    if (line.startsWith('```')) {
-      inShell = !inShell && line.trim() === '```sh';
-      continue;
-    }
-    if (!inShell) continue;
-    const joined = pending ? `${pending}${line.trim()}` : line;
-    if (joined.endsWith('\\')) {
-      pending = `${joined.slice(0, -1).trimEnd()} `;
-      continue;
-    }
-    pending = '';
-    if (joined.trim() !== '' && !joined.trim().startsWith('#')) commands.push(joined.trim());
-  }
-  return commands;
-}
 
 /** A command without its trailing comment: what the shell runs. */
 const commandPart = (line: string) => line.replace(/\s+#\s.*$/, '').trim();
@@ -166,6 +145,14 @@ const expectations: Record<string, Expectation> = {
         assert.ok(spec.target.kind === 'fleet');
         assert.equal(spec.target.servers.length, context.fleet.servers.length);
       },
+    },
+  'temporal operator namespace create --namespace baton --retention 720h': {
+    notRunHere: 'temporal-cluster.test.ts runs it against the Temporal server on PostgreSQL with mutual TLS',
+  },
+  'temporal operator search-attribute create --namespace baton --name BatonTarget --type Keyword --name BatonStrategy --type Keyword --name BatonPhase --type Keyword --name BatonFromVersion --type Keyword --name BatonToVersion --type Keyword':
+    {
+      notRunHere:
+        'temporal-cluster.test.ts runs it against the Temporal server on PostgreSQL with mutual TLS',
     },
   'npm run worker': {
     background: async (line, context) => {
