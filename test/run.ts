@@ -10,6 +10,8 @@ import { ensureHaproxy } from '../infra/haproxy';
 import { onInterrupt } from '../infra/interrupt';
 import { stopProcessTree } from '../infra/processes';
 import { sweepClusters } from '../infra/kubernetes-cluster';
+import { ensureTemporalServer } from '../infra/temporal-cluster';
+import { ensurePostgres } from '../infra/postgres';
 import { startTemporalDevServer } from '../infra/temporal-server';
 
 /**
@@ -64,6 +66,8 @@ async function main(): Promise<number> {
   process.stdout.write(`  kubernetes ${(await ensureKubernetesBinaries()).kubeApiserver}\n`);
   process.stdout.write(`  chromium ${await ensureChromium()}\n`);
   process.stdout.write(`  compose-check ${await ensureComposeCheck()}\n`);
+  process.stdout.write(`  temporal server ${(await ensureTemporalServer()).server}\n`);
+  process.stdout.write(`  postgresql ${await ensurePostgres()}\n`);
 
   const dir = await mkdtemp(join(tmpdir(), 'baton-test-'));
   process.stdout.write('\n▶ starting a real Temporal dev server\n');
