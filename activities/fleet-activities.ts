@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { z } from 'zod';
 import type {
@@ -77,9 +78,64 @@ async function mapLimited<T, R>(
 }
 
 /**
- * Waits until a detached server has no request in flight, heartbeating; past the policy's timeout it fails,
- * goes on (force) or keeps waiting. `startedAt` is when the drain began, kept across retried attempts.
+ * Waits until detached servers have no request in flight, heartbeating, with one reading of the whole group per
+ * poll; past the policy's timeout a server fails, goes on (force) or keeps being waited for. `startedAt` is when
+ * the drain began, kept across retried attempts. Each server's outcome, or the failure its policy made of it.
  */
+async function drainEach(
+  ctx: Context,
+  traffic: TrafficProvider,
+  servers: readonly string[],
+  policy: DrainPolicy,
+  startedAt: number,
+): Promise<Map<string, DrainOutcome | Error>> {
+  const outcomes = new Map<string, DrainOutcome | Error>();
+  const warned = new Set<string>();
+  let waiting = [...servers];
+  for (;;) {
+    const readings = await traffic.trafficOf(waiting);
+    const waitedMs = Date.now() - startedAt;
+    waiting = waiting.filter((server) => {
+      const current = readings[server];
+      if (!current || isIdle(current)) {
+        outcomes.set(server, { drained: true, waitedMs });
+        return false;
+      }
+      if (waitedMs < policy.timeout) return true;
+      const left = `${current.sessions} sessions, ${current.queued} queued, ${current.usedConnections} connections`;
+      if (policy.onTimeout === 'fail') {
+        outcomes.set(
+          server,
+          ApplicationFailure.nonRetryable(
+            `${server} did not drain within ${policy.timeout} ms (${left} left)`,
+            failureTypes.drainTimeout,
+          ),
+        );
+        return false;
+      }
+      if (policy.onTimeout === 'force') {
+        log.warn('drain timed out; going on as the policy says', { server, left });
+        outcomes.set(server, { drained: false, waitedMs, remaining: current });
+        return false;
+      }
+      if (!warned.has(server))
+        log.warn('drain timed out; still waiting as the policy says', { server, left });
+      warned.add(server);
+      return true;
+    });
+    // No heartbeat once idle: the activity completes only after its last heartbeat is handed over, so one sent
+    // as it ends would only delay the next step.
+    if (waiting.length === 0) return outcomes;
+    ctx.heartbeat({
+      startedAt,
+      current: waiting.length === 1 ? readings[waiting[0] ?? ''] : undefined,
+      waiting: waiting.length,
+    });
+    await ctx.sleep(policy.pollInterval);
+  }
+}
+
+/** One server's drain, as drainEach waits for it; its policy's failure is thrown. */
 async function drainOne(
   ctx: Context,
   traffic: TrafficProvider,
@@ -87,31 +143,9 @@ async function drainOne(
   policy: DrainPolicy,
   startedAt: number,
 ): Promise<DrainOutcome> {
-  let warned = false;
-  for (;;) {
-    const current = await traffic.traffic(server);
-    const waitedMs = Date.now() - startedAt;
-    // No heartbeat once idle: the activity completes only after its last heartbeat is handed over, so one sent
-    // as it ends would only delay the next step.
-    if (isIdle(current)) return { drained: true, waitedMs };
-    ctx.heartbeat({ startedAt, current });
-    if (waitedMs >= policy.timeout) {
-      const left = `${current.sessions} sessions, ${current.queued} queued, ${current.usedConnections} connections`;
-      if (policy.onTimeout === 'fail') {
-        throw ApplicationFailure.nonRetryable(
-          `${server} did not drain within ${policy.timeout} ms (${left} left)`,
-          failureTypes.drainTimeout,
-        );
-      }
-      if (policy.onTimeout === 'force') {
-        log.warn('drain timed out; going on as the policy says', { server, left });
-        return { drained: false, waitedMs, remaining: current };
-      }
-      if (!warned) log.warn('drain timed out; still waiting as the policy says', { server, left });
-      warned = true;
-    }
-    await ctx.sleep(policy.pollInterval);
-  }
+  const outcome = (await drainEach(ctx, traffic, [server], policy, startedAt)).get(server);
+  if (outcome instanceof Error) throw outcome;
+  return outcome ?? { drained: true, waitedMs: Date.now() - startedAt };
 }
 
 /** Checks a server itself until it passes N times in a row reporting the expected version. */
@@ -124,9 +158,6 @@ function verifyOne(
 ): Promise<{ checks: number }> {
   return verifyAt(ctx, deps.verifier, server.name, healthUrl(server, verify), verify, version);
 }
-
-/** How many Runtime API calls a bulk step makes at once (HAProxy serves its admin socket a few at a time). */
-const bulkConcurrency = 64;
 
 /** How often a step on detached servers checks that the load balancer still holds them out of rotation. */
 const rotationCheckEveryMs = 200;
@@ -151,7 +182,7 @@ async function keptOutOfRotation<T>(
       log.warn('the load balancer put detached servers back in rotation (reloaded?); detaching them again', {
         servers: lost,
       });
-      await mapLimited(lost, bulkConcurrency, (server) => traffic.detach(server));
+      await traffic.switchTraffic([], lost);
     } catch (error) {
       log.warn('could not check that detached servers are still out of rotation', {
         error: (error as Error).message,
@@ -179,6 +210,16 @@ async function keptOutOfRotation<T>(
     wake();
     await watching;
   }
+}
+
+/**
+ * The activity's context for a step on `servers` servers at once, each of whose commands and checks listens for
+ * the activity's cancellation: as many listeners as servers, which Node would otherwise warn of past ten.
+ */
+function bulkContext(servers: number): Context {
+  const ctx = Context.current();
+  setMaxListeners(Math.max(10, servers + 10), ctx.cancellationSignal);
+  return ctx;
 }
 
 /** A bulk step's outcome for each server: undefined when it went well, or why it failed. */
@@ -216,8 +257,7 @@ function createBulkActivities(deps: ActivityDeps) {
     loadBalancer: HaproxyLoadBalancer;
     servers: string[];
   }): Promise<void> => {
-    const traffic = deps.trafficFor(input.loadBalancer);
-    await mapLimited(input.servers, bulkConcurrency, (server) => traffic.detach(server));
+    await deps.trafficFor(input.loadBalancer).switchTraffic([], input.servers);
   };
 
   const attachServers = async (input: {
@@ -226,16 +266,15 @@ function createBulkActivities(deps: ActivityDeps) {
   }): Promise<void> => {
     const ctx = Context.current();
     const traffic = deps.trafficFor(input.loadBalancer);
-    await mapLimited(input.servers, bulkConcurrency, (server) => traffic.attach(server));
+    await traffic.switchTraffic(input.servers, []);
     // In rotation once HAProxy's own checks see each one UP, as attachServer waits for one.
-    await mapLimited(input.servers, bulkConcurrency, async (server) => {
-      for (;;) {
-        const { status } = await traffic.traffic(server);
-        if (/^(UP|no check)/.test(status)) return;
-        ctx.heartbeat({ server, status });
-        await ctx.sleep(100);
-      }
-    });
+    for (let rising = input.servers; rising.length > 0; ) {
+      const readings = await traffic.trafficOf(rising);
+      rising = rising.filter((server) => !/^(UP|no check)/.test(readings[server]?.status ?? ''));
+      if (rising.length === 0) return;
+      ctx.heartbeat({ rising: rising.length, status: readings[rising[0] ?? '']?.status });
+      await ctx.sleep(100);
+    }
   };
 
   return {
@@ -265,17 +304,16 @@ function createBulkActivities(deps: ActivityDeps) {
       const traffic = deps.trafficFor(input.loadBalancer);
       const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
       const startedAt = resumed?.startedAt ?? Date.now();
-      const forced: string[] = [];
-      const failed = await keptOutOfRotation(traffic, input.servers, () =>
-        settleEach(
-          input.servers,
-          (server) => server,
-          async (server) => {
-            const outcome = await drainOne(ctx, traffic, server, input.policy, startedAt);
-            if (!outcome.drained) forced.push(server);
-          },
-        ),
+      const outcomes = await keptOutOfRotation(traffic, input.servers, () =>
+        drainEach(ctx, traffic, input.servers, input.policy, startedAt),
       );
+      const failed: BulkOutcomes = {};
+      const forced: string[] = [];
+      for (const server of input.servers) {
+        const outcome = outcomes.get(server);
+        failed[server] = outcome instanceof Error ? outcome.message : undefined;
+        if (outcome && !(outcome instanceof Error) && !outcome.drained) forced.push(server);
+      }
       return { failed, forced };
     },
 
@@ -292,7 +330,7 @@ function createBulkActivities(deps: ActivityDeps) {
       /** Where the servers were detached, to hold them out while they are upgraded; absent in older rollouts. */
       loadBalancer?: HaproxyLoadBalancer;
     }): Promise<BulkOutcomes> => {
-      const ctx = Context.current();
+      const ctx = bulkContext(input.servers.length);
       const done = new Set((ctx.info.heartbeatDetails as { done?: string[] } | undefined)?.done ?? []);
       const retried = ctx.info.attempt > 1;
       const beat = setInterval(() => ctx.heartbeat({ done: [...done] }), 3_000);
@@ -341,7 +379,7 @@ function createBulkActivities(deps: ActivityDeps) {
       verify: HttpVerification;
       version: string;
     }): Promise<BulkOutcomes> => {
-      const ctx = Context.current();
+      const ctx = bulkContext(input.servers.length);
       return settleEach(
         input.servers,
         (server) => server.name,

@@ -22,8 +22,16 @@ export type Activities = ReturnType<typeof createActivities>;
  * through the kubeconfig kubectl would use.
  */
 export function realActivityDeps(): ActivityDeps {
+  // One provider per backend for the worker's life: it keeps the backend's server ids and which HAProxy process
+  // it last found holding every drain, so a step's checks read only its own servers.
+  const providers = new Map<string, HaproxyTrafficProvider>();
   return {
-    trafficFor: (lb) => new HaproxyTrafficProvider(lb.socket, lb.backend),
+    trafficFor: (lb) => {
+      const key = JSON.stringify([lb.socket, lb.backend]);
+      let provider = providers.get(key);
+      if (!provider) providers.set(key, (provider = new HaproxyTrafficProvider(lb.socket, lb.backend)));
+      return provider;
+    },
     hosts: new ExecHostExecutor(),
     verifier: new HttpVerifier(),
     metrics: new HttpMetricsReader(),

@@ -24,6 +24,8 @@ export interface TrafficProvider {
   /** Sends requests to the server again. Idempotent. */
   attach(server: string): Promise<void>;
   traffic(server: string): Promise<ServerTraffic>;
+  /** Each of these servers' traffic, from one reading that grows with them, not with the backend. */
+  trafficOf(servers: readonly string[]): Promise<Record<string, ServerTraffic>>;
   setWeight(server: string, weight: number): Promise<void>;
   /** Every server's cumulative request counters and current weight, from one reading. */
   counters(): Promise<Record<string, ServerSample>>;

@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
+import { trafficOfEach } from './traffic-of-each';
 import type { HttpVerification } from '../../spec/rollout';
 import type {
   ActivityDeps,
@@ -156,6 +157,7 @@ export class InMemoryFleet {
         weight: server.weight,
       });
     },
+    trafficOf: (names) => trafficOfEach(this.traffic, names),
     setWeight: (name, weight) => {
       this.get(name).weight = weight;
       return Promise.resolve();
@@ -165,7 +167,12 @@ export class InMemoryFleet {
     // Creating servers is tested against real HAProxy and real processes only.
     addServer: () => Promise.reject(new Error('the in-memory fleet does not create servers')),
     removeServer: () => Promise.reject(new Error('the in-memory fleet does not remove servers')),
-    switchTraffic: () => Promise.reject(new Error('the in-memory fleet does not switch traffic')),
+    switchTraffic: async (toServe, toDrain) => {
+      await Promise.all([
+        ...toServe.map((name) => this.traffic.attach(name)),
+        ...toDrain.map((name) => this.traffic.detach(name)),
+      ]);
+    },
     undrained: (names) => Promise.resolve(names.filter((name) => this.get(name).ready)),
     counters: () => {
       const samples: Record<string, ServerSample> = {};

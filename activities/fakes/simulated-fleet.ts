@@ -1,4 +1,5 @@
 import type { HaproxyLoadBalancer } from '../../spec/rollout';
+import { trafficOfEach } from './traffic-of-each';
 import type {
   ActivityDeps,
   CommandResult,
@@ -128,7 +129,7 @@ export class SimulatedFleets {
       return server;
     };
     const refuse = (what: string) => () => Promise.reject(new Error(`a simulated fleet does not ${what}`));
-    return {
+    const provider: TrafficProvider = {
       listServers: () => Promise.resolve([...fleet.keys()]),
       detach: async (name) => {
         const server = get(name);
@@ -152,15 +153,22 @@ export class SimulatedFleets {
           weight: 1,
         };
       },
+      trafficOf: (names) => trafficOfEach(provider, names),
       setWeight: () => Promise.resolve(),
       counters: () => Promise.resolve({}),
       servers: () =>
         Promise.resolve([...fleet.keys()].map((name) => ({ name, address: `${name}.${lb.backend}:8080` }))),
       addServer: refuse('create servers'),
       removeServer: refuse('remove servers'),
-      switchTraffic: refuse('switch traffic'),
+      switchTraffic: async (toServe, toDrain) => {
+        await Promise.all([
+          ...toServe.map((name) => provider.attach(name)),
+          ...toDrain.map((name) => provider.detach(name)),
+        ]);
+      },
       undrained: (names) => Promise.resolve(names.filter((name) => get(name).serving)),
     };
+    return provider;
   }
 
   /** Upgrade commands are `[anything, <address>, <version>]`. */

@@ -28,6 +28,15 @@ export function isErrorAnswer(answer: string): boolean {
   return trimmed !== '' && !successNotices.some((notice) => notice.test(trimmed));
 }
 
+/** Commands this process sent over HAProxy Runtime API connections: for benchmarks that count them. */
+export const runtimeApiUsage = { commands: 0, connections: 0 };
+
+/**
+ * HAProxy reads a command line into one buffer (`tune.bufsize`, 16 kB by default): a connection carries at most
+ * this many short commands.
+ */
+const commandsPerConnection = 200;
+
 /** A client of HAProxy's Runtime API over its unix socket, one command per connection (non-interactive mode). */
 export class HaproxyRuntimeApi {
   constructor(
@@ -42,7 +51,23 @@ export class HaproxyRuntimeApi {
     return this.sendRaw(command);
   }
 
+  /**
+   * Sends read-only commands back to back, a few hundred per connection, and returns their answers joined: for
+   * reading many servers without a connection each.
+   */
+  async sendAll(commands: readonly string[]): Promise<string> {
+    for (const command of commands)
+      if (/[\n;]/.test(command))
+        throw new Error(`refusing a Runtime API command with a newline or ";": ${command}`);
+    const answers: string[] = [];
+    for (let i = 0; i < commands.length; i += commandsPerConnection)
+      answers.push(await this.sendRaw(commands.slice(i, i + commandsPerConnection).join('; ')));
+    return answers.join('');
+  }
+
   private sendRaw(command: string): Promise<string> {
+    runtimeApiUsage.connections++;
+    runtimeApiUsage.commands += command.split('; ').length;
     return new Promise((resolve, reject) => {
       const socket = createConnection(this.socketPath);
       const chunks: Buffer[] = [];
@@ -71,20 +96,17 @@ export class HaproxyRuntimeApi {
   }
 
   /**
-   * Sends several commands in one connection, which HAProxy runs back to back before it reads anything else:
-   * the way to switch many servers at once. Throws with HAProxy's words when any of them answers an error.
+   * Sends several commands back to back, which HAProxy runs in order before it reads anything else: the way to
+   * switch many servers at once. A few hundred go in one connection (see commandsPerConnection), so a thousand
+   * servers take a few connections, one after the other. Throws with HAProxy's words when any answers an error.
    */
   async executeAll(commands: readonly string[]): Promise<string> {
-    for (const command of commands)
-      if (/[\n;]/.test(command))
-        throw new Error(`refusing a Runtime API command with a newline or ";": ${command}`);
-    const joined = commands.join('; ');
-    const answer = await this.sendRaw(joined);
+    const answer = await this.sendAll(commands);
     const errors = answer
       .split('\n')
       .map((line) => line.trim())
       .filter((line) => line !== '' && isErrorAnswer(line));
-    if (errors.length > 0) throw new HaproxyCommandError(joined, errors.join('\n'));
+    if (errors.length > 0) throw new HaproxyCommandError(commands.join('; '), errors.join('\n'));
     return answer;
   }
 
@@ -103,17 +125,23 @@ export class HaproxyRuntimeApi {
   }
 }
 
+/** Rows of one or more `show stat` answers, each row keyed by the columns of the header before it. */
 export function parseStatCsv(csv: string): Array<Record<string, string>> {
   const lines = csv.split('\n').filter((line) => line.trim() !== '');
-  const header = lines.shift();
-  if (!header?.startsWith('# ')) throw new Error(`unexpected "show stat" answer: ${csv.slice(0, 200)}`);
-  const columns = header.slice(2).split(',');
-  return lines.map((line) => {
+  if (!lines[0]?.startsWith('# ')) throw new Error(`unexpected "show stat" answer: ${csv.slice(0, 200)}`);
+  let columns: string[] = [];
+  const rows: Array<Record<string, string>> = [];
+  for (const line of lines) {
+    if (line.startsWith('# ')) {
+      columns = line.slice(2).split(',');
+      continue;
+    }
     const cells = line.split(',');
     const row: Record<string, string> = {};
     columns.forEach((column, i) => {
       if (column !== '') row[column] = cells[i] ?? '';
     });
-    return row;
-  });
+    rows.push(row);
+  }
+  return rows;
 }

@@ -1,5 +1,5 @@
 import type { ServerSample, ServerTraffic, TrafficProvider } from '../ports';
-import { HaproxyRuntimeApi } from './runtime-api';
+import { HaproxyRuntimeApi, parseStatCsv } from './runtime-api';
 
 /** One HAProxy backend as a TrafficProvider. */
 export class HaproxyTrafficProvider implements TrafficProvider {
@@ -34,17 +34,55 @@ export class HaproxyTrafficProvider implements TrafficProvider {
   }
 
   async traffic(server: string): Promise<ServerTraffic> {
-    const rows = await this.api.showStat();
-    const row = rows.find((r) => r.pxname === this.backend && r.svname === server);
-    if (!row) throw new Error(`HAProxy backend "${this.backend}" has no server "${server}"`);
-    const num = (column: string) => Number(row[column] || 0);
-    return {
-      status: row.status ?? 'UNKNOWN',
-      sessions: num('scur'),
-      queued: num('qcur'),
-      usedConnections: num('used_conn_cur'),
-      weight: num('weight'),
-    };
+    const { [server]: traffic } = await this.trafficOf([server]);
+    if (!traffic) throw new Error(`HAProxy backend "${this.backend}" has no server "${server}"`);
+    return traffic;
+  }
+
+  /**
+   * One `show stat <backend> 4 <id>` per server, sent back to back: the reading grows with the servers asked
+   * about, where a plain `show stat` gives every server of every backend. Server ids come from `show servers
+   * state`, read once and again when a server is not where its id said (added or deleted at run time).
+   */
+  async trafficOf(servers: readonly string[]): Promise<Record<string, ServerTraffic>> {
+    for (let attempt = 1; ; attempt++) {
+      this.serverIds ??= await this.readServerIds();
+      const ids = this.serverIds;
+      const unknown = servers.filter((server) => !ids.has(server));
+      const rows =
+        unknown.length > 0
+          ? []
+          : parseStatCsv(
+              await this.api.sendAll(
+                servers.map((server) => `show stat ${this.backend} 4 ${ids.get(server)}`),
+              ),
+            );
+      const byName = new Map(
+        rows.filter((row) => row.pxname === this.backend).map((row) => [row.svname, row]),
+      );
+      const missing = servers.filter((server) => !byName.has(server));
+      if (missing.length > 0) {
+        this.serverIds = undefined;
+        if (attempt === 1) continue;
+        throw new Error(`HAProxy backend "${this.backend}" has no server "${missing.join('", "')}"`);
+      }
+      return Object.fromEntries(servers.map((server) => [server, serverTraffic(byName.get(server) ?? {})]));
+    }
+  }
+
+  private serverIds: Map<string, string> | undefined;
+
+  private async readServerIds(): Promise<Map<string, string>> {
+    return new Map((await this.serversState()).map((cells) => [cells[3] ?? '', cells[2] ?? '']));
+  }
+
+  /** `show servers state` rows: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ... */
+  private async serversState(): Promise<string[][]> {
+    const answer = await this.api.send(`show servers state ${this.backend}`);
+    const [format, header, ...lines] = answer.split('\n');
+    if (format !== '1' || !header?.startsWith('# be_id'))
+      throw new Error(`unexpected "show servers state ${this.backend}" answer: ${answer.slice(0, 200)}`);
+    return lines.filter((line) => line.trim() !== '').map((line) => line.split(' '));
   }
 
   async counters(): Promise<Record<string, ServerSample>> {
@@ -93,18 +131,33 @@ export class HaproxyTrafficProvider implements TrafficProvider {
     await this.api.execute(`del server ${this.backend}/${name}`);
   }
 
+  /**
+   * A reload starts a new HAProxy process, with a new pid: while the pid is the one the last full reading saw,
+   * the drains set since stand, and the check costs one short `show info`, whatever the backend's size.
+   */
   async undrained(servers: readonly string[]): Promise<string[]> {
+    const pid = await this.processId();
+    if (pid === this.checkedProcess) return [];
     const wanted = new Set(servers);
-    // `show servers state` gives each server's admin state as bits: 0 is none of drain and maintenance set.
-    const answer = await this.api.send(`show servers state ${this.backend}`);
-    const [format, header, ...lines] = answer.split('\n');
-    if (format !== '1' || !header?.startsWith('# be_id'))
-      throw new Error(`unexpected "show servers state ${this.backend}" answer: ${answer.slice(0, 200)}`);
-    // Columns: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ...
-    return lines
-      .map((line) => line.split(' '))
+    // Admin state bits: 0 is none of drain and maintenance set. A reload may also renumber servers.
+    const rows = await this.serversState();
+    this.serverIds = new Map(rows.map((cells) => [cells[3] ?? '', cells[2] ?? '']));
+    const lost = rows
       .filter((cells) => wanted.has(cells[3] ?? '') && cells[6] === '0')
       .map((cells) => cells[3] ?? '');
+    // Those are detached again by the caller; until then the next check must read them again.
+    if (lost.length === 0) this.checkedProcess = pid;
+    return lost;
+  }
+
+  /** The pid of the HAProxy process whose drains were last read, all in place. */
+  private checkedProcess: string | undefined;
+
+  private async processId(): Promise<string> {
+    const info = await this.api.send('show info');
+    const pid = /^Pid: (\d+)$/m.exec(info)?.[1];
+    if (!pid) throw new Error(`unexpected "show info" answer: ${info.slice(0, 200)}`);
+    return pid;
   }
 
   async switchTraffic(toServe: readonly string[], toDrain: readonly string[]): Promise<void> {
@@ -113,4 +166,15 @@ export class HaproxyTrafficProvider implements TrafficProvider {
       ...toDrain.map((name) => `set server ${this.backend}/${name} state drain`),
     ]);
   }
+}
+
+function serverTraffic(row: Record<string, string>): ServerTraffic {
+  const num = (column: string) => Number(row[column] || 0);
+  return {
+    status: row.status ?? 'UNKNOWN',
+    sessions: num('scur'),
+    queued: num('qcur'),
+    usedConnections: num('used_conn_cur'),
+    weight: num('weight'),
+  };
 }
