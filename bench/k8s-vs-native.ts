@@ -13,6 +13,7 @@ import { createBatonWorker } from '../worker/create-worker';
 import type { rolloutWorkflow } from '../workflows';
 import { nativeRollingUpdate } from './k8s-native';
 import { benchNamespace, startBenchScratch } from './scratch';
+import { median } from './simulated';
 import { printTable } from './table';
 
 const rollingUpdate = { maxSurge: '25%', maxUnavailable: '0%' };
@@ -167,11 +168,4 @@ async function batonRollingUpdate(
   if (result.phase !== 'succeeded') throw new Error(`Baton's rollout to ${version} ended ${result.phase}`);
 }
 
-const median = (values: readonly number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[middle] ?? 0)
-    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-};
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;

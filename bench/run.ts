@@ -1,6 +1,7 @@
 import { DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { runCommands } from './commands';
 import { runCrashMatrix } from './crash-matrix';
+import { runFleetScale } from './fleet-scale';
 import { runConcurrency } from './concurrency';
 import { runOverhead } from './overhead';
 import { runScale } from './scale';
@@ -19,6 +20,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'crash-matrix': runCrashMatrix,
   overhead: runOverhead,
   scale: runScale,
+  'fleet-scale': runFleetScale,
   concurrency: runConcurrency,
   commands: runCommands,
 };

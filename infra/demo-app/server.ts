@@ -1,14 +1,11 @@
 import { appendFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { Server } from 'node:net';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { createDemoServer } from './demo-server';
 
 /**
- * The demo application: a web server that reports its version, with a configurable latency and error rate, and
- * that on SIGTERM stops accepting connections and finishes every request in flight before it exits, as a
- * well-behaved service does. `?delay=2000` makes one request take that long. `/metrics` gives its request counts
- * in Prometheus' text format, for an analysis, or a check that traffic stopped reaching it, to read.
+ * The demo application as a process of its own (a fleet's host, a pod's container): on SIGTERM it stops accepting
+ * connections and finishes every request in flight before it exits, as a well-behaved service does.
  */
 const { values } = parseArgs({
   options: {
@@ -39,66 +36,8 @@ if (!Number.isInteger(port) || port <= 0) {
   process.exit(2);
 }
 
-let inFlight = 0;
-let stopping = false;
-/** Requests answered, by status code; probes and metrics reads left out, so the figures are the traffic's. */
-const answered = new Map<number, number>();
-/** The time those requests took, in seconds, and how many: a summary without quantiles. */
-let answeredSeconds = 0;
-let timedAnswers = 0;
-
-function metricsText(): string {
-  const lines = [
-    '# HELP demo_requests_total Requests answered, by status code.',
-    '# TYPE demo_requests_total counter',
-    ...[...answered].map(
-      ([code, count]) => `demo_requests_total{code="${code}",version="${version}"} ${count}`,
-    ),
-    '# HELP demo_request_duration_seconds Time taken to answer a request.',
-    '# TYPE demo_request_duration_seconds summary',
-    `demo_request_duration_seconds_sum ${answeredSeconds}`,
-    `demo_request_duration_seconds_count ${timedAnswers}`,
-    '# HELP demo_requests_in_flight Requests being answered now.',
-    '# TYPE demo_requests_in_flight gauge',
-    // This read is one of them.
-    `demo_requests_in_flight ${inFlight - 1}`,
-  ];
-  return `${lines.join('\n')}\n`;
-}
-
-const server = createServer((req, res) => {
-  inFlight++;
-  res.on('close', () => {
-    inFlight--;
-  });
-  // While stopping, tell keep-alive clients to reconnect elsewhere instead of reusing this connection.
-  if (stopping) res.setHeader('connection', 'close');
-  res.setHeader('x-app-version', version);
-  res.setHeader('x-app-server', name);
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  if (url.pathname === '/metrics') {
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-    res.end(metricsText());
-    return;
-  }
-  if (url.pathname === '/healthz') {
-    res.writeHead(healthStatus, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ name, version, status: healthStatus === 200 ? 'ok' : 'unhealthy' }));
-    return;
-  }
-  const delay = Number(url.searchParams.get('delay') ?? latencyMs);
-  const started = process.hrtime.bigint();
-  setTimeout(() => {
-    const failed = errorRate > 0 && Math.random() < errorRate;
-    const code = failed ? 500 : 200;
-    answered.set(code, (answered.get(code) ?? 0) + 1);
-    answeredSeconds += Number(process.hrtime.bigint() - started) / 1e9;
-    timedAnswers++;
-    res.writeHead(code, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ name, version, ok: !failed }));
-  }, delay);
-});
-server.keepAliveTimeout = 15_000;
+const app = createDemoServer({ name, version, latencyMs, errorRate, healthStatus });
+const { server } = app;
 
 let booted = false;
 // A real service boots (loads code, warms caches, connects to databases) before it listens.
@@ -122,6 +61,7 @@ function announce(): void {
     }, Number(values['exit-after-ms']));
 }
 
+let stopping = false;
 function shutdown(): void {
   if (!booted) {
     clearTimeout(bootTimer);
@@ -129,20 +69,8 @@ function shutdown(): void {
   }
   if (stopping) return;
   stopping = true;
-  process.stdout.write(`${name} ${version} stopping: ${inFlight} requests in flight\n`);
-  const closeIdleAfterMs = Number(values['close-idle-after-ms']);
-  if (closeIdleAfterMs === 0) {
-    // close() stops accepting and drops idle keep-alive connections; requests in flight run to their end.
-    server.close(() => process.exit(0));
-    server.closeIdleConnections();
-  } else {
-    // Behind kube-proxy a client's keep-alive connection outlives the pod's removal from the Service, and closing
-    // it while idle races the client sending its next request on it. The listener closes now (net.Server's close:
-    // http.Server's also drops idle connections); each connection ends after its next answer, which says
-    // `connection: close`, or when its client lets it go; those still idle after the grace are closed.
-    Server.prototype.close.call(server, () => process.exit(0));
-    setTimeout(() => server.closeIdleConnections(), closeIdleAfterMs).unref();
-  }
+  process.stdout.write(`${name} ${version} stopping: ${app.inFlight()} requests in flight\n`);
+  void app.shutdown(Number(values['close-idle-after-ms'])).then(() => process.exit(0));
   setTimeout(() => process.exit(1), 60_000).unref();
 }
 process.on('SIGTERM', shutdown);

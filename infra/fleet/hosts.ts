@@ -142,6 +142,43 @@ export async function startHost(
   return 'started';
 }
 
+/**
+ * Starts every server of the fleet in one process (see server-farm.ts) on `version`, and returns the base URL of
+ * its control port once every server listens. Stopping any of its hosts (stopHost, stopAllHosts) ends them all.
+ */
+export async function startServerFarm(fleetDir: string, version: string): Promise<string> {
+  const controlPort = await freePort();
+  const log = openSync(join(fleetDir, 'farm.log'), 'a');
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(repoRoot, 'infra', 'fleet', 'server-farm.ts'),
+      '--fleet',
+      resolve(fleetDir),
+      '--version',
+      version,
+      '--control-port',
+      String(controlPort),
+      '--starts-log',
+      startsLogPath(fleetDir),
+    ],
+    { cwd: repoRoot, detached: true, stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start the server farm');
+  const deadline = Date.now() + 60_000;
+  while (!(await portAccepts('127.0.0.1', controlPort))) {
+    if (!signalReaches(pid)) throw new Error(`the server farm exited at start; see ${fleetDir}/farm.log`);
+    if (Date.now() > deadline) throw new Error('the server farm did not listen within 60 s');
+    await delay(50);
+  }
+  return `http://127.0.0.1:${controlPort}`;
+}
+
 /** The running version of every host, as recorded by this supervisor. */
 export async function hostVersions(fleetDir: string): Promise<Record<string, string | undefined>> {
   const fleet = await readFleetFile(fleetDir);

@@ -5,7 +5,8 @@ import type { LocalHaproxy } from '../haproxy';
 import { killRecordedHaproxy, serverCheckOptions, startHaproxy } from '../haproxy';
 import { freePort } from '../ports';
 import type { FleetFile } from './hosts';
-import { startHost, stopAllHosts, writeFleetFile } from './hosts';
+import { ensureDebianPackage } from '../debian';
+import { startHost, startServerFarm, stopAllHosts, writeFleetFile } from './hosts';
 
 export interface LocalFleetOptions {
   /** Folder for the fleet's state: HAProxy's config and socket, each host's pid, log and the start log. */
@@ -17,6 +18,11 @@ export interface LocalFleetOptions {
   readonly versions?: FleetFile['versions'];
   readonly defaults?: FleetFile['defaults'];
   readonly backend?: string;
+  /**
+   * All servers in one process (the server farm), upgraded through its control port with curl: for fleets of
+   * hundreds, where a process each would not fit in memory, nor a Node command each per upgrade in CPU.
+   */
+  readonly farm?: boolean;
 }
 
 export interface LocalFleet {
@@ -55,8 +61,18 @@ export async function startLocalFleet(options: LocalFleetOptions): Promise<Local
     ...(options.defaults ? { defaults: options.defaults } : {}),
   });
   let haproxy: LocalHaproxy | undefined;
+  let upgradeArgv = [process.execPath, hostctl, '--fleet', options.dir, 'upgrade', '{name}', '{version}'];
   try {
-    await Promise.all(servers.map((server) => startHost(options.dir, server.name, options.version)));
+    if (options.farm) {
+      const farm = await startServerFarm(options.dir, options.version);
+      upgradeArgv = [
+        await ensureDebianPackage('curl', 'curl', '--version'),
+        '-fsS',
+        '-X',
+        'POST',
+        `${farm}/upgrade/{name}/{version}`,
+      ];
+    } else await Promise.all(servers.map((server) => startHost(options.dir, server.name, options.version)));
     haproxy = await startHaproxy({
       dir: join(options.dir, 'haproxy'),
       frontendPort: await freePort(),
@@ -68,7 +84,6 @@ export async function startLocalFleet(options: LocalFleetOptions): Promise<Local
     throw error;
   }
   const lb = haproxy;
-  const upgradeArgv = [process.execPath, hostctl, '--fleet', options.dir, 'upgrade', '{name}', '{version}'];
   return {
     dir: options.dir,
     haproxy: lb,

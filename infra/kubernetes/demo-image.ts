@@ -59,6 +59,8 @@ function demoArgs(tag: (typeof demoImageTags)[number]): string[] {
 }
 
 const appSource = join(__dirname, '..', 'demo-app', 'server.ts');
+/** What appSource bundles besides itself. */
+const appServer = join(__dirname, '..', 'demo-app', 'demo-server.ts');
 const root = join(__dirname, '..', '..');
 
 /** The shared libraries a program loads, as ldd lists them. */
@@ -72,7 +74,7 @@ function sharedLibraries(program: string): string[] {
 
 function demoImageComponent(pause: string): CachedComponent {
   const hash = createHash('sha256');
-  for (const file of [appSource, __filename, join(__dirname, 'oci-archive.ts'), pause])
+  for (const file of [appSource, appServer, __filename, join(__dirname, 'oci-archive.ts'), pause])
     hash.update(readFileSync(file));
   hash.update(process.version);
   return {
