@@ -3,15 +3,24 @@ import type { ActivityDeps } from '../../activities';
 import { realActivityDeps } from '../../activities';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import type { RolloutSpecInput } from '../../spec';
+import type { KubernetesTargetInput } from '../../spec/rollout';
+import { ensureKubernetesBinaries } from '../components';
 import { startLocalCluster } from '../kubernetes-cluster';
-import { demoAppTarget, deployDemoApp, servingVersions } from '../kubernetes/demo-app-objects';
+import {
+  demoAppMetrics,
+  demoAppTarget,
+  deployDemoApp,
+  servingVersions,
+} from '../kubernetes/demo-app-objects';
 import { demoImageTags } from '../kubernetes/demo-image';
 
 export interface KubernetesDemo {
   /** The Service's ClusterIP, where the demo's load goes. */
   readonly url: string;
   readonly kubeconfig: string;
-  readonly target: RolloutSpecInput['target'];
+  /** The kubectl built for the cluster, for commands the kept demo prints. */
+  readonly kubectl: string;
+  readonly target: KubernetesTargetInput;
   readonly deps: ActivityDeps;
   /** Pods behind the Service that report `version` at their own address. */
   podsOn(version: string): Promise<number>;
@@ -21,22 +30,35 @@ export interface KubernetesDemo {
 /** The versions a demo pod can run: the tags of the demo app's image that serve. */
 export const kubernetesDemoVersions = demoImageTags.filter((tag) => /^v\d$/.test(tag));
 
-/** The demo's strategy on Kubernetes: the same as the fleet's, in the fields a Kubernetes target takes. */
-export function kubernetesDemoStrategy(strategy: string): RolloutSpecInput['strategy'] {
-  if (strategy === 'recreate') return { type: 'recreate' };
-  if (strategy === 'blue-green') return { type: 'blue-green', scaleDownDelay: '3s' };
-  if (strategy === 'surge') return { type: 'surge' };
+/**
+ * The demo's rollout on Kubernetes: the fleet's strategy, in the fields a Kubernetes target takes. The canary's
+ * analyses judge the new pods by the request figures each pod serves at /metrics, against the old pods'.
+ */
+export function kubernetesDemoInput(
+  target: KubernetesTargetInput,
+  strategy: string,
+  version: string,
+): RolloutSpecInput {
   if (strategy === 'canary')
     return {
-      type: 'canary',
-      steps: [
-        { setWeight: 25 },
-        { analysis: { window: '5s' } },
-        { setWeight: 50 },
-        { analysis: { window: '5s' } },
-      ],
+      target: { ...target, metrics: demoAppMetrics },
+      version,
+      strategy: {
+        type: 'canary',
+        steps: [
+          { setWeight: 25 },
+          { analysis: { window: '5s' } },
+          { setWeight: 50 },
+          { analysis: { window: '5s' } },
+        ],
+      },
     };
-  return { type: 'rolling' };
+  const strategies: Record<string, RolloutSpecInput['strategy']> = {
+    recreate: { type: 'recreate' },
+    'blue-green': { type: 'blue-green', scaleDownDelay: '3s' },
+    surge: { type: 'surge' },
+  };
+  return { target, version, strategy: strategies[strategy] ?? { type: 'rolling' } };
 }
 
 /**
@@ -60,6 +82,7 @@ export async function startKubernetesDemo(options: {
     return {
       url: app.url,
       kubeconfig: cluster.kubeconfig,
+      kubectl: (await ensureKubernetesBinaries()).kubectl,
       target: demoAppTarget(app, 'demo-web'),
       deps: { ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) },
       podsOn: async (version) => (await servingVersions(kc, app)).filter((v) => v === version).length,

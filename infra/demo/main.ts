@@ -15,10 +15,9 @@ import { parseRolloutSpec, SpecError } from '../../spec';
 import { createBatonWorker } from '../../worker/create-worker';
 import { cacheRoot } from '../cache';
 import { hostVersions } from '../fleet/hosts';
-import type { LocalFleet } from '../fleet/local-fleet';
 import { startLocalFleet } from '../fleet/local-fleet';
 import { startLoad } from '../load';
-import { kubernetesDemoStrategy, kubernetesDemoVersions, startKubernetesDemo } from './kubernetes';
+import { kubernetesDemoInput, kubernetesDemoVersions, startKubernetesDemo } from './kubernetes';
 import { onInterrupt } from '../interrupt';
 import { tryFileLock } from '../lock';
 import { portInUse } from '../ports';
@@ -35,6 +34,12 @@ interface DemoTarget {
   readonly input: RolloutSpecInput;
   readonly deps: ActivityDeps;
   onNewVersion(): Promise<number>;
+  /** With --keep: what stays running, and commands to explore it with besides baton's own. */
+  readonly kept: { readonly what: string; readonly commands: readonly string[] };
+  /** "fleet (9 servers behind HAProxy)": what the kept spec rolls out. */
+  readonly described: string;
+  /** false: a new connection per request (see startLoad). */
+  readonly keepAlive: boolean;
 }
 
 interface DemoOptions {
@@ -106,10 +111,6 @@ function parseOptions(argv: string[]): DemoOptions {
           `error: ${flag}: expected one of the demo image's versions ${kubernetesDemoVersions.join(', ')} on --target kubernetes, got "${version}"`,
           { exitCode: exitCodes.badInput },
         );
-    if (options.keep)
-      program.error('error: --keep: expected --target fleet; the kept playground is built for fleets only', {
-        exitCode: exitCodes.badInput,
-      });
   }
   return options;
 }
@@ -134,14 +135,26 @@ function demoStrategy(options: DemoOptions): RolloutSpecInput['strategy'] {
 }
 
 /**
- * The kept fleet's spec as a user would keep it: the demo's own, with time between rolling batches so that pause,
- * resume and abort can be tried by hand on a second rollout.
+ * The kept demo's spec as a user would keep it: the demo's own, with time between rolling steps so that pause,
+ * resume and abort can be tried by hand on a second rollout. A fleet waits between batches; Kubernetes, which
+ * takes no pauseBetweenBatches, waits after each scale-up but the last.
  */
-function playgroundSpec(input: RolloutSpecInput, options: DemoOptions): string {
+function playgroundSpec(input: RolloutSpecInput, options: DemoOptions, described: string): string {
+  const wait = '10s';
   const strategy =
-    input.strategy?.type === 'rolling' ? { ...input.strategy, pauseBetweenBatches: '10s' } : input.strategy;
+    input.strategy?.type !== 'rolling'
+      ? input.strategy
+      : options.target === 'kubernetes'
+        ? {
+            ...input.strategy,
+            pauses: Array.from({ length: Math.max(1, options.servers - 1) }, (_, i) => ({
+              after: i + 1,
+              duration: wait,
+            })),
+          }
+        : { ...input.strategy, pauseBetweenBatches: wait };
   return [
-    `# The demo's fleet (${options.servers} servers behind HAProxy), kept by \`npm run demo -- --keep\`.`,
+    `# The demo's ${described}, kept by \`npm run demo -- --keep\`.`,
     '# Start a rollout of it with: npx baton start -f <this file> --version v3',
     toYaml({ ...input, strategy }),
   ].join('\n');
@@ -235,7 +248,6 @@ async function main(): Promise<number> {
     // The fleet's hosts and HAProxy, or the Kubernetes cluster, keep their files here; Ctrl-C removes it.
     const demoDir = await mkdtemp(join(tmpdir(), 'baton-demo-'));
     cleanups.push(() => rm(demoDir, { recursive: true, force: true }));
-    let fleet: LocalFleet | undefined;
     let demo: DemoTarget;
     if (options.target === 'kubernetes') {
       log(
@@ -251,13 +263,19 @@ async function main(): Promise<number> {
         url: cluster.url,
         through: 'the Service',
         units: 'pods',
-        input: {
-          target: cluster.target,
-          version: options.to,
-          strategy: kubernetesDemoStrategy(options.strategy),
-        },
+        input: kubernetesDemoInput(cluster.target, options.strategy, options.to),
         deps: cluster.deps,
         onNewVersion: () => cluster.podsOn(options.to),
+        described: `app (${options.servers} pods of a Deployment behind a Service, on a real node)`,
+        // kube-proxy picks a pod per connection: kept-alive connections stay on the pods they first reached, and a
+        // canary's new pods would get none of this one client's requests to judge. Many clients spread them.
+        keepAlive: options.strategy !== 'canary',
+        kept: {
+          what: `Kubernetes with kubeconfig ${cluster.kubeconfig}, the Service at ${cluster.url}`,
+          commands: [
+            `${cluster.kubectl} --kubeconfig ${cluster.kubeconfig} get deployments,pods -o wide   # old and new pods`,
+          ],
+        },
       };
     } else {
       log(`starting HAProxy and ${options.servers} servers on ${options.from}…`);
@@ -268,7 +286,6 @@ async function main(): Promise<number> {
         // Real services take a moment to boot and to answer; so does the demo app.
         defaults: { latencyMs: 20, startupMs: 1_000 },
       });
-      fleet = started;
       cleanups.push(() => started.stop());
       // Blue/green and surge create new servers and destroy the old ones: the fleet is what HAProxy's backend holds.
       const creates = options.strategy === 'blue-green' || options.strategy === 'surge';
@@ -281,6 +298,12 @@ async function main(): Promise<number> {
         deps: realActivityDeps(),
         onNewVersion: async () =>
           Object.values(await hostVersions(started.dir)).filter((v) => v === options.to).length,
+        described: `fleet (${options.servers} servers behind HAProxy)`,
+        keepAlive: true,
+        kept: {
+          what: `HAProxy ${started.haproxy.frontendUrl}, admin socket ${started.haproxy.socket}`,
+          commands: [],
+        },
       };
     }
     const input = demo.input;
@@ -302,7 +325,7 @@ async function main(): Promise<number> {
 
     const spec = parseRolloutSpec(input, 'demo spec');
     log(`sending ${options.rate} requests/s through ${demo.through} at ${demo.url}`);
-    const load = startLoad({ url: demo.url, ratePerSecond: options.rate });
+    const load = startLoad({ url: demo.url, ratePerSecond: options.rate, keepAlive: demo.keepAlive });
     await delay(1_000);
     const started = Date.now();
     const handle = await startRollout(baton.client, spec, { taskQueue });
@@ -352,14 +375,14 @@ async function main(): Promise<number> {
       options.json ? `${lines.join('\n')}\n${JSON.stringify(summary)}\n` : `${lines.join('\n')}\n`,
     );
 
-    if (options.keep && fleet) {
+    if (options.keep) {
       const specFile = join(demoDir, 'rollout.yaml');
-      await writeFile(specFile, playgroundSpec(input, options));
+      await writeFile(specFile, playgroundSpec(input, options, demo.described));
       log(
         [
           '',
-          `kept running: HAProxy ${fleet.haproxy.frontendUrl}, admin socket ${fleet.haproxy.socket}, Temporal ${baton.address}, UI ${uiBase}.`,
-          `The fleet's spec is ${specFile}. Try, from ${process.cwd()} in another terminal:`,
+          `kept running: ${demo.kept.what}, Temporal ${baton.address}, UI ${uiBase}.`,
+          `The ${demo.described.split(' ')[0]}'s spec is ${specFile}. Try, from ${process.cwd()} in another terminal:`,
           '',
           ...playgroundCommands({
             specFile,
@@ -369,6 +392,7 @@ async function main(): Promise<number> {
             target: spec.target.name,
             next: nextVersion(options.to),
           }).map((line) => `  ${line}`),
+          ...demo.kept.commands.map((line) => `  ${line}`),
           '',
           `  ${uiBase}/namespaces/${baton.namespace}/workflows   # every rollout, in the Temporal UI`,
           '',

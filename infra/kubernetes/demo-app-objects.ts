@@ -148,6 +148,12 @@ export async function untilRouted(url: string, version: string, deadline: number
   }
 }
 
+/** Where a demo pod's request figures are, for a target's `metrics`: its own /metrics, by version and code. */
+export const demoAppMetrics = {
+  requests: 'demo_requests_total',
+  duration: 'demo_request_duration_seconds',
+} as const;
+
 /** A spec's target for the app `deployDemoApp` made, named `name`; `more` sets or overrides fields. */
 export function demoAppTarget(
   app: DemoApp,

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadRolloutSpecFile } from '../../spec';
 import { portInUse } from '../../infra/ports';
+import type { KeptDemo } from '../helpers/demo';
 import { keptDemo, leftAfter } from '../helpers/demo';
 import { processesOf, runToEnd } from '../helpers/process';
 
@@ -23,8 +24,52 @@ function printedCommands(stderr: string): {
     .map((line) => line.trim());
   const exportLine = lines.find((line) => line.startsWith('export ')) ?? '';
   const ui = (lines.find((line) => line.startsWith('http')) ?? '').split(' ')[0] ?? '';
-  const specFile = /The fleet's spec is (\S+)\./.exec(stderr)?.[1] ?? '';
+  const specFile = /The (?:fleet|app)'s spec is (\S+)\./.exec(stderr)?.[1] ?? '';
   return { specFile, exportLine, commands: lines.filter((line) => line.startsWith('npx baton')), ui };
+}
+
+/**
+ * Runs each baton command a kept demo printed, as a user pastes it into a shell in the project's folder after the
+ * export, and checks what each says: a second rollout started, paused, resumed, aborted and rolled back.
+ */
+async function drivePrintedCommands(demo: KeptDemo): Promise<{ temporalPort: number }> {
+  const { specFile, exportLine, commands, ui } = printedCommands(demo.stderr());
+  assert.ok(existsSync(specFile), `the spec file ${specFile} exists`);
+  const spec = await loadRolloutSpecFile(specFile);
+  assert.equal(spec.target.name, 'demo-web');
+  assert.match(exportLine, /^export TEMPORAL_ADDRESS=127\.0\.0\.1:\d+ /);
+  const temporalPort = Number(/TEMPORAL_ADDRESS=[\d.]+:(\d+)/.exec(exportLine)?.[1]);
+  const verbs = commands.map((command) => command.split(' ')[2]);
+  assert.deepEqual(verbs, ['start', 'status', 'pause', 'resume', 'abort', 'watch', 'history']);
+
+  const results = [];
+  for (const command of commands) {
+    const done = await runToEnd('bash', ['-c', `${exportLine}\n${command}`], {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: '1', BATON_OPERATOR: 'playground-test' },
+    });
+    results.push({ command, ...done });
+  }
+  const [start, status, pause, resume, abort, watch, history] = results;
+  assert.equal(start?.code, 0, start?.stderr);
+  assert.match(start?.stdout ?? '', /started rollout\/demo-web \(run [0-9a-f-]+\) to v3/);
+  assert.equal(status?.code, 0, status?.stderr);
+  assert.match(status?.stdout ?? '', /demo-web/);
+  assert.equal(pause?.code, 0, pause?.stderr);
+  assert.match(pause?.stdout ?? '', /demo-web: pause accepted/);
+  assert.equal(resume?.code, 0, resume?.stderr);
+  assert.match(resume?.stdout ?? '', /demo-web: resume accepted/);
+  assert.equal(abort?.code, 0, abort?.stderr);
+  assert.match(abort?.stdout ?? '', /demo-web: abort accepted/);
+  assert.equal(watch?.code, 1, 'watch exits 1: the rollout rolled back');
+  assert.match(watch?.stdout ?? '', /demo-web: rolled-back/);
+  assert.equal(history?.code, 0, history?.stderr);
+  for (const said of ['a closer look', 'trying abort', 'playground-test'])
+    assert.ok(history?.stdout.includes(said), `history shows "${said}":\n${history?.stdout}`);
+
+  const page = await fetch(ui);
+  assert.equal(page.status, 200, `the UI link ${ui} answers`);
+  return { temporalPort };
 }
 
 describe('the kept demo: a playground to drive by hand', () => {
@@ -32,47 +77,41 @@ describe('the kept demo: a playground to drive by hand', () => {
     const demo = await keptDemo('npm run --silent demo -- --servers 6 --batch 1 --rate 50 --keep');
     let temporalPort = 0;
     try {
-      const { specFile, exportLine, commands, ui } = printedCommands(demo.stderr());
-      assert.ok(existsSync(specFile), `the spec file ${specFile} exists`);
-      const spec = await loadRolloutSpecFile(specFile);
-      assert.equal(spec.target.name, 'demo-web');
-      assert.match(exportLine, /^export TEMPORAL_ADDRESS=127\.0\.0\.1:\d+ /);
-      temporalPort = Number(/TEMPORAL_ADDRESS=[\d.]+:(\d+)/.exec(exportLine)?.[1]);
-      const verbs = commands.map((command) => command.split(' ')[2]);
-      assert.deepEqual(verbs, ['start', 'status', 'pause', 'resume', 'abort', 'watch', 'history']);
-
-      // Each line as a user pastes it into a shell, in the project's folder, after the export.
-      const results = [];
-      for (const command of commands) {
-        const done = await runToEnd('bash', ['-c', `${exportLine}\n${command}`], {
-          cwd: root,
-          env: { ...process.env, NO_COLOR: '1', BATON_OPERATOR: 'playground-test' },
-        });
-        results.push({ command, ...done });
-      }
-      const [start, status, pause, resume, abort, watch, history] = results;
-      assert.equal(start?.code, 0, start?.stderr);
-      assert.match(start?.stdout ?? '', /started rollout\/demo-web \(run [0-9a-f-]+\) to v3/);
-      assert.equal(status?.code, 0, status?.stderr);
-      assert.match(status?.stdout ?? '', /demo-web/);
-      assert.equal(pause?.code, 0, pause?.stderr);
-      assert.match(pause?.stdout ?? '', /demo-web: pause accepted/);
-      assert.equal(resume?.code, 0, resume?.stderr);
-      assert.match(resume?.stdout ?? '', /demo-web: resume accepted/);
-      assert.equal(abort?.code, 0, abort?.stderr);
-      assert.match(abort?.stdout ?? '', /demo-web: abort accepted/);
-      assert.equal(watch?.code, 1, 'watch exits 1: the rollout rolled back');
-      assert.match(watch?.stdout ?? '', /demo-web: rolled-back/);
-      assert.equal(history?.code, 0, history?.stderr);
-      for (const said of ['a closer look', 'trying abort', 'playground-test'])
-        assert.ok(history?.stdout.includes(said), `history shows "${said}":\n${history?.stdout}`);
-
-      const page = await fetch(ui);
-      assert.equal(page.status, 200, `the UI link ${ui} answers`);
+      ({ temporalPort } = await drivePrintedCommands(demo));
     } finally {
       const left = await leftAfter(demo);
       assert.match(left.code, /^(130|SIGINT)$/, demo.stderr().slice(-2_000));
       assert.deepEqual(left.running, [], 'nothing the demo or its rollouts started is running');
+      assert.deepEqual(left.folders, [], "the demo's folder is gone");
+      assert.equal(await portInUse(temporalPort), false, "the demo's Temporal server stopped");
+    }
+  });
+
+  it('on Kubernetes: the commands work as printed on the kept pods, and Ctrl-C stops the real node', async () => {
+    const demo = await keptDemo('npm run --silent demo -- --target kubernetes --servers 3 --rate 50 --keep');
+    let temporalPort = 0;
+    try {
+      assert.match(
+        demo.stderr(),
+        /kept running: Kubernetes with kubeconfig \S+, the Service at http:\/\/10\./,
+      );
+      ({ temporalPort } = await drivePrintedCommands(demo));
+      const kubectl = /^ {2}(\S+kubectl --kubeconfig \S+ get deployments,pods -o wide)/m.exec(
+        demo.stderr(),
+      )?.[1];
+      assert.ok(kubectl, `the kept demo prints a kubectl command: ${demo.stderr()}`);
+      const pods = await runToEnd('bash', ['-c', kubectl], { cwd: root });
+      assert.equal(pods.code, 0, pods.stderr);
+      assert.match(pods.stdout, /deployment\.apps\/web /);
+      assert.equal(
+        (pods.stdout.match(/^pod\/web-(?!v3-)\S+ +1\/1 +Running/gm) ?? []).length,
+        3,
+        `three pods of web serve again after the abort:\n${pods.stdout}`,
+      );
+    } finally {
+      const left = await leftAfter(demo);
+      assert.match(left.code, /^(130|SIGINT)$/, demo.stderr().slice(-2_000));
+      assert.deepEqual(left.running, [], 'nothing the demo started is running: not kubelet, nor a container');
       assert.deepEqual(left.folders, [], "the demo's folder is gone");
       assert.equal(await portInUse(temporalPort), false, "the demo's Temporal server stopped");
     }

@@ -7,7 +7,12 @@ import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { realActivityDeps } from '../../activities';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import type { DemoApp } from '../../infra/kubernetes/demo-app-objects';
-import { demoAppTarget, deployDemoApp, servingVersions } from '../../infra/kubernetes/demo-app-objects';
+import {
+  demoAppMetrics,
+  demoAppTarget,
+  deployDemoApp,
+  servingVersions,
+} from '../../infra/kubernetes/demo-app-objects';
 import type { LoadStats } from '../../infra/load';
 import { startLoad } from '../../infra/load';
 import type { RolloutSpecInput } from '../../spec';
@@ -161,7 +166,6 @@ describe('Kubernetes rollouts of real pods under load through the Service, by th
   });
 
   it('a canary analysis judges the new pods by their own request figures: v2 passes, 5xx and slowness roll back', async () => {
-    const metrics = { requests: 'demo_requests_total', duration: 'demo_request_duration_seconds' };
     const canary: RolloutSpecInput['strategy'] = {
       type: 'canary',
       steps: [{ setWeight: 25 }, { analysis: { window: '6s', minRequests: 40 } }, { setWeight: 50 }],
@@ -169,7 +173,7 @@ describe('Kubernetes rollouts of real pods under load through the Service, by th
     const analysed = async (version: string) => {
       const app = await freshApp();
       const rollout = parseRolloutSpec({
-        target: demoAppTarget(app, `web-${app.namespace}`, { metrics }),
+        target: demoAppTarget(app, `web-${app.namespace}`, { metrics: demoAppMetrics }),
         version,
         strategy: canary,
       });
