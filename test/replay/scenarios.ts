@@ -11,6 +11,7 @@ import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
 import { startLocalCluster } from '../../infra/kubernetes-cluster';
+import { demoAppTarget, deployDemoApp } from '../../infra/kubernetes/demo-app-objects';
 import type { RolloutSpec, RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
@@ -214,6 +215,38 @@ function onKubernetes(
   };
 }
 
+/**
+ * The demo app on a real node, rolled with verify.http: each new pod is asked its version at its own address, which
+ * kwok's pods have none of.
+ */
+function onRealNode(name: string): ReplayScenario {
+  return {
+    name,
+    record: async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'baton-replay-real-node-'));
+      const started = await startLocalCluster({ dir, name: 'baton-replay-real', realNode: true });
+      const kc = new KubeConfig();
+      kc.loadFromFile(started.kubeconfig);
+      const app = await deployDemoApp(kc, { namespace: 'replay-verify', replicas: 2, version: 'v1' });
+      return {
+        spec: parseRolloutSpec({
+          target: demoAppTarget(app, 'replay-verify-pods'),
+          version: 'v2',
+          strategy: { type: 'rolling' },
+          verify: {
+            http: { versionFrom: { json: 'version' }, passes: 2, interval: '200ms', timeout: '10s' },
+          },
+        }),
+        deps: { ...realActivityDeps(), kubernetes: () => kubernetesClients(kc) },
+        tearDown: async () => {
+          await started.stop();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
 /** Each Kubernetes example as written (waits shortened), native mode included. */
 function kubernetesExample(file: string): ReplayScenario {
   return onKubernetes(`${file.replace(/\.yaml$/, '')}-example`, (namespace) =>
@@ -396,6 +429,7 @@ export const replayScenarios: readonly ReplayScenario[] = [
   // Recorded before each retirement and the scale-up after it were one activity; kept to replay that path.
   onKubernetes('kubernetes-rolling-as-pods-come', asPodsCome),
   onKubernetes('kubernetes-rolling-fused-steps', asPodsCome),
+  onRealNode('kubernetes-verify-pods'),
   onKubernetes('kubernetes-native-undone', (namespace, brokenTag) =>
     parseRolloutSpec({
       target: { ...seededAppTarget(namespace), mode: 'native', service: undefined },
