@@ -1,4 +1,5 @@
-import { CancellationScope, condition, isCancellation, log, patched, setHandler } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, log, setHandler } from '@temporalio/workflow';
+import { Patches } from './patches';
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type {
   AcceptedCommand,
@@ -48,6 +49,9 @@ export class RolloutControl {
   private atGate?: string;
   private promoted = false;
   private promotedFully = false;
+
+  /** Made first, in the rollout's first workflow task: see Patches. */
+  readonly patches = new Patches();
 
   /** `carried`: what operators asked of the run this one continues. */
   constructor(
@@ -188,7 +192,7 @@ export class RolloutControl {
     const promoted =
       timeoutMs === undefined ? (await condition(done), true) : await condition(done, timeoutMs);
     this.atGate = undefined;
-    if (this.paused && patched(operatorPauseOutlivesGate)) {
+    if (this.paused && this.patches.has(operatorPauseOutlivesGate)) {
       // An operator paused at the gate, and the gate ended (timed out) first: the pause holds, and says so.
       this.paused = { ...this.paused, phaseBefore };
       this.state.waiting = this.pausedWaiting(this.paused);
@@ -233,7 +237,7 @@ export class RolloutControl {
    */
   async cancelOnAbort<T>(step: () => Promise<T>): Promise<T> {
     // Rollouts recorded before steps were cut short waited for the step in flight.
-    if (this.abortedBy || !patched('abort-cancels-step-in-flight')) return step();
+    if (this.abortedBy || !this.patches.has('abort-cancels-step-in-flight')) return step();
     const scope = new CancellationScope();
     let settled = false;
     void condition(() => settled || this.abortedBy !== undefined).then(() => {

@@ -1,10 +1,4 @@
-import {
-  ContinueAsNew,
-  getExternalWorkflowHandle,
-  patched,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ContinueAsNew, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { RolloutSpec } from '../spec/rollout';
 import type { RolloutRun } from './continuation';
 import { defaultBulkFrom, defaultMaxEventsPerRun } from './continuation';
@@ -14,6 +8,7 @@ import type { RolloutResult } from './messages';
 import { lockWorkflowId, statusQuery } from './messages';
 import { releaseLockSignal } from './lock';
 import { Notifier } from './notifier';
+import type { Patches } from './patches';
 import type { Target } from './registry';
 import { runStrategy } from './registry';
 import { RolloutState } from './state';
@@ -58,7 +53,7 @@ export async function rolloutWorkflow(spec: RolloutSpec, run: RolloutRun = {}): 
     throw error;
   } finally {
     // A rollout going on in a new run keeps the infrastructure.
-    if (!continuing) releaseInfrastructure(spec);
+    if (!continuing) releaseInfrastructure(spec, control.patches);
   }
 }
 
@@ -66,9 +61,9 @@ export async function rolloutWorkflow(spec: RolloutSpec, run: RolloutRun = {}): 
  * Ends the infrastructure lock the client took for this rollout. Not awaited: the signal goes out with the
  * rollout's completion, in the same workflow task, costing the rollout no round trip.
  */
-function releaseInfrastructure(spec: RolloutSpec): void {
+function releaseInfrastructure(spec: RolloutSpec, patches: Patches): void {
   // Rollouts recorded before the lock ended without the signal.
-  if (!patched('release-infrastructure-lock')) return;
+  if (!patches.has('release-infrastructure-lock')) return;
   const { taskQueue, workflowId } = workflowInfo();
   const lock = getExternalWorkflowHandle(lockWorkflowId(spec.target, taskQueue));
   // No lock to release when the rollout was started without one (by a test, or a tool of its own).

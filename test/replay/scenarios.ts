@@ -336,6 +336,16 @@ export const replayScenarios: readonly ReplayScenario[] = [
       'replay-bulk-handover',
     ),
   ),
+  // Recorded once patches were decided in the first workflow task (workflows/patches.ts).
+  inMemory(
+    'rolling-bulk-patches-at-start',
+    () => new InMemoryFleet(serverNames(30), 'v1', { failingUpgrades: { 'web-14': 'v2' } }),
+    inMemoryFleetSpec(
+      30,
+      { strategy: { type: 'rolling', batchSize: 10 }, failureBudget: { maxFailPercent: 10 } },
+      'replay-bulk-patches-at-start',
+    ),
+  ),
   inMemory(
     'rolling-bulk-handover-fails',
     () => new InMemoryFleet(serverNames(20), 'v1', { failFirstDetach: ['web-15'] }),

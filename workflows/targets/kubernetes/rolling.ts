@@ -1,4 +1,5 @@
-import { ApplicationFailure, CancellationScope, condition, patched } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition } from '@temporalio/workflow';
+import type { Patches } from '../../patches';
 import type { ReplicaCount } from '../../../activities/kubernetes/kubernetes-activities';
 import type { RollingStrategy } from '../../../spec/rollout';
 import type { RolloutControl } from '../../control';
@@ -88,11 +89,12 @@ export async function convergeReplicas({
         spec.target.detachDelay === 0 &&
         spec.verify?.http === undefined &&
         spec.strategy.pauses.length === 0 &&
-        patched('kubernetes-rolling-as-pods-come')
+        control.patches.has('kubernetes-rolling-as-pods-come')
       ) {
         await convergeAsPodsCome(desired, fenceposts, stable, next, steps, {
           changed,
           checkpoint: () => control.checkpoint(),
+          patches: control.patches,
         });
         return;
       }
@@ -222,12 +224,12 @@ async function convergeAsPodsCome(
   from: Side,
   to: Side,
   steps: KubernetesSteps,
-  hooks: { changed: () => void; checkpoint: () => Promise<void> },
+  hooks: { changed: () => void; checkpoint: () => Promise<void>; patches: Patches },
 ): Promise<void> {
   const { changed } = hooks;
   // Rollouts recorded before made a retirement and the scale-up after it two activities, and a wait and the read
   // after it two more.
-  const fused = patched('kubernetes-rolling-fused-steps');
+  const fused = hooks.patches.has('kubernetes-rolling-fused-steps');
   for (let waitedWithoutChange = 0; ; ) {
     const step = nextReplicaStep(desired, fenceposts, from.count, to.count);
     if (step.kind === 'done') return;

@@ -1,4 +1,4 @@
-import { patched, proxyActivities } from '@temporalio/workflow';
+import { proxyActivities } from '@temporalio/workflow';
 import type {
   KubernetesActivities,
   KubernetesPreflight,
@@ -70,7 +70,7 @@ export class KubernetesSteps {
    */
   private async verifyPods(name: string): Promise<void> {
     const http = this.spec.verify?.http;
-    if (!http || !patched('kubernetes-verify-pods')) return;
+    if (!http || !this.control.patches.has('kubernetes-verify-pods')) return;
     await this.control.cancelOnAbort(() =>
       acts.verifyPods.executeWithOptions(
         { ...verifyProfile(http), summary: `verify pods of ${name} run ${this.spec.version}` },
