@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { startLocalFleet } from '../infra/fleet/local-fleet';
 import type { CrashCase } from '../test/chaos/crash-matrix';
-import { crashMatrix, runCrashCase } from '../test/chaos/crash-matrix';
+import { brokenVersion, crashMatrix, runCrashCase } from '../test/chaos/crash-matrix';
 import { benchNamespace, startBenchScratch } from './scratch';
 import { printTable } from './table';
 
@@ -25,6 +25,7 @@ export async function runCrashMatrix(): Promise<void> {
           dir: join(dir, `fleet-${strategy}-${step}`),
           servers,
           version: 'v1',
+          versions: { [brokenVersion('v2')]: { healthStatus: 500, startupMs: 800 } },
           defaults: { latencyMs: 5, startupMs: 800 },
         });
         try {
@@ -39,7 +40,7 @@ export async function runCrashMatrix(): Promise<void> {
             version: 'v2',
           });
           const passed =
-            result.phase === 'succeeded' &&
+            result.phase === result.expectedPhase &&
             result.allOnNewVersion &&
             result.failedRequests === 0 &&
             result.duplicateUpgrades === 0 &&

@@ -20,7 +20,17 @@ export const crashSteps = [
 ] as const satisfies readonly ServerStep[];
 export type CrashStep = ServerStep;
 
-export type CrashStrategy = 'rolling' | 'rolling-groups' | 'canary' | 'blue-green';
+export type CrashStrategy =
+  | 'rolling'
+  | 'rolling-groups'
+  | 'rolling-replace'
+  | 'rolling-rollback'
+  | 'canary'
+  | 'blue-green'
+  | 'surge';
+
+/** The version a crash case's fleet knows as broken: it answers its health check with 500. */
+export const brokenVersion = (version: string) => `${version}-broken`;
 
 /**
  * Each strategy's cases: rolling and canary move servers in place through the five steps; blue/green creates
@@ -33,16 +43,37 @@ export const crashMatrix: ReadonlyArray<{
   servers: number;
 }> = [
   { strategy: 'rolling', steps: crashSteps, servers: 3 },
-  // Two servers at a time as groups, whose detach and attach are local activities inside a workflow task.
-  { strategy: 'rolling-groups', steps: ['detach', 'attach'], servers: 4 },
+  // Two servers at a time as groups: detach and attach are local activities inside a workflow task; drain,
+  // upgrade and verify one activity for the group.
+  { strategy: 'rolling-groups', steps: crashSteps, servers: 4 },
   { strategy: 'canary', steps: crashSteps, servers: 3 },
   { strategy: 'blue-green', steps: ['create', 'verify', 'retired'], servers: 3 },
+  // A new server created and verified before each old one is drained and destroyed.
+  { strategy: 'rolling-replace', steps: ['create', 'verify', 'drain', 'retired'], servers: 3 },
+  { strategy: 'surge', steps: ['create', 'verify', 'drain', 'retired'], servers: 3 },
+  // The first server fails its verification and is put back on v1: the worker dies while it is.
+  { strategy: 'rolling-rollback', steps: ['restoring'], servers: 3 },
 ];
 
+/** The phase a case's rollout ends in, and the version every server runs then. */
+export function expectedEnd(strategy: CrashStrategy, version: string) {
+  return strategy === 'rolling-rollback'
+    ? { phase: 'rolled-back', version: 'v1' }
+    : { phase: 'succeeded', version };
+}
+
 function crashSpec(fleet: LocalFleet, strategy: CrashStrategy, version: string, name: string) {
-  if (strategy === 'blue-green')
+  if (strategy === 'blue-green' || strategy === 'surge' || strategy === 'rolling-replace')
     return parseRolloutSpec({
-      ...fleet.spec({ version, strategy: { type: 'blue-green', scaleDownDelay: '1s' } }),
+      ...fleet.spec({
+        version,
+        strategy:
+          strategy === 'blue-green'
+            ? { type: 'blue-green', scaleDownDelay: '1s' }
+            : strategy === 'surge'
+              ? { type: 'surge', batchSize: 1 }
+              : { type: 'rolling', method: 'replace', batchSize: 1 },
+      }),
       target: fleet.provisionedTarget(name),
     });
   if (strategy === 'canary')
@@ -54,6 +85,17 @@ function crashSpec(fleet: LocalFleet, strategy: CrashStrategy, version: string, 
             type: 'canary',
             steps: [{ setWeight: 34 }, { analysis: { window: '2s', minRequests: 5 } }],
           },
+        },
+        name,
+      ),
+    );
+  if (strategy === 'rolling-rollback')
+    return parseRolloutSpec(
+      fleet.spec(
+        {
+          version: brokenVersion(version),
+          strategy: { type: 'rolling', batchSize: 1 },
+          verify: { http: { passes: 3, interval: '200ms', timeout: '3s' } },
         },
         name,
       ),
@@ -87,8 +129,11 @@ async function killMoment(
   let leftRotation = false;
   for (;;) {
     if (Date.now() > deadline) throw new Error(`no server ever showed ${step}`);
-    if (!groups) {
-      const server = (await status())?.servers.slice(1).find((s) => s.step === step);
+    // A group's detach and attach run inside a workflow task, over before a query can show them.
+    if (!groups || (step !== 'detach' && step !== 'attach')) {
+      // A rollback puts back the first server, which is the one that failed.
+      const servers = (await status())?.servers.slice(step === 'restoring' ? 0 : 1);
+      const server = servers?.find((s) => s.step === step);
       if (server) return server.name;
     }
     if (inPlace && (step === 'detach' || (groups && step === 'attach'))) {
@@ -109,10 +154,16 @@ export interface CrashCase {
   readonly phase: string;
   readonly sent: number;
   readonly failedRequests: number;
-  /** Starts of the new version beyond one per server. */
+  /** The phase the case expects: succeeded, or rolled-back for a rollback case. */
+  readonly expectedPhase: string;
+  /** Starts of the rollout's version beyond one per server. */
   readonly duplicateUpgrades: number;
-  /** Upgrade commands to the new version run beyond one per server, from the command's own log. */
+  /**
+   * Upgrade commands run for a server to a version beyond the first, from the command's own log: the rollout's
+   * version, and for a rollback the way back.
+   */
   readonly repeatedCommands: number;
+  /** Every server on the version the rollout should leave it on: the new one, or the old after a rollback. */
   readonly allOnNewVersion: boolean;
   readonly durationS: number;
 }
@@ -159,19 +210,22 @@ export async function runCrashCase(options: {
     const result = await handle.result();
     await delay(300);
     const stats = await load.stop();
-    const starts = (await countStarts(fleet.dir)).filter((s) => s.version === options.version);
-    const commands = (await upgradeCommands(fleet.dir)).filter((c) => c.version === options.version);
+    const rolledOut = spec.version;
+    const end = expectedEnd(strategy, options.version);
+    const starts = (await countStarts(fleet.dir)).filter((s) => s.version === rolledOut);
+    const commands = await upgradeCommands(fleet.dir);
     const versions = Object.values(await hostVersions(fleet.dir));
     return {
       strategy,
       step,
       killedAt,
       phase: result.phase,
+      expectedPhase: end.phase,
       sent: stats.sent,
       failedRequests: stats.failed,
       duplicateUpgrades: starts.length - new Set(starts.map((s) => s.name)).size,
-      repeatedCommands: commands.length - new Set(commands.map((c) => c.name)).size,
-      allOnNewVersion: versions.every((v) => v === options.version),
+      repeatedCommands: commands.length - new Set(commands.map((c) => `${c.name} ${c.version}`)).size,
+      allOnNewVersion: versions.every((v) => v === end.version),
       durationS: Math.round((Date.now() - started) / 100) / 10,
     };
   } finally {
