@@ -1,11 +1,15 @@
+import { Agent } from 'node:https';
 import { ApplicationFailure } from '@temporalio/activity';
+import type { RequestContext, SecurityAuthentication } from '@kubernetes/client-node';
 import {
   ApiException,
   AppsV1Api,
   CoreV1Api,
+  createConfiguration,
   DiscoveryV1Api,
   KubeConfig,
   PatchStrategy,
+  ServerConfiguration,
   setHeaderOptions,
 } from '@kubernetes/client-node';
 
@@ -17,13 +21,59 @@ export interface KubernetesClients {
   readonly discovery: DiscoveryV1Api;
 }
 
+const clientsByConfig = new WeakMap<KubeConfig, KubernetesClients>();
+
+/** The clients for a kubeconfig, made once: they share its pool of connections. */
 export function kubernetesClients(config: KubeConfig): KubernetesClients {
-  return {
-    config,
-    apps: config.makeApiClient(AppsV1Api),
-    core: config.makeApiClient(CoreV1Api),
-    discovery: config.makeApiClient(DiscoveryV1Api),
-  };
+  let clients = clientsByConfig.get(config);
+  if (!clients) {
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig names no current cluster');
+    const configuration = createConfiguration({
+      baseServer: new ServerConfiguration(cluster.server, {}),
+      authMethods: { default: new PooledConnections(config) },
+    });
+    clients = {
+      config,
+      apps: new AppsV1Api(configuration),
+      core: new CoreV1Api(configuration),
+      discovery: new DiscoveryV1Api(configuration),
+    };
+    clientsByConfig.set(config, clients);
+  }
+  return clients;
+}
+
+/**
+ * client-node gives every request an https.Agent of its own, so every call opens a TCP connection and a TLS session:
+ * 17 ms a call against 4 ms on a kept-alive one, measured on the local control plane, and a rollout step makes
+ * tens of calls. Requests keep everything the kubeconfig sets (headers, tokens, certificates, proxies) and, over
+ * plain HTTPS, share one keep-alive agent per set of TLS options; a rotated certificate gets a new one.
+ */
+class PooledConnections implements SecurityAuthentication {
+  private pool: { key: string; agent: Agent } | undefined;
+
+  constructor(private readonly config: KubeConfig) {}
+
+  getName(): string {
+    return 'default';
+  }
+
+  async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await this.config.applySecurityAuthentication(context);
+    const made = context.getAgent();
+    // Proxy agents and plain HTTP are left as the library made them.
+    if (!(made instanceof Agent) || made.constructor !== Agent) return;
+    const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername } = made.options;
+    const poolKey = JSON.stringify([ca, cert, key, pfx, passphrase, rejectUnauthorized, servername]);
+    if (this.pool?.key !== poolKey) {
+      const stale = this.pool?.agent;
+      // Calls still on the old agent finish first.
+      if (stale) setTimeout(() => stale.destroy(), 60_000).unref();
+      this.pool = { key: poolKey, agent: new Agent({ ...made.options, keepAlive: true }) };
+    }
+    context.setAgent(this.pool.agent);
+  }
 }
 
 let defaultClients: KubernetesClients | undefined;
