@@ -83,6 +83,39 @@ export async function stopHost(fleetDir: string, name: string, graceMs = 30_000)
   return true;
 }
 
+/** Starts a TypeScript program of this repository as a process of its own, its output appended to `logFile`. */
+function spawnDetached(script: string, args: readonly string[], logFile: string): number {
+  const log = openSync(logFile, 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: repoRoot,
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  child.unref();
+  if (child.pid === undefined) throw new Error(`could not start ${script}`);
+  return child.pid;
+}
+
+/** Waits until host:port accepts connections; fails when the process `pid` ended first, or past `timeoutMs`. */
+async function untilListening(
+  host: string,
+  port: number,
+  pid: number,
+  timeoutMs: number,
+  what: string,
+  logFile: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await portAccepts(host, port))) {
+    // Not runsWith: until the child has exec'd, its command line is still this process's.
+    if (!signalReaches(pid)) throw new Error(`${what} exited at start; see ${logFile}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what} did not listen on ${host}:${port} within ${timeoutMs / 1000} s`);
+    await delay(25);
+  }
+}
+
 /** Starts a host on a version, unless it already runs that version (so a retried upgrade is harmless). */
 export async function startHost(
   fleetDir: string,
@@ -97,13 +130,10 @@ export async function startHost(
   if (current) await stopHost(fleetDir, name);
   const [host = '127.0.0.1', port = ''] = server.address.split(':');
   const behaviour = fleet.versions[version] ?? fleet.defaults;
-  const log = openSync(join(fleetDir, 'hosts', `${name}.log`), 'a');
-  const child = spawn(
-    process.execPath,
+  const logFile = join(fleetDir, 'hosts', `${name}.log`);
+  const pid = spawnDetached(
+    appPath,
     [
-      '--import',
-      'tsx',
-      appPath,
       '--name',
       name,
       '--host',
@@ -123,22 +153,10 @@ export async function startHost(
       '--starts-log',
       startsLogPath(fleetDir),
     ],
-    { cwd: repoRoot, detached: true, stdio: ['ignore', log, log] },
+    logFile,
   );
-  closeSync(log);
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not start ${name}`);
   await writeFile(statePath(fleetDir, name), JSON.stringify({ pid, version }));
-  const deadline = Date.now() + 30_000;
-  while (!(await portAccepts(host, Number(port)))) {
-    // Not runsWith: until the child has exec'd, its command line is still this process's.
-    if (!signalReaches(pid))
-      throw new Error(`${name} ${version} exited at start; see ${fleetDir}/hosts/${name}.log`);
-    if (Date.now() > deadline)
-      throw new Error(`${name} ${version} did not listen on ${server.address} within 30 s`);
-    await delay(25);
-  }
+  await untilListening(host, Number(port), pid, 30_000, `${name} ${version}`, logFile);
   return 'started';
 }
 
@@ -148,13 +166,10 @@ export async function startHost(
  */
 export async function startServerFarm(fleetDir: string, version: string): Promise<string> {
   const controlPort = await freePort();
-  const log = openSync(join(fleetDir, 'farm.log'), 'a');
-  const child = spawn(
-    process.execPath,
+  const logFile = join(fleetDir, 'farm.log');
+  const pid = spawnDetached(
+    join(repoRoot, 'infra', 'fleet', 'server-farm.ts'),
     [
-      '--import',
-      'tsx',
-      join(repoRoot, 'infra', 'fleet', 'server-farm.ts'),
       '--fleet',
       resolve(fleetDir),
       '--version',
@@ -164,18 +179,9 @@ export async function startServerFarm(fleetDir: string, version: string): Promis
       '--starts-log',
       startsLogPath(fleetDir),
     ],
-    { cwd: repoRoot, detached: true, stdio: ['ignore', log, log] },
+    logFile,
   );
-  closeSync(log);
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) throw new Error('could not start the server farm');
-  const deadline = Date.now() + 60_000;
-  while (!(await portAccepts('127.0.0.1', controlPort))) {
-    if (!signalReaches(pid)) throw new Error(`the server farm exited at start; see ${fleetDir}/farm.log`);
-    if (Date.now() > deadline) throw new Error('the server farm did not listen within 60 s');
-    await delay(50);
-  }
+  await untilListening('127.0.0.1', controlPort, pid, 60_000, 'the server farm', logFile);
   return `http://127.0.0.1:${controlPort}`;
 }
 

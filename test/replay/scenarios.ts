@@ -260,6 +260,19 @@ function kubernetesExample(file: string): ReplayScenario {
   );
 }
 
+/** 30 servers in groups of 10, web-14 failing within the budget: each verified group hands over to the next. */
+function bulkHandover(name: string, target: string): ReplayScenario {
+  return inMemory(
+    name,
+    () => new InMemoryFleet(serverNames(30), 'v1', { failingUpgrades: { 'web-14': 'v2' } }),
+    inMemoryFleetSpec(
+      30,
+      { strategy: { type: 'rolling', batchSize: 10 }, failureBudget: { maxFailPercent: 10 } },
+      target,
+    ),
+  );
+}
+
 export const replayScenarios: readonly ReplayScenario[] = [
   inMemory(
     'rolling-succeeds',
@@ -327,25 +340,9 @@ export const replayScenarios: readonly ReplayScenario[] = [
     ),
   ),
   // A verified group's attach and the next group's detach are one command.
-  inMemory(
-    'rolling-bulk-handover',
-    () => new InMemoryFleet(serverNames(30), 'v1', { failingUpgrades: { 'web-14': 'v2' } }),
-    inMemoryFleetSpec(
-      30,
-      { strategy: { type: 'rolling', batchSize: 10 }, failureBudget: { maxFailPercent: 10 } },
-      'replay-bulk-handover',
-    ),
-  ),
-  // Recorded once patches were decided in the first workflow task (workflows/patches.ts).
-  inMemory(
-    'rolling-bulk-patches-at-start',
-    () => new InMemoryFleet(serverNames(30), 'v1', { failingUpgrades: { 'web-14': 'v2' } }),
-    inMemoryFleetSpec(
-      30,
-      { strategy: { type: 'rolling', batchSize: 10 }, failureBudget: { maxFailPercent: 10 } },
-      'replay-bulk-patches-at-start',
-    ),
-  ),
+  bulkHandover('rolling-bulk-handover', 'replay-bulk-handover'),
+  // The same, recorded once patches were decided in the first workflow task (workflows/patches.ts).
+  bulkHandover('rolling-bulk-patches-at-start', 'replay-bulk-patches-at-start'),
   inMemory(
     'rolling-bulk-handover-fails',
     () => new InMemoryFleet(serverNames(20), 'v1', { failFirstDetach: ['web-15'] }),
