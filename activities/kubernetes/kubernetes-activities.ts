@@ -111,25 +111,29 @@ export function createKubernetesActivities(deps: {
    * takes them out of the Service by removing the Service's labels the Deployment does not select on, and
    * waits for the Service's endpoints to drop them, so no new request reaches a pod about to stop.
    */
-  const scaleDeployment = async (input: ScaleInput): Promise<void> => {
+  /** Scales a Deployment; down, its pods chosen to go leave the Service first. Returns the names of those. */
+  const scaleDeployment = async (input: ScaleInput): Promise<string[]> => {
     const { apps } = deps.kubernetes();
     const deployment = await readDeployment(input);
     const current = deployment.spec?.replicas ?? 0;
-    if (current === input.replicas) return;
-    if (input.replicas < current)
-      await retirePods(
-        deps.kubernetes(),
-        deployment,
-        input.replicas,
-        input.service,
-        input.detachDelayMs ?? 0,
-      );
+    if (current === input.replicas) return [];
+    const retired =
+      input.replicas < current
+        ? await retirePods(
+            deps.kubernetes(),
+            deployment,
+            input.replicas,
+            input.service,
+            input.detachDelayMs ?? 0,
+          )
+        : [];
     await kubernetesCall(`scaling Deployment ${input.name} to ${input.replicas}`, () =>
       apps.patchNamespacedDeployment(
         { namespace: input.namespace, name: input.name, body: { spec: { replicas: input.replicas } } },
         mergePatch,
       ),
     );
+    return retired;
   };
 
   /**
@@ -299,34 +303,38 @@ export function createKubernetesActivities(deps: {
       return { name, created: false };
     },
 
-    scaleDeployment,
+    scaleDeployment: async (input: ScaleInput): Promise<void> => void (await scaleDeployment(input)),
     waitForDeployment,
     readReplicas,
 
     /**
      * One move of a rolling change in one trip: pods of `retire` beyond its replicas leave the Service and its
      * Deployment shrinks, then `grow` gets the room they made. The room is given only once the old side has
-     * shrunk, so the pods not terminating never outnumber desired + maxSurge, as under the Deployment controller.
+     * shrunk and its retired pods are terminating, so the pods not terminating never outnumber desired + maxSurge.
      * Each half states a desired state, so a retried attempt redoes neither.
      */
     retireThenGrow: async (input: {
       retire: ScaleInput;
       grow?: { name: string; replicas: number };
     }): Promise<void> => {
-      await scaleDeployment(input.retire);
+      const retired = await scaleDeployment(input.retire);
       const { grow } = input;
+      if (!grow) return;
+      // The ReplicaSet controller deletes the retired pods a moment after the scale-down. Growing before it has
+      // would, for that moment, run more pods than replicas + maxSurge, which the Deployment controller's own
+      // rolling update does not.
+      await untilTerminating(deps.kubernetes(), input.retire.namespace, retired);
       // Growing needs no read first: setting the replicas it already has changes nothing.
-      if (grow)
-        await kubernetesCall(`scaling Deployment ${grow.name} to ${grow.replicas}`, () =>
-          deps.kubernetes().apps.patchNamespacedDeployment(
-            {
-              namespace: input.retire.namespace,
-              name: grow.name,
-              body: { spec: { replicas: grow.replicas } },
-            },
-            mergePatch,
-          ),
-        );
+      await kubernetesCall(`scaling Deployment ${grow.name} to ${grow.replicas}`, () =>
+        deps.kubernetes().apps.patchNamespacedDeployment(
+          {
+            namespace: input.retire.namespace,
+            name: grow.name,
+            body: { spec: { replicas: grow.replicas } },
+          },
+          mergePatch,
+        ),
+      );
     },
 
     /**
@@ -678,7 +686,7 @@ async function retirePods(
   keep: number,
   serviceName: string | undefined,
   detachDelayMs: number,
-): Promise<void> {
+): Promise<string[]> {
   const namespace = deployment.metadata?.namespace ?? 'default';
   const name = deployment.metadata?.name ?? '';
   const selector = deployment.spec?.selector.matchLabels ?? {};
@@ -734,6 +742,36 @@ async function retirePods(
       Context.current().heartbeat();
       await Context.current().sleep(Math.min(left, 5_000));
     }
+  }
+  return chosen.map((pod) => pod.metadata?.name ?? '');
+}
+
+/**
+ * Waits until each of the pods is terminating or gone, reading each one every 10 ms (a read of one pod costs less
+ * than a list of the Deployment's). Past 5 s it goes on with a warning: the ReplicaSet controller may have chosen
+ * other pods than those marked, and a list would then be the only way to tell.
+ */
+async function untilTerminating(clients: KubernetesClients, namespace: string, pods: readonly string[]) {
+  const deadline = Date.now() + 5_000;
+  for (let left = [...pods]; left.length > 0; ) {
+    const still = await Promise.all(
+      left.map(async (name) => {
+        try {
+          const pod = await clients.core.readNamespacedPod({ namespace, name });
+          return isTerminating(pod) ? undefined : name;
+        } catch (error) {
+          if (apiStatus(error) === 404) return undefined;
+          return kubernetesCall(`reading pod ${name}`, () => Promise.reject(error as Error));
+        }
+      }),
+    );
+    left = still.filter((name): name is string => name !== undefined);
+    if (left.length === 0) return;
+    if (Date.now() > deadline) {
+      log.warn('retired pods are not terminating yet; growing all the same', { pods: left });
+      return;
+    }
+    await Context.current().sleep(10);
   }
 }
 
