@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +12,7 @@ import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { startLoad } from '../../infra/load';
 import { delay } from '../../infra/processes';
 import type { TemporalCluster } from '../../infra/temporal-cluster';
-import { startTemporalCluster } from '../../infra/temporal-cluster';
+import { clientTls, startTemporalCluster } from '../../infra/temporal-cluster';
 import type { rolloutWorkflow } from '../../workflows';
 import { searchAttributes, statusQuery } from '../../workflows/messages';
 import { startTestFleet } from '../helpers/fleet';
@@ -79,17 +79,7 @@ before(async () => {
     assert.equal(run?.code, 0, `${line}\n${run?.stdout}${run?.stderr}`);
   }
   client = new Client({
-    connection: await Connection.connect({
-      address: cluster.address,
-      tls: {
-        serverNameOverride: cluster.pki.serverName,
-        serverRootCACertificate: await readFile(cluster.pki.ca),
-        clientCertPair: {
-          crt: await readFile(cluster.pki.client.cert),
-          key: await readFile(cluster.pki.client.key),
-        },
-      },
-    }),
+    connection: await Connection.connect({ address: cluster.address, tls: await clientTls(cluster.pki) }),
     namespace,
   });
 });
@@ -137,7 +127,8 @@ async function rolloutUnderLoad(workerCount: number) {
     specFile,
     toYaml(fleet.spec({ version: 'v2', strategy: { type: 'rolling', batchSize: 1 } }, name)),
   );
-  const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 50 });
+  // Each request held 300 ms, as the crash matrix holds them: a drain has work to wait for, long enough to be seen.
+  const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/?delay=300`, ratePerSecond: 50 });
   const start = await baton(['start', '-f', specFile, '--detach'], {
     ...profileEnv,
     BATON_TASK_QUEUE: taskQueue,
