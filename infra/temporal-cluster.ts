@@ -3,7 +3,6 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Connection } from '@temporalio/client';
 import { stringify as toYaml } from 'yaml';
 import { ensureComponent } from './cache';
 import { goInstalled } from './go-install';
@@ -13,6 +12,7 @@ import type { LocalPostgres } from './postgres';
 import { startPostgres } from './postgres';
 import { delay, stopProcess } from './processes';
 import { runCommand } from './run-command';
+import { namespaceAnswers } from './temporal-server';
 import type { TestPki } from './tls';
 import { makeTestPki } from './tls';
 
@@ -134,7 +134,8 @@ export async function startTemporalCluster(options: { dir: string }): Promise<Te
       started.stdout.pipe(log, { end: false });
       started.stderr.pipe(log, { end: false });
       const deadline = Date.now() + 120_000;
-      while (!(await frontendAnswers(address, pki))) {
+      // The system namespace answers once the frontend and the services behind it do.
+      while (!(await namespaceAnswers(address, 'temporal-system', await clientTls(pki)))) {
         if (started.exitCode !== null || started.signalCode !== null) {
           const text = await readFile(logFile, 'utf8').catch(() => '');
           throw new Error(
@@ -264,21 +265,8 @@ function serverConfig(options: {
   };
 }
 
-/** Whether the frontend answers a client with the test's certificate: the system namespace is there once it is. */
-async function frontendAnswers(address: string, pki: TestPki): Promise<boolean> {
-  let connection: Connection | undefined;
-  try {
-    connection = await Connection.connect({ address, connectTimeout: 2_000, tls: await clientTls(pki) });
-    await connection.workflowService.describeNamespace({ namespace: 'temporal-system' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await connection?.close().catch(() => undefined);
-  }
-}
-
-async function clientTls(pki: TestPki) {
+/** What a client with the test's certificate connects with, as `Connection.connect` takes it. */
+export async function clientTls(pki: TestPki) {
   return {
     serverNameOverride: pki.serverName,
     serverRootCACertificate: await readFile(pki.ca),

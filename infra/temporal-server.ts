@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { ConnectionOptions } from '@temporalio/client';
 import { Connection } from '@temporalio/client';
 import { searchAttributes } from '../workflows/messages';
 import { ensureTemporalCli } from './components';
@@ -161,10 +162,15 @@ async function startOnce(options: TemporalDevServerOptions): Promise<TemporalDev
   };
 }
 
-async function namespaceAnswers(address: string, namespace: string): Promise<boolean> {
+/** Whether the server at `address` answers for `namespace`: once it does, it is ready for Baton. */
+export async function namespaceAnswers(
+  address: string,
+  namespace: string,
+  tls?: ConnectionOptions['tls'],
+): Promise<boolean> {
   let connection: Connection | undefined;
   try {
-    connection = await Connection.connect({ address, connectTimeout: 1_000 });
+    connection = await Connection.connect({ address, connectTimeout: 1_000, ...(tls ? { tls } : {}) });
     await connection.workflowService.describeNamespace({ namespace });
     return true;
   } catch {

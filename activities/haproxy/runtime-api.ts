@@ -37,6 +37,12 @@ export const runtimeApiUsage = { commands: 0, connections: 0 };
  */
 const commandsPerConnection = 200;
 
+/** One command, never two: a newline or ";" would let a value start a command of its own. */
+function refuseSeparators(command: string): void {
+  if (/[\n;]/.test(command))
+    throw new Error(`refusing a Runtime API command with a newline or ";": ${command}`);
+}
+
 /** A client of HAProxy's Runtime API over its unix socket, one command per connection (non-interactive mode). */
 export class HaproxyRuntimeApi {
   constructor(
@@ -46,8 +52,7 @@ export class HaproxyRuntimeApi {
 
   /** Sends one command and returns HAProxy's whole answer. */
   send(command: string): Promise<string> {
-    if (/[\n;]/.test(command))
-      throw new Error(`refusing a Runtime API command with a newline or ";": ${command}`);
+    refuseSeparators(command);
     return this.sendRaw(command);
   }
 
@@ -56,9 +61,7 @@ export class HaproxyRuntimeApi {
    * reading many servers without a connection each.
    */
   async sendAll(commands: readonly string[]): Promise<string> {
-    for (const command of commands)
-      if (/[\n;]/.test(command))
-        throw new Error(`refusing a Runtime API command with a newline or ";": ${command}`);
+    commands.forEach(refuseSeparators);
     const answers: string[] = [];
     for (let i = 0; i < commands.length; i += commandsPerConnection)
       answers.push(await this.sendRaw(commands.slice(i, i + commandsPerConnection).join('; ')));

@@ -73,7 +73,7 @@ export class HaproxyTrafficProvider implements TrafficProvider {
   private serverIds: Map<string, string> | undefined;
 
   private async readServerIds(): Promise<Map<string, string>> {
-    return new Map((await this.serversState()).map((cells) => [cells[3] ?? '', cells[2] ?? '']));
+    return serverIdsOf(await this.serversState());
   }
 
   /** `show servers state` rows: be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ... */
@@ -141,7 +141,7 @@ export class HaproxyTrafficProvider implements TrafficProvider {
     const wanted = new Set(servers);
     // Admin state bits: 0 is none of drain and maintenance set. A reload may also renumber servers.
     const rows = await this.serversState();
-    this.serverIds = new Map(rows.map((cells) => [cells[3] ?? '', cells[2] ?? '']));
+    this.serverIds = serverIdsOf(rows);
     const lost = rows
       .filter((cells) => wanted.has(cells[3] ?? '') && cells[6] === '0')
       .map((cells) => cells[3] ?? '');
@@ -177,4 +177,9 @@ function serverTraffic(row: Record<string, string>): ServerTraffic {
     usedConnections: num('used_conn_cur'),
     weight: num('weight'),
   };
+}
+
+/** Each server's id in its backend, by name, from `show servers state` rows (srv_id, then srv_name). */
+function serverIdsOf(rows: readonly string[][]): Map<string, string> {
+  return new Map(rows.map((cells) => [cells[3] ?? '', cells[2] ?? '']));
 }

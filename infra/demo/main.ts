@@ -36,8 +36,8 @@ interface DemoTarget {
   onNewVersion(): Promise<number>;
   /** With --keep: what stays running, and commands to explore it with besides baton's own. */
   readonly kept: { readonly what: string; readonly commands: readonly string[] };
-  /** "fleet (9 servers behind HAProxy)": what the kept spec rolls out. */
-  readonly described: string;
+  /** What the kept spec rolls out: "fleet", and "9 servers behind HAProxy". */
+  readonly rolledOut: { readonly noun: 'fleet' | 'app'; readonly detail: string };
   /** false: a new connection per request (see startLoad). */
   readonly keepAlive: boolean;
 }
@@ -139,7 +139,11 @@ function demoStrategy(options: DemoOptions): RolloutSpecInput['strategy'] {
  * resume and abort can be tried by hand on a second rollout. A fleet waits between batches; Kubernetes, which
  * takes no pauseBetweenBatches, waits after each scale-up but the last.
  */
-function playgroundSpec(input: RolloutSpecInput, options: DemoOptions, described: string): string {
+function playgroundSpec(
+  input: RolloutSpecInput,
+  options: DemoOptions,
+  rolledOut: DemoTarget['rolledOut'],
+): string {
   const wait = '10s';
   const strategy =
     input.strategy?.type !== 'rolling'
@@ -154,7 +158,7 @@ function playgroundSpec(input: RolloutSpecInput, options: DemoOptions, described
           }
         : { ...input.strategy, pauseBetweenBatches: wait };
   return [
-    `# The demo's ${described}, kept by \`npm run demo -- --keep\`.`,
+    `# The demo's ${rolledOut.noun} (${rolledOut.detail}), kept by \`npm run demo -- --keep\`.`,
     '# Start a rollout of it with: npx baton start -f <this file> --version v3',
     toYaml({ ...input, strategy }),
   ].join('\n');
@@ -266,7 +270,10 @@ async function main(): Promise<number> {
         input: kubernetesDemoInput(cluster.target, options.strategy, options.to),
         deps: cluster.deps,
         onNewVersion: () => cluster.podsOn(options.to),
-        described: `app (${options.servers} pods of a Deployment behind a Service, on a real node)`,
+        rolledOut: {
+          noun: 'app',
+          detail: `${options.servers} pods of a Deployment behind a Service, on a real node`,
+        },
         // kube-proxy picks a pod per connection: kept-alive connections stay on the pods they first reached, and a
         // canary's new pods would get none of this one client's requests to judge. Many clients spread them.
         keepAlive: options.strategy !== 'canary',
@@ -298,7 +305,7 @@ async function main(): Promise<number> {
         deps: realActivityDeps(),
         onNewVersion: async () =>
           Object.values(await hostVersions(started.dir)).filter((v) => v === options.to).length,
-        described: `fleet (${options.servers} servers behind HAProxy)`,
+        rolledOut: { noun: 'fleet', detail: `${options.servers} servers behind HAProxy` },
         keepAlive: true,
         kept: {
           what: `HAProxy ${started.haproxy.frontendUrl}, admin socket ${started.haproxy.socket}`,
@@ -377,12 +384,12 @@ async function main(): Promise<number> {
 
     if (options.keep) {
       const specFile = join(demoDir, 'rollout.yaml');
-      await writeFile(specFile, playgroundSpec(input, options, demo.described));
+      await writeFile(specFile, playgroundSpec(input, options, demo.rolledOut));
       log(
         [
           '',
           `kept running: ${demo.kept.what}, Temporal ${baton.address}, UI ${uiBase}.`,
-          `The ${demo.described.split(' ')[0]}'s spec is ${specFile}. Try, from ${process.cwd()} in another terminal:`,
+          `The ${demo.rolledOut.noun}'s spec is ${specFile}. Try, from ${process.cwd()} in another terminal:`,
           '',
           ...playgroundCommands({
             specFile,
