@@ -144,7 +144,7 @@ async function compare(
     replicas: options.replicas,
     label: side.label,
     medianS: round(median(side.seconds)),
-    runsS: side.seconds.map(round).join(' '),
+    runsS: side.seconds.map((s) => round(s)).join(' '),
     ratio: side.label === 'native' ? undefined : round(median(side.seconds) / native, 3),
   }));
 }

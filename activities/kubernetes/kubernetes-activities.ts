@@ -309,32 +309,41 @@ export function createKubernetesActivities(deps: {
 
     /**
      * One move of a rolling change in one trip: pods of `retire` beyond its replicas leave the Service and its
-     * Deployment shrinks, then `grow` gets the room they made. The room is given only once the old side has
-     * shrunk and its retired pods are terminating, so the pods not terminating never outnumber desired + maxSurge.
-     * Each half states a desired state, so a retried attempt redoes neither.
+     * Deployment shrinks, then `grow` gets the room they made. Each retired pod's room is given once that pod is
+     * terminating, so the pods not terminating never outnumber desired + maxSurge, and new pods are asked for as
+     * old ones go rather than after the last of them. Each half states a desired state, so a retried attempt
+     * redoes neither.
      */
     retireThenGrow: async (input: {
       retire: ScaleInput;
-      grow?: { name: string; replicas: number };
+      /** `from`: the replicas `grow` has now; without it (rollouts scheduled before), all the room comes at once. */
+      grow?: { name: string; replicas: number; from?: number };
     }): Promise<void> => {
       const retired = await scaleDeployment(input.retire);
       const { grow } = input;
       if (!grow) return;
-      // The ReplicaSet controller deletes the retired pods a moment after the scale-down. Growing before it has
-      // would, for that moment, run more pods than replicas + maxSurge, which the Deployment controller's own
-      // rolling update does not.
-      await untilTerminating(deps.kubernetes(), input.retire.namespace, retired);
-      // Growing needs no read first: setting the replicas it already has changes nothing.
-      await kubernetesCall(`scaling Deployment ${grow.name} to ${grow.replicas}`, () =>
-        deps.kubernetes().apps.patchNamespacedDeployment(
-          {
-            namespace: input.retire.namespace,
-            name: grow.name,
-            body: { spec: { replicas: grow.replicas } },
-          },
-          mergePatch,
-        ),
-      );
+      const { namespace } = input.retire;
+      let asked = grow.from ?? 0;
+      const growTo = async (replicas: number) => {
+        if (replicas <= asked) return;
+        asked = replicas;
+        // Growing needs no read first: setting the replicas it already has changes nothing.
+        await kubernetesCall(`scaling Deployment ${grow.name} to ${replicas}`, () =>
+          deps
+            .kubernetes()
+            .apps.patchNamespacedDeployment(
+              { namespace, name: grow.name, body: { spec: { replicas } } },
+              mergePatch,
+            ),
+        );
+      };
+      // The ReplicaSet controller deletes the retired pods a moment after the scale-down, and its own rate limit
+      // can make that moment a second on a busy cluster. Growing before they are terminating would run more pods
+      // than replicas + maxSurge, which the Deployment controller's own rolling update does not.
+      await untilTerminating(deps.kubernetes(), namespace, retired, async (stillRunning) => {
+        if (grow.from !== undefined) await growTo(Math.max(grow.from, grow.replicas - stillRunning));
+      });
+      await growTo(grow.replicas);
     },
 
     /**
@@ -748,10 +757,16 @@ async function retirePods(
 
 /**
  * Waits until each of the pods is terminating or gone, reading each one every 10 ms (a read of one pod costs less
- * than a list of the Deployment's). Past 5 s it goes on with a warning: the ReplicaSet controller may have chosen
- * other pods than those marked, and a list would then be the only way to tell.
+ * than a list of the Deployment's), and tells `progress` how many are still running after each round. Past 5 s it
+ * goes on with a warning: the ReplicaSet controller may have chosen other pods than those marked, and a list would
+ * then be the only way to tell.
  */
-async function untilTerminating(clients: KubernetesClients, namespace: string, pods: readonly string[]) {
+async function untilTerminating(
+  clients: KubernetesClients,
+  namespace: string,
+  pods: readonly string[],
+  progress: (stillRunning: number) => Promise<void>,
+) {
   const deadline = Date.now() + 5_000;
   for (let left = [...pods]; left.length > 0; ) {
     const still = await Promise.all(
@@ -766,6 +781,7 @@ async function untilTerminating(clients: KubernetesClients, namespace: string, p
       }),
     );
     left = still.filter((name): name is string => name !== undefined);
+    await progress(left.length);
     if (left.length === 0) return;
     if (Date.now() > deadline) {
       log.warn('retired pods are not terminating yet; growing all the same', { pods: left });

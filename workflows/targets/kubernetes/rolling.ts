@@ -244,7 +244,10 @@ async function convergeAsPodsCome(
       if (fused) {
         // The room this retirement makes is the next step's: asked for in the same trip.
         const after = nextReplicaStep(desired, fenceposts, from.count, to.count);
-        const grow = after.kind === 'scale-up' ? { name: to.name, replicas: after.replicas } : undefined;
+        const grow =
+          after.kind === 'scale-up'
+            ? { name: to.name, replicas: after.replicas, from: to.count.replicas }
+            : undefined;
         if (grow) to.count = { replicas: grow.replicas, available: to.count.available };
         changed();
         await steps.retireThenGrow(from.name, step.replicas, grow);

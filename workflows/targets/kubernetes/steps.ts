@@ -132,7 +132,11 @@ export class KubernetesSteps {
    * retire, then resize `grow` into the room that made, as one activity: a rolling step costs one trip to the
    * worker, not two.
    */
-  retireThenGrow(name: string, replicas: number, grow?: { name: string; replicas: number }): Promise<void> {
+  retireThenGrow(
+    name: string,
+    replicas: number,
+    grow?: { name: string; replicas: number; from: number },
+  ): Promise<void> {
     const summary = `scale ${name} down to ${replicas}${grow ? `, then ${grow.name} up to ${grow.replicas}` : ''}`;
     return acts.retireThenGrow.executeWithOptions({ ...kubernetesApiProfile, summary }, [
       {
