@@ -10,9 +10,10 @@ import type {
   HttpVerification,
   UpgradeCommand,
 } from '../spec/rollout';
+import { loadBalancerReloaded } from '../workflows/targets/fleet/reloaded';
 import { fillArgv, renderArgv } from './hosts/argv-template';
 import { verificationFailed, verifyAt } from './verify/verify-at';
-import type { ActivityDeps, ServerSample, ServerTraffic, TrafficProvider } from './ports';
+import type { ActivityDeps, RuntimeState, ServerSample, ServerTraffic, TrafficProvider } from './ports';
 
 /** Failure types the workflow reacts to; retrying them would not help. */
 export const failureTypes = {
@@ -20,7 +21,17 @@ export const failureTypes = {
   drainTimeout: 'DrainTimeout',
   verification: verificationFailed,
   upgrade: 'UpgradeFailed',
+  /** The load balancer runs another process than the one the rollout's runtime state was put in. */
+  reloaded: loadBalancerReloaded,
 } as const;
+
+/**
+ * A load balancer as a step names it: with the process that, when the rollout last looked, held everything the
+ * rollout set at run time. Absent in rollouts started before reloads were watched for.
+ */
+export interface LoadBalancerRef extends HaproxyLoadBalancer {
+  readonly process?: string;
+}
 
 /** The address a create command prints as its last line of output. */
 const createdAddress = z
@@ -29,7 +40,7 @@ const createdAddress = z
   .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'expected host:port as the last line of its output');
 
 export interface ServerRef {
-  readonly loadBalancer: HaproxyLoadBalancer;
+  readonly loadBalancer: LoadBalancerRef;
   readonly server: string;
 }
 
@@ -88,6 +99,7 @@ async function drainEach(
   servers: readonly string[],
   policy: DrainPolicy,
   startedAt: number,
+  check: () => void = () => undefined,
 ): Promise<Map<string, DrainOutcome | Error>> {
   const outcomes = new Map<string, DrainOutcome | Error>();
   const warned = new Set<string>();
@@ -132,6 +144,7 @@ async function drainEach(
       waiting: waiting.length,
     });
     await ctx.sleep(policy.pollInterval);
+    check();
   }
 }
 
@@ -142,8 +155,9 @@ async function drainOne(
   server: string,
   policy: DrainPolicy,
   startedAt: number,
+  check?: () => void,
 ): Promise<DrainOutcome> {
-  const outcome = (await drainEach(ctx, traffic, [server], policy, startedAt)).get(server);
+  const outcome = (await drainEach(ctx, traffic, [server], policy, startedAt, check)).get(server);
   if (outcome instanceof Error) throw outcome;
   return outcome ?? { drained: true, waitedMs: Date.now() - startedAt };
 }
@@ -161,6 +175,78 @@ function verifyOne(
 
 /** How often a step on detached servers checks that the load balancer still holds them out of rotation. */
 const rotationCheckEveryMs = 200;
+
+/** How often a workflow's wait checks for a reload: a pid read, one short command. */
+const holdCheckEveryMs = 500;
+
+/**
+ * Fails, for the workflow to put its runtime state back and run the step again, when the load balancer is not the
+ * process the rollout last saw holding that state: a reload by configuration management forgets drains, weights
+ * and added servers, and a step taken on what is left could send requests where none should go.
+ */
+async function sameProcess(traffic: TrafficProvider, lb: LoadBalancerRef): Promise<void> {
+  if (lb.process === undefined) return;
+  const now = await traffic.process();
+  if (now !== lb.process)
+    throw ApplicationFailure.nonRetryable(
+      `HAProxy (backend ${lb.backend}) was reloaded: process ${now}, not ${lb.process}; what the rollout set at run time is lost until it is put back`,
+      failureTypes.reloaded,
+    );
+}
+
+/** The load balancer's provider, once it is the process that holds the rollout's runtime state. */
+async function trafficAt(deps: ActivityDeps, lb: LoadBalancerRef): Promise<TrafficProvider> {
+  const traffic = deps.trafficFor(lb);
+  await sameProcess(traffic, lb);
+  return traffic;
+}
+
+/**
+ * Runs `work` (a wait that calls `check` between its polls) and fails it as soon as the load balancer is found
+ * reloaded, checking every 200 ms: a drain waited out while the reload put its servers back in rotation and took
+ * away the servers the rollout added would end with nothing it meant.
+ */
+async function failingOnReload<T>(
+  traffic: TrafficProvider,
+  lb: LoadBalancerRef,
+  work: (check: () => void) => Promise<T>,
+): Promise<T> {
+  let reloaded: Error | undefined;
+  const check = () => {
+    if (reloaded !== undefined) throw reloaded;
+  };
+  let finished = false;
+  let timer: NodeJS.Timeout | undefined;
+  let wake: () => void = () => undefined;
+  const watching = new Promise<never>((_, reject) => {
+    void (async () => {
+      while (!finished) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, rotationCheckEveryMs);
+        });
+        if (finished) return;
+        try {
+          await sameProcess(traffic, lb);
+        } catch (error) {
+          if ((error as ApplicationFailure).type !== failureTypes.reloaded) continue;
+          reloaded = error as ApplicationFailure;
+          reject(reloaded);
+          return;
+        }
+      }
+    })();
+  });
+  // Lost only when the work ends first: the watch then ends on its own without rejecting.
+  watching.catch(() => undefined);
+  try {
+    return await Promise.race([work(check), watching]);
+  } finally {
+    finished = true;
+    clearTimeout(timer);
+    wake();
+  }
+}
 
 /**
  * Runs `work` on servers Baton took out of rotation, holding them out: a load balancer reloaded meanwhile (a
@@ -254,21 +340,22 @@ async function settleEach<T>(
  */
 function createBulkActivities(deps: ActivityDeps) {
   const detachServers = async (input: {
-    loadBalancer: HaproxyLoadBalancer;
+    loadBalancer: LoadBalancerRef;
     servers: string[];
   }): Promise<void> => {
-    await deps.trafficFor(input.loadBalancer).switchTraffic([], input.servers);
+    await (await trafficAt(deps, input.loadBalancer)).switchTraffic([], input.servers);
   };
 
   const attachServers = async (input: {
-    loadBalancer: HaproxyLoadBalancer;
+    loadBalancer: LoadBalancerRef;
     servers: string[];
   }): Promise<void> => {
     const ctx = Context.current();
-    const traffic = deps.trafficFor(input.loadBalancer);
+    const traffic = await trafficAt(deps, input.loadBalancer);
     await traffic.switchTraffic(input.servers, []);
     // In rotation once HAProxy's own checks see each one UP, as attachServer waits for one.
     for (let rising = input.servers; rising.length > 0; ) {
+      await sameProcess(traffic, input.loadBalancer);
       const readings = await traffic.trafficOf(rising);
       rising = rising.filter((server) => !/^(UP|no check)/.test(readings[server]?.status ?? ''));
       if (rising.length === 0) return;
@@ -287,7 +374,7 @@ function createBulkActivities(deps: ActivityDeps) {
      * A retry runs both again, which is harmless: each sets a desired state.
      */
     handOverServers: async (input: {
-      loadBalancer: HaproxyLoadBalancer;
+      loadBalancer: LoadBalancerRef;
       attach: string[];
       detach: string[];
     }): Promise<void> => {
@@ -296,17 +383,22 @@ function createBulkActivities(deps: ActivityDeps) {
     },
 
     drainServers: async (input: {
-      loadBalancer: HaproxyLoadBalancer;
+      loadBalancer: LoadBalancerRef;
       servers: string[];
       policy: DrainPolicy;
     }): Promise<{ failed: BulkOutcomes; forced: string[] }> => {
       const ctx = Context.current();
-      const traffic = deps.trafficFor(input.loadBalancer);
+      const traffic = await trafficAt(deps, input.loadBalancer);
       const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
       const startedAt = resumed?.startedAt ?? Date.now();
-      const outcomes = await keptOutOfRotation(traffic, input.servers, () =>
-        drainEach(ctx, traffic, input.servers, input.policy, startedAt),
-      );
+      const outcomes =
+        input.loadBalancer.process === undefined
+          ? await keptOutOfRotation(traffic, input.servers, () =>
+              drainEach(ctx, traffic, input.servers, input.policy, startedAt),
+            )
+          : await failingOnReload(traffic, input.loadBalancer, (check) =>
+              drainEach(ctx, traffic, input.servers, input.policy, startedAt, check),
+            );
       const failed: BulkOutcomes = {};
       const forced: string[] = [];
       for (const server of input.servers) {
@@ -328,13 +420,13 @@ function createBulkActivities(deps: ActivityDeps) {
       version: string;
       verify: HttpVerification;
       /** Where the servers were detached, to hold them out while they are upgraded; absent in older rollouts. */
-      loadBalancer?: HaproxyLoadBalancer;
+      loadBalancer?: LoadBalancerRef;
     }): Promise<BulkOutcomes> => {
       const ctx = bulkContext(input.servers.length);
       const done = new Set((ctx.info.heartbeatDetails as { done?: string[] } | undefined)?.done ?? []);
       const retried = ctx.info.attempt > 1;
+      const traffic = input.loadBalancer && (await trafficAt(deps, input.loadBalancer));
       const beat = setInterval(() => ctx.heartbeat({ done: [...done] }), 3_000);
-      const traffic = input.loadBalancer && deps.trafficFor(input.loadBalancer);
       try {
         return await keptOutOfRotation(
           traffic,
@@ -460,13 +552,13 @@ export function createFleetActivities(deps: ActivityDeps) {
      * create commands must be idempotent for a name, as hostctl's is.
      */
     createServer: async (input: {
-      loadBalancer: HaproxyLoadBalancer;
+      loadBalancer: LoadBalancerRef;
       provision: FleetProvision;
       name: string;
       version: string;
     }): Promise<FleetServer> => {
       const ctx = Context.current();
-      const traffic = deps.trafficFor(input.loadBalancer);
+      const traffic = await trafficAt(deps, input.loadBalancer);
       const known = (await traffic.servers()).find((s) => s.name === input.name);
       if (known) {
         await traffic.addServer(known.name, known.address, input.provision.serverOptions);
@@ -503,6 +595,7 @@ export function createFleetActivities(deps: ActivityDeps) {
       const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
       const startedAt = resumed?.startedAt ?? Date.now();
       for (;;) {
+        await sameProcess(traffic, ref.loadBalancer);
         const { status } = await traffic.traffic(ref.server);
         // "DRAIN 1/2" is still rising; "DRAIN" alone has passed its checks.
         if (status === 'DRAIN' || status === 'UP' || status === 'no check') return;
@@ -518,16 +611,70 @@ export function createFleetActivities(deps: ActivityDeps) {
 
     /** In one Runtime API batch: these servers take requests, those take no new ones. */
     switchTraffic: async (input: {
-      loadBalancer: HaproxyLoadBalancer;
+      loadBalancer: LoadBalancerRef;
       toServe: string[];
       toDrain: string[];
     }): Promise<void> => {
-      await deps.trafficFor(input.loadBalancer).switchTraffic(input.toServe, input.toDrain);
+      await (await trafficAt(deps, input.loadBalancer)).switchTraffic(input.toServe, input.toDrain);
     },
 
     /** Takes a drained server out of the backend for good. */
     removeServer: async (ref: ServerRef): Promise<void> => {
-      await deps.trafficFor(ref.loadBalancer).removeServer(ref.server);
+      await (await trafficAt(deps, ref.loadBalancer)).removeServer(ref.server);
+    },
+
+    /**
+     * Holds what the rollout set at run time while the workflow waits (a pause, a gate, an analysis window, the
+     * old set's scale-down delay): every 500 ms it checks which process serves the backend, and puts everything
+     * back as soon as a reload forgot it, instead of at the next step, which may be hours away. Runs `forMs`, or
+     * until the wait ends and cancels it; returns the process holding the state.
+     */
+    holdLoadBalancer: async (input: {
+      loadBalancer: HaproxyLoadBalancer;
+      state: RuntimeState;
+      forMs: number;
+    }): Promise<{ process: string; restored: string[] }> => {
+      const ctx = Context.current();
+      const traffic = deps.trafficFor(input.loadBalancer);
+      const restore = async () => {
+        const outcome = await traffic.restore(input.state);
+        if (outcome.restored.length > 0)
+          log.warn('HAProxy was reloaded and forgot what the rollout set at run time; put it back', {
+            backend: input.loadBalancer.backend,
+            process: outcome.process,
+            restored: outcome.restored,
+          });
+        return outcome;
+      };
+      let held = await restore();
+      const restored = [...held.restored];
+      for (const until = Date.now() + input.forMs; Date.now() < until; ) {
+        // Rejects once the workflow's wait is over and the activity is cancelled.
+        await ctx.sleep(holdCheckEveryMs);
+        ctx.heartbeat();
+        if ((await traffic.process()) === held.process) continue;
+        held = await restore();
+        restored.push(...held.restored);
+      }
+      return { process: held.process, restored };
+    },
+
+    /**
+     * Puts back what the rollout set at run time and a reload of the load balancer forgot; returns the process
+     * that now holds it, which the rollout's next steps expect.
+     */
+    restoreLoadBalancer: async (input: {
+      loadBalancer: HaproxyLoadBalancer;
+      state: RuntimeState;
+    }): Promise<{ process: string; restored: string[] }> => {
+      const outcome = await deps.trafficFor(input.loadBalancer).restore(input.state);
+      if (outcome.restored.length > 0)
+        log.warn('HAProxy was reloaded and forgot what the rollout set at run time; put it back', {
+          backend: input.loadBalancer.backend,
+          process: outcome.process,
+          restored: outcome.restored,
+        });
+      return outcome;
     },
 
     /** Destroys a server that left the backend, with the spec's destroy command. */
@@ -555,7 +702,7 @@ export function createFleetActivities(deps: ActivityDeps) {
     },
 
     detachServer: async (ref: ServerRef): Promise<void> => {
-      await deps.trafficFor(ref.loadBalancer).detach(ref.server);
+      await (await trafficAt(deps, ref.loadBalancer)).detach(ref.server);
     },
 
     /**
@@ -565,9 +712,10 @@ export function createFleetActivities(deps: ActivityDeps) {
      */
     attachServer: async (ref: ServerRef): Promise<void> => {
       const ctx = Context.current();
-      const traffic = deps.trafficFor(ref.loadBalancer);
+      const traffic = await trafficAt(deps, ref.loadBalancer);
       await traffic.attach(ref.server);
       for (;;) {
+        await sameProcess(traffic, ref.loadBalancer);
         const { status } = await traffic.traffic(ref.server);
         if (/^(UP|no check)/.test(status)) return;
         ctx.heartbeat({ status });
@@ -577,17 +725,21 @@ export function createFleetActivities(deps: ActivityDeps) {
 
     /** Sets several servers' weights; each command is idempotent, so a retry after a partial run is harmless. */
     setServerWeights: async (input: {
-      loadBalancer: HaproxyLoadBalancer;
+      loadBalancer: LoadBalancerRef;
       weights: Record<string, number>;
     }): Promise<void> => {
-      const traffic = deps.trafficFor(input.loadBalancer);
+      const traffic = await trafficAt(deps, input.loadBalancer);
       for (const [server, weight] of Object.entries(input.weights)) await traffic.setWeight(server, weight);
     },
 
     /** One reading of every server's request counters and weight (what a canary analysis compares). */
-    sampleFleet: async (input: {
-      loadBalancer: HaproxyLoadBalancer;
-    }): Promise<Record<string, ServerSample>> => deps.trafficFor(input.loadBalancer).counters(),
+    sampleFleet: async (input: { loadBalancer: LoadBalancerRef }): Promise<Record<string, ServerSample>> => {
+      const traffic = await trafficAt(deps, input.loadBalancer);
+      const samples = await traffic.counters();
+      // Counters read from a process started since the check are a reload's, from zero: not this rollout's.
+      await sameProcess(traffic, input.loadBalancer);
+      return samples;
+    },
 
     /**
      * Waits until a detached server has no request in flight, heartbeating. A retried attempt resumes the clock
@@ -596,9 +748,14 @@ export function createFleetActivities(deps: ActivityDeps) {
     drainServer: async (ref: ServerRef & { policy: DrainPolicy }): Promise<DrainOutcome> => {
       const ctx = Context.current();
       const resumed = ctx.info.heartbeatDetails as { startedAt?: number } | undefined;
-      const traffic = deps.trafficFor(ref.loadBalancer);
-      return keptOutOfRotation(traffic, [ref.server], () =>
-        drainOne(ctx, traffic, ref.server, ref.policy, resumed?.startedAt ?? Date.now()),
+      const traffic = await trafficAt(deps, ref.loadBalancer);
+      const startedAt = resumed?.startedAt ?? Date.now();
+      if (ref.loadBalancer.process === undefined)
+        return keptOutOfRotation(traffic, [ref.server], () =>
+          drainOne(ctx, traffic, ref.server, ref.policy, startedAt),
+        );
+      return failingOnReload(traffic, ref.loadBalancer, (check) =>
+        drainOne(ctx, traffic, ref.server, ref.policy, startedAt, check),
       );
     },
 
@@ -614,9 +771,10 @@ export function createFleetActivities(deps: ActivityDeps) {
       /** The rollout's check; rollouts recorded before it was passed run the command again on a retry. */
       verify?: HttpVerification;
       /** Where the server was detached, to hold it out while it is upgraded; absent in older rollouts. */
-      loadBalancer?: HaproxyLoadBalancer;
+      loadBalancer?: LoadBalancerRef;
     }): Promise<void> => {
       const ctx = Context.current();
+      const traffic = input.loadBalancer && (await trafficAt(deps, input.loadBalancer));
       if (ctx.info.attempt > 1 && input.verify) {
         const probe = await deps.verifier.probe(healthUrl(input.server, input.verify), input.verify);
         if (probe.ok && probe.version === input.version) {
@@ -630,7 +788,6 @@ export function createFleetActivities(deps: ActivityDeps) {
       }
       const argv = renderArgv(input.upgrade.argv, input.server, input.version);
       try {
-        const traffic = input.loadBalancer && deps.trafficFor(input.loadBalancer);
         await keptOutOfRotation(traffic, [input.server.name], () =>
           heartbeating(
             ctx,

@@ -43,6 +43,33 @@ export interface TrafficProvider {
    * drains set at run time.
    */
   undrained(servers: readonly string[]): Promise<string[]>;
+  /** Which process of the load balancer answers: a reload starts a new one, which knows nothing set at run time. */
+  process(): Promise<string>;
+  /**
+   * Puts back what a rollout set at run time and the running process lacks, and says which process now holds it
+   * and what had to be put back.
+   */
+  restore(state: RuntimeState): Promise<{ process: string; restored: string[] }>;
+}
+
+/**
+ * What a rollout set on a backend at run time, which a reload from the configuration file forgets: servers it
+ * added, servers it holds out of rotation or took away, and weights.
+ */
+export interface RuntimeState {
+  /**
+   * Servers the backend must hold, added with `addOptions` when missing: those the rollout added, and those it
+   * found in a backend whose fleet Baton provisions (earlier rollouts added them).
+   */
+  readonly added: ReadonlyArray<{ readonly name: string; readonly address: string }>;
+  readonly addOptions: readonly string[];
+  /** Servers out of rotation (drain); every other server the rollout added takes requests. */
+  readonly drained: readonly string[];
+  /** Servers the rollout put in rotation, which a drain found on them is taken off. */
+  readonly serving: readonly string[];
+  /** Servers the rollout removed from the backend for good. */
+  readonly removed: readonly string[];
+  readonly weights: Readonly<Record<string, number>>;
 }
 
 export interface ServerSample extends ServerCounters {

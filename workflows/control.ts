@@ -164,11 +164,25 @@ export class RolloutControl {
     return `aborted${by}${this.abortedBy?.reason ? `: ${this.abortedBy.reason}` : ''}`;
   }
 
+  /**
+   * Kept around each of the workflow's own waits (a pause, a gate, a sleep): a target's way of holding what the
+   * rollout set on its infrastructure while nothing else runs, such as a load balancer's runtime state.
+   */
+  private holding: (<T>(wait: () => Promise<T>) => Promise<T>) | undefined;
+
+  holdWhileWaiting(hold: <T>(wait: () => Promise<T>) => Promise<T>): void {
+    this.holding = hold;
+  }
+
+  private waiting<T>(wait: () => Promise<T>): Promise<T> {
+    return this.holding ? this.holding(wait) : wait();
+  }
+
   /** Waits while paused; throws RolloutAborted once aborted. Returns without yielding when neither. */
   async checkpoint(): Promise<void> {
     if (this.abortedBy) throw new RolloutAborted(this.abortReason());
     if (!this.paused) return;
-    await condition(() => this.paused === undefined || this.abortedBy !== undefined);
+    await this.waiting(() => condition(() => this.paused === undefined || this.abortedBy !== undefined));
     if (this.abortedBy) throw new RolloutAborted(this.abortReason());
   }
 
@@ -189,8 +203,9 @@ export class RolloutControl {
       ...(timeoutMs !== undefined ? { until: new Date(new Date().getTime() + timeoutMs).toISOString() } : {}),
     };
     const done = () => this.promoted || this.abortedBy !== undefined;
-    const promoted =
-      timeoutMs === undefined ? (await condition(done), true) : await condition(done, timeoutMs);
+    const promoted = await this.waiting(async () =>
+      timeoutMs === undefined ? (await condition(done), true) : condition(done, timeoutMs),
+    );
     this.atGate = undefined;
     if (this.paused && this.patches.has(operatorPauseOutlivesGate)) {
       // An operator paused at the gate, and the gate ended (timed out) first: the pause holds, and says so.
@@ -255,7 +270,8 @@ export class RolloutControl {
 
   /** Waits for `ms`, returning early when aborted (the caller's next checkpoint throws). */
   async sleep(ms: number): Promise<void> {
-    await condition(() => this.abortedBy !== undefined, ms);
+    const wait = () => condition(() => this.abortedBy !== undefined, ms);
+    await (ms > 0 ? this.waiting(wait) : wait());
   }
 
   /** Each refusal says why, then what to do instead. */

@@ -88,7 +88,7 @@ export interface AnalysisRecord {
    */
   readonly canary?: GroupFigures;
   readonly stable?: GroupFigures;
-  /** Kubernetes: what was watched. */
+  /** Kubernetes: what was watched; a fleet: why the window judged was not the first. */
   readonly summary?: string;
   readonly problems: readonly string[];
 }

@@ -117,6 +117,22 @@ export class InMemoryFleet {
     this.maxOut = Math.max(this.maxOut, out);
   }
 
+  /**
+   * What a reload of HAProxy from its configuration file does: a new process, every server back in rotation at
+   * its configured weight, and the request counters from zero.
+   */
+  reload(): void {
+    this.generation++;
+    for (const server of this.servers.values()) {
+      server.ready = true;
+      server.weight = 1;
+      server.responses = 0;
+      server.errors = 0;
+    }
+  }
+
+  private generation = 1;
+
   /** The servers out of rotation now. */
   outOfRotation(): string[] {
     return [...this.servers].filter(([, server]) => !server.ready).map(([name]) => name);
@@ -174,6 +190,21 @@ export class InMemoryFleet {
       ]);
     },
     undrained: (names) => Promise.resolve(names.filter((name) => this.get(name).ready)),
+    process: () => Promise.resolve(String(this.generation)),
+    restore: (state) => {
+      const restored: string[] = [];
+      for (const name of state.drained)
+        if (this.get(name).ready) {
+          this.get(name).ready = false;
+          restored.push(`${name} out of rotation again`);
+        }
+      for (const [name, weight] of Object.entries(state.weights))
+        if (this.get(name).weight !== weight) {
+          this.get(name).weight = weight;
+          restored.push(`${name} weight ${weight} again`);
+        }
+      return Promise.resolve({ process: String(this.generation), restored });
+    },
     counters: () => {
       const samples: Record<string, ServerSample> = {};
       for (const [name, server] of this.servers) {

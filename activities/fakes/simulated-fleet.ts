@@ -167,6 +167,9 @@ export class SimulatedFleets {
         ]);
       },
       undrained: (names) => Promise.resolve(names.filter((name) => get(name).serving)),
+      // A simulated load balancer is never reloaded.
+      process: () => Promise.resolve('simulated'),
+      restore: () => Promise.resolve({ process: 'simulated', restored: [] }),
     };
     return provider;
   }

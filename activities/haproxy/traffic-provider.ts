@@ -1,4 +1,4 @@
-import type { ServerSample, ServerTraffic, TrafficProvider } from '../ports';
+import type { RuntimeState, ServerSample, ServerTraffic, TrafficProvider } from '../ports';
 import { HaproxyRuntimeApi, parseStatCsv } from './runtime-api';
 
 /** One HAProxy backend as a TrafficProvider. */
@@ -153,6 +153,89 @@ export class HaproxyTrafficProvider implements TrafficProvider {
   /** The pid of the HAProxy process whose drains were last read, all in place. */
   private checkedProcess: string | undefined;
 
+  /**
+   * Compares what the rollout set with `show servers state` and sends only what is missing. Servers added again
+   * come back first, and the rest only once HAProxy's checks pass for them (10 s at most), as a new server's
+   * would: the backend is never left without a server to send a request to, and a server added again idle is
+   * ready to be switched to. A reload meanwhile (the pid changed again) starts it over, at most three times.
+   */
+  async restore(state: RuntimeState): Promise<{ process: string; restored: string[] }> {
+    const restored: string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const pid = await this.processId();
+      const rows = new Map((await this.serversState()).map((cells) => [cells[3] ?? '', cells]));
+      const drained = new Set(state.drained);
+      const added: string[] = [];
+      const serving: string[] = [];
+      for (const { name, address } of state.added) {
+        if (state.removed.includes(name)) continue;
+        const cells = rows.get(name);
+        if (!cells) {
+          // Added as addServer adds one: checked, and in drain until told otherwise.
+          await this.addServer(name, address, state.addOptions);
+          rows.set(name, []);
+          restored.push(`${name} added again`);
+          added.push(name);
+          if (!drained.has(name)) serving.push(name);
+        }
+      }
+      for (const name of state.serving) {
+        const cells = rows.get(name);
+        if (!cells || cells.length === 0 || drained.has(name) || (Number(cells[6]) & adminDrain) === 0)
+          continue;
+        // Half of a switch the reload interrupted: this half first, so the drains below leave servers serving.
+        serving.push(name);
+        restored.push(`${name} in rotation again`);
+      }
+      if (serving.length > 0)
+        await this.api.executeAll(serving.map((name) => `set server ${this.backend}/${name} state ready`));
+      if (added.length > 0 || serving.length > 0) await this.untilChecked([...added, ...serving], 10_000);
+      const commands: string[] = [];
+      for (const name of drained) {
+        const admin = Number(rows.get(name)?.[6] ?? adminDrain);
+        if (!rows.has(name) || (admin & adminDrain) !== 0) continue;
+        commands.push(`set server ${this.backend}/${name} state drain`);
+        restored.push(`${name} out of rotation again`);
+      }
+      for (const [name, weight] of Object.entries(state.weights)) {
+        const cells = rows.get(name);
+        // A server added again above has the weight of its options: set it all the same.
+        if (!cells || Number(cells[7]) === Math.round(weight)) continue;
+        commands.push(`set server ${this.backend}/${name} weight ${Math.round(weight)}`);
+        if (cells.length > 0) restored.push(`${name} weight ${Math.round(weight)} again`);
+      }
+      for (const name of state.removed) {
+        if (!rows.has(name)) continue;
+        commands.push(`set server ${this.backend}/${name} state maint`, `del server ${this.backend}/${name}`);
+        restored.push(`${name} removed again`);
+      }
+      if (commands.length > 0) await this.api.executeAll(commands);
+      const now = await this.processId();
+      if (now === pid || attempt >= 3) {
+        this.serverIds = undefined;
+        this.checkedProcess = now === pid ? now : undefined;
+        return { process: now, restored };
+      }
+    }
+  }
+
+  /**
+   * Waits until HAProxy's own checks have passed for each server, or `timeoutMs` passes: "UP", or "DRAIN" alone
+   * ("DRAIN 1/2" is still rising).
+   */
+  private async untilChecked(servers: readonly string[], timeoutMs: number): Promise<void> {
+    this.serverIds = undefined;
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+      const readings = await this.trafficOf(servers);
+      if (servers.every((name) => /^(UP|DRAIN|no check)$/.test(readings[name]?.status ?? ''))) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  async process(): Promise<string> {
+    return this.processId();
+  }
+
   private async processId(): Promise<string> {
     const info = await this.api.send('show info');
     const pid = /^Pid: (\d+)$/m.exec(info)?.[1];
@@ -167,6 +250,9 @@ export class HaproxyTrafficProvider implements TrafficProvider {
     ]);
   }
 }
+
+/** srv_admin_state bits of a drain, forced (the Runtime API) or inherited. */
+const adminDrain = 0x18;
 
 function serverTraffic(row: Record<string, string>): ServerTraffic {
   const num = (column: string) => Number(row[column] || 0);

@@ -56,6 +56,8 @@ describe('bulk steps: many servers out at once move as a group, one activity per
     assert.equal(result.phase, 'succeeded');
     assert.deepEqual(activities, [
       'preflightFleet',
+      // Which HAProxy process holds the backend, to tell a reload later.
+      'restoreLoadBalancer',
       'detachServers (local)',
       ...Array.from({ length: 2 }, () => [
         'drainServers',
@@ -103,8 +105,11 @@ describe('bulk steps: many servers out at once move as a group, one activity per
       assert.equal(result.phase, 'succeeded');
       assert.deepEqual(activities, [
         'preflightFleet',
+        'restoreLoadBalancer',
         ...twoSteps,
         'attachServers (local)',
+        // Beside the pause: what the rollout set on HAProxy is held against a reload.
+        'holdLoadBalancer',
         ...twoSteps,
         'attachServers (local)',
       ]);
@@ -144,7 +149,7 @@ describe('bulk steps: many servers out at once move as a group, one activity per
       inMemoryFleetSpec(20, { strategy: { type: 'rolling', batchSize: 10 } }, 'bulk-handover-fails'),
     );
     assert.equal(result.phase, 'succeeded', result.reason);
-    assert.deepEqual(activities.slice(4), [
+    assert.deepEqual(activities.slice(5), [
       'verifyServers',
       'handOverServers (local)',
       'attachServers (local)',

@@ -11,13 +11,14 @@ import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
 import { kubernetesClients } from '../../activities/kubernetes/api';
 import type { LocalCluster } from '../../infra/kubernetes-cluster';
 import { startLocalCluster } from '../../infra/kubernetes-cluster';
+import { startLoad } from '../../infra/load';
 import { demoAppTarget, deployDemoApp } from '../../infra/kubernetes/demo-app-objects';
 import type { RolloutSpec, RolloutSpecInput } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
 import type { RolloutRun } from '../../workflows/continuation';
 import type { OperatorCommand, RolloutStatus } from '../../workflows/messages';
-import { abortUpdate, pauseUpdate, resumeUpdate, statusQuery } from '../../workflows/messages';
+import { abortUpdate, pauseUpdate, promoteUpdate, resumeUpdate, statusQuery } from '../../workflows/messages';
 import { exampleFiles, localExample, promoteUntilDone } from '../helpers/examples';
 import { startTestFleet } from '../helpers/fleet';
 import { seedApp, seededAppTarget, seededImage } from '../helpers/kubernetes';
@@ -140,6 +141,63 @@ function fleetRollsBack(name: string, strategy: RolloutSpecInput['strategy']): R
         target: fleet.provisionedTarget(`replay-${name}`),
       });
       return { spec, deps: realActivityDeps(), tearDown: () => fleet.stop() };
+    },
+  };
+}
+
+/**
+ * HAProxy reloaded mid-rollout on a real fleet: a canary in its analysis window (its weights put back by the hold
+ * beside the wait, then the window judged again), and a blue/green rollout at its approval gate (its new servers
+ * added again) and once more after the switch.
+ */
+function fleetReloaded(name: string, strategy: 'canary' | 'blue-green'): ReplayScenario {
+  return {
+    name,
+    record: async () => {
+      const fleet = await startTestFleet({ servers: 3, version: 'v1', defaults: { latencyMs: 5 } });
+      const spec =
+        strategy === 'canary'
+          ? parseRolloutSpec(
+              fleet.spec(
+                {
+                  version: 'v2',
+                  strategy: {
+                    type: 'canary',
+                    steps: [{ setWeight: 10 }, { analysis: { window: '3s', minRequests: 1 } }],
+                  },
+                },
+                `replay-${name}`,
+              ),
+            )
+          : parseRolloutSpec({
+              ...fleet.spec({
+                version: 'v2',
+                strategy: { type: 'blue-green', autoPromote: false, scaleDownDelay: '3s' },
+              }),
+              target: fleet.provisionedTarget(`replay-${name}`),
+            });
+      const steer = async (handle: Rollout) => {
+        if (strategy === 'canary') {
+          await until(handle, (status) => (status.canary?.weight ?? 0) > 0);
+          await sleep(1_000);
+          await fleet.haproxy.reload();
+        } else {
+          await until(handle, (status) => status.phase === 'paused');
+          await fleet.haproxy.reload();
+          await sleep(1_500);
+          await handle.executeUpdate(promoteUpdate, { args: [operator] });
+          await until(handle, (status) => status.servers.some((s) => s.step === 'retired'));
+          await sleep(500);
+          await fleet.haproxy.reload();
+        }
+        return handle.result();
+      };
+      const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 50 });
+      const tearDown = async () => {
+        await load.stop();
+        await fleet.stop();
+      };
+      return { spec, deps: realActivityDeps(), steer, tearDown };
     },
   };
 }
@@ -423,6 +481,8 @@ export const replayScenarios: readonly ReplayScenario[] = [
     inMemoryFleetSpec(3, { strategy: { type: 'recreate' } }, 'replay-recreate-back'),
   ),
   fleetRollsBack('fleet-surge-rolls-back', { type: 'surge' }),
+  fleetReloaded('fleet-canary-reloaded', 'canary'),
+  fleetReloaded('fleet-blue-green-reloaded', 'blue-green'),
   fleetRollsBack('fleet-blue-green-rolls-back', { type: 'blue-green', autoPromote: true }),
   ...['fleet-surge.yaml', 'fleet-blue-green.yaml', 'fleet-rolling-replace.yaml'].map(fleetExample),
   ...exampleFiles('kubernetes').map(kubernetesExample),

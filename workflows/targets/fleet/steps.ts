@@ -1,6 +1,14 @@
-import { ApplicationFailure, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { BulkOutcomes, FleetActivities } from '../../../activities/fleet-activities';
-import type { ServerSample } from '../../../activities/ports';
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+} from '@temporalio/workflow';
+import type { BulkOutcomes, FleetActivities, LoadBalancerRef } from '../../../activities/fleet-activities';
+import type { RuntimeState, ServerSample } from '../../../activities/ports';
 import type {
   FleetServer,
   FleetTarget,
@@ -23,6 +31,7 @@ import type { RolloutControl } from '../../control';
 import { RolloutAborted } from '../../control';
 import type { RolloutState } from '../../state';
 import { failureMessage } from '../../stop';
+import { loadBalancerReloaded } from './reloaded';
 
 /** A fleet's spec always has verify.http: its default checks each server's health and version. */
 export type FleetRolloutSpec = RolloutSpec & { target: FleetTarget; verify: { http: HttpVerification } };
@@ -55,6 +64,15 @@ export interface GroupMove {
   readonly handedOver?: { readonly detached: boolean };
 }
 
+/** Rollouts started since have their load balancer's runtime state put back after a reload. */
+export const reloadsRestored = 'load-balancer-reloads-restored';
+
+/** Reloads in a row a step sits through before it fails: a configuration management run is one. */
+const reloadsPerStep = 5;
+
+/** One activity of holding the load balancer lasts this long; a longer wait runs the next. */
+const holdChunkMs = 10 * 60_000;
+
 const acts = proxyActivities<FleetActivities>(loadBalancerProfile);
 const localActs = proxyLocalActivities<FleetActivities>(localLoadBalancerProfile);
 
@@ -69,14 +87,127 @@ export function describeGroup(servers: readonly FleetServer[]): string {
  * ("drain web-3"), plus the inverse that puts a server back on the version it had.
  */
 export class FleetSteps {
-  private readonly lb;
+  private readonly haproxy;
+  /**
+   * The HAProxy process that held everything the rollout set at run time when last looked at; each step expects
+   * it. Undefined in rollouts recorded before reloads were watched for.
+   */
+  private process: string | undefined;
+  /** What the rollout set on the backend at run time: what a reload forgets and `restoreLoadBalancer` puts back. */
+  private readonly runtime = {
+    drained: new Set<string>(),
+    serving: new Set<string>(),
+    added: new Map<string, string>(),
+    removed: new Set<string>(),
+    weights: {} as Record<string, number>,
+  };
 
   constructor(
     private readonly spec: FleetRolloutSpec,
     private readonly state: RolloutState,
     private readonly control: RolloutControl,
   ) {
-    this.lb = spec.target.loadBalancer.haproxy;
+    this.haproxy = spec.target.loadBalancer.haproxy;
+  }
+
+  /** The load balancer as the next step names it: with the process it expects. */
+  private get lb(): LoadBalancerRef {
+    return this.process === undefined ? this.haproxy : { ...this.haproxy, process: this.process };
+  }
+
+  /**
+   * Learns which HAProxy process serves the backend, so that every later step can tell a reload, and holds the
+   * rollout's runtime state through the workflow's own waits.
+   */
+  async watchReloads(): Promise<void> {
+    if (!this.control.patches.has(reloadsRestored)) return;
+    await this.restoreLoadBalancer();
+    this.control.holdWhileWaiting((wait) => this.holdWhile(wait));
+  }
+
+  /**
+   * Runs the workflow's wait with an activity beside it that puts the runtime state back whenever HAProxy is
+   * reloaded meanwhile; the activity is cancelled when the wait ends. Should holding fail (HAProxy unreachable for
+   * longer than its retries), the wait goes on, and the next step finds the reload.
+   */
+  private async holdWhile<T>(wait: () => Promise<T>): Promise<T> {
+    let waiting = true;
+    const scope = new CancellationScope();
+    const holding = scope
+      .run(async () => {
+        while (waiting) {
+          const held = await acts.holdLoadBalancer.executeWithOptions(
+            {
+              ...loadBalancerProfile,
+              startToCloseTimeout: holdChunkMs + 60_000,
+              // The wait's end reaches the activity with a heartbeat's answer, which the worker sends at most
+              // every 0.8 heartbeat timeouts; the steps after it wait for the activity to stop, since one still
+              // holding would put back a state those steps change.
+              heartbeatTimeout: '1s',
+              cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+              summary: `hold ${this.haproxy.backend} as the rollout set it while waiting`,
+            },
+            [{ loadBalancer: this.haproxy, state: this.runtimeState(), forMs: holdChunkMs }],
+          );
+          this.process = held.process;
+        }
+      })
+      .catch((error: unknown) => {
+        if (waiting)
+          log.warn('could not hold the load balancer while waiting', { error: failureMessage(error) });
+      });
+    try {
+      return await wait();
+    } finally {
+      waiting = false;
+      scope.cancel();
+      await holding;
+    }
+  }
+
+  /** The load balancer's process changes from one reading to the next only when it was reloaded. */
+  get loadBalancerProcess(): string | undefined {
+    return this.process;
+  }
+
+  private runtimeState(): RuntimeState {
+    return {
+      added: [...this.runtime.added].map(([name, address]) => ({ name, address })),
+      addOptions: this.spec.target.provision?.serverOptions ?? [],
+      drained: [...this.runtime.drained],
+      serving: [...this.runtime.serving],
+      removed: [...this.runtime.removed],
+      weights: this.runtime.weights,
+    };
+  }
+
+  private async restoreLoadBalancer(): Promise<void> {
+    const { process } = await acts.restoreLoadBalancer.executeWithOptions(
+      {
+        ...loadBalancerProfile,
+        summary:
+          this.process === undefined
+            ? `read which HAProxy process serves ${this.haproxy.backend}`
+            : `put back what HAProxy forgot on reload (${this.haproxy.backend})`,
+      },
+      [{ loadBalancer: this.haproxy, state: this.runtimeState() }],
+    );
+    this.process = process;
+  }
+
+  /**
+   * Runs a load balancer step; when it finds HAProxy reloaded, puts back what the rollout had set at run time
+   * first (drains, weights, added servers) and runs the step again.
+   */
+  private async onLoadBalancer<T>(step: () => Promise<T>): Promise<T> {
+    for (let reloads = 0; ; reloads++) {
+      try {
+        return await step();
+      } catch (error) {
+        if (this.process === undefined || reloads >= reloadsPerStep || !isReload(error)) throw error;
+        await this.restoreLoadBalancer();
+      }
+    }
   }
 
   preflight(): Promise<Record<string, string>> {
@@ -151,22 +282,27 @@ export class FleetSteps {
     };
     const names = () => moving.map((server) => server.name);
     const group = () => describeGroup(moving);
-    const lb = this.lb;
     // Runtime API commands of milliseconds: they run inside the workflow task that follows a step.
-    const loadBalancer = (command: 'detachServers' | 'attachServers', summary: string) =>
-      localActs[command].executeWithOptions(
-        { ...(command === 'attachServers' ? localAttachProfile : localLoadBalancerProfile), summary },
-        [{ loadBalancer: lb, servers: names() }],
+    const loadBalancer = (command: 'detachServers' | 'attachServers', summary: string) => {
+      this.outOfRotation(command === 'detachServers', names());
+      return this.onLoadBalancer(() =>
+        localActs[command].executeWithOptions(
+          { ...(command === 'attachServers' ? localAttachProfile : localLoadBalancerProfile), summary },
+          [{ loadBalancer: this.lb, servers: names() }],
+        ),
       );
+    };
     let handedOver: GroupMove['handedOver'];
     let step: ForwardStep = enter('detach');
     try {
       if (!handover.detached) await loadBalancer('detachServers', `detach ${group()}`);
       step = enter('drain');
       const drained = await this.control.cancelOnAbort(() =>
-        acts.drainServers.executeWithOptions(
-          { ...drainProfile(this.spec.drain), summary: `drain ${group()}` },
-          [{ loadBalancer: lb, servers: names(), policy: this.spec.drain }],
+        this.onLoadBalancer(() =>
+          acts.drainServers.executeWithOptions(
+            { ...drainProfile(this.spec.drain), summary: `drain ${group()}` },
+            [{ loadBalancer: this.lb, servers: names(), policy: this.spec.drain }],
+          ),
         ),
       );
       for (const name of drained.forced) this.state.update(name, { drainForced: true });
@@ -176,13 +312,15 @@ export class FleetSteps {
       if (!upgrade)
         throw ApplicationFailure.nonRetryable('target.upgrade: no upgrade command', 'PreflightFailed');
       if (moving.length > 0) {
-        const upgraded = await acts.upgradeServers.executeWithOptions(
-          {
-            // Each server's command gets its three tries within the one activity.
-            ...upgradeProfile(3 * upgrade.timeout + 6_000),
-            summary: `upgrade ${group()} to ${version}`,
-          },
-          [{ servers: moving, upgrade, version, verify: this.spec.verify.http, loadBalancer: lb }],
+        const upgraded = await this.onLoadBalancer(() =>
+          acts.upgradeServers.executeWithOptions(
+            {
+              // Each server's command gets its three tries within the one activity.
+              ...upgradeProfile(3 * upgrade.timeout + 6_000),
+              summary: `upgrade ${group()} to ${version}`,
+            },
+            [{ servers: moving, upgrade, version, verify: this.spec.verify.http, loadBalancer: this.lb }],
+          ),
         );
         drop(upgraded, 'upgrade');
         for (const server of moving) this.state.update(server.name, { version });
@@ -231,18 +369,24 @@ export class FleetSteps {
     summary: string,
   ): Promise<boolean> {
     for (const server of next) this.state.setStep(server.name, 'detach');
-    const lb = this.lb;
     const attach = group.map((server) => server.name);
     const detach = next.map((server) => server.name);
     try {
-      await localActs.handOverServers.executeWithOptions({ ...localAttachProfile, summary }, [
-        { loadBalancer: lb, attach, detach },
-      ]);
+      this.outOfRotation(false, attach);
+      this.outOfRotation(true, detach);
+      await this.onLoadBalancer(() =>
+        localActs.handOverServers.executeWithOptions({ ...localAttachProfile, summary }, [
+          { loadBalancer: this.lb, attach, detach },
+        ]),
+      );
       return true;
     } catch {
-      await localActs.attachServers.executeWithOptions(
-        { ...localAttachProfile, summary: `attach ${describeGroup(group)} and ${describeGroup(next)}` },
-        [{ loadBalancer: lb, servers: [...attach, ...detach] }],
+      this.outOfRotation(false, [...attach, ...detach]);
+      await this.onLoadBalancer(() =>
+        localActs.attachServers.executeWithOptions(
+          { ...localAttachProfile, summary: `attach ${describeGroup(group)} and ${describeGroup(next)}` },
+          [{ loadBalancer: this.lb, servers: [...attach, ...detach] }],
+        ),
       );
       for (const server of next) this.state.setStep(server.name, 'pending');
       return false;
@@ -298,20 +442,28 @@ export class FleetSteps {
   }
 
   /** Creates a server on a version and adds it to the backend, health checked, taking no request yet. */
-  create(name: string, version: string): Promise<FleetServer> {
+  async create(name: string, version: string): Promise<FleetServer> {
     const provision = this.requireProvision();
-    return acts.createServer.executeWithOptions(
-      { ...upgradeProfile(provision.create.timeout), summary: `create ${name} on ${version}` },
-      [{ loadBalancer: this.lb, provision, name, version }],
+    // A new server takes no request until it is attached.
+    this.outOfRotation(true, [name]);
+    const server = await this.onLoadBalancer(() =>
+      acts.createServer.executeWithOptions(
+        { ...upgradeProfile(provision.create.timeout), summary: `create ${name} on ${version}` },
+        [{ loadBalancer: this.lb, provision, name, version }],
+      ),
     );
+    this.runtime.added.set(server.name, server.address);
+    return server;
   }
 
   /** Waits until HAProxy's health checks pass for a server that takes no request yet. */
   awaitHealthy(server: FleetServer): Promise<void> {
     return this.control.cancelOnAbort(() =>
-      acts.awaitHealthy.executeWithOptions(
-        { ...attachProfile, summary: `wait for HAProxy to see ${server.name} healthy` },
-        [{ ...this.ref(server), timeoutMs: this.spec.verify.http.timeout }],
+      this.onLoadBalancer(() =>
+        acts.awaitHealthy.executeWithOptions(
+          { ...attachProfile, summary: `wait for HAProxy to see ${server.name} healthy` },
+          [{ ...this.ref(server), timeoutMs: this.spec.verify.http.timeout }],
+        ),
       ),
     );
   }
@@ -322,17 +474,29 @@ export class FleetSteps {
     toDrain: readonly FleetServer[],
     summary: string,
   ): Promise<void> {
-    return acts.switchTraffic.executeWithOptions({ ...loadBalancerProfile, summary }, [
-      { loadBalancer: this.lb, toServe: toServe.map((s) => s.name), toDrain: toDrain.map((s) => s.name) },
-    ]);
+    const serve = toServe.map((s) => s.name);
+    const drain = toDrain.map((s) => s.name);
+    this.outOfRotation(false, serve);
+    this.outOfRotation(true, drain);
+    return this.onLoadBalancer(() =>
+      acts.switchTraffic.executeWithOptions({ ...loadBalancerProfile, summary }, [
+        { loadBalancer: this.lb, toServe: serve, toDrain: drain },
+      ]),
+    );
   }
 
   /** Takes a drained server out of the backend, then destroys it. */
   async removeAndDestroy(server: FleetServer, version: string): Promise<void> {
     const provision = this.requireProvision();
-    await acts.removeServer.executeWithOptions(
-      { ...loadBalancerProfile, summary: `remove ${server.name} from the backend` },
-      [this.ref(server)],
+    this.runtime.added.delete(server.name);
+    this.runtime.drained.delete(server.name);
+    this.runtime.serving.delete(server.name);
+    this.runtime.removed.add(server.name);
+    await this.onLoadBalancer(() =>
+      acts.removeServer.executeWithOptions(
+        { ...loadBalancerProfile, summary: `remove ${server.name} from the backend` },
+        [this.ref(server)],
+      ),
     );
     await acts.destroyServer.executeWithOptions(
       { ...upgradeProfile(provision.destroy.timeout), summary: `destroy ${server.name}` },
@@ -349,16 +513,37 @@ export class FleetSteps {
 
   /** Sets load balancer weights, e.g. a canary's share; the summary says what for ("canary 25%"). */
   setWeights(weights: Record<string, number>, summary: string): Promise<void> {
-    return acts.setServerWeights.executeWithOptions({ ...loadBalancerProfile, summary }, [
-      { loadBalancer: this.lb, weights },
-    ]);
+    Object.assign(this.runtime.weights, weights);
+    return this.onLoadBalancer(() =>
+      acts.setServerWeights.executeWithOptions({ ...loadBalancerProfile, summary }, [
+        { loadBalancer: this.lb, weights },
+      ]),
+    );
   }
 
   /** One reading of every server's request counters and weight. */
   sample(summary: string): Promise<Record<string, ServerSample>> {
-    return acts.sampleFleet.executeWithOptions({ ...loadBalancerProfile, summary }, [
-      { loadBalancer: this.lb },
-    ]);
+    return this.onLoadBalancer(() =>
+      acts.sampleFleet.executeWithOptions({ ...loadBalancerProfile, summary }, [{ loadBalancer: this.lb }]),
+    );
+  }
+
+  /** Servers the backend must hold, with their addresses, whether or not its configuration file lists them. */
+  expectServers(servers: readonly FleetServer[]): void {
+    for (const server of servers) this.runtime.added.set(server.name, server.address);
+  }
+
+  /** Records which servers the rollout holds out of rotation (drain), for a reload to be undone. */
+  private outOfRotation(out: boolean, servers: readonly string[]): void {
+    for (const name of servers) {
+      if (out) {
+        this.runtime.drained.add(name);
+        this.runtime.serving.delete(name);
+      } else {
+        this.runtime.drained.delete(name);
+        this.runtime.serving.add(name);
+      }
+    }
   }
 
   private ref(server: FleetServer) {
@@ -366,23 +551,30 @@ export class FleetSteps {
   }
 
   detach(server: FleetServer): Promise<void> {
-    return acts.detachServer.executeWithOptions(
-      { ...loadBalancerProfile, summary: `detach ${server.name}` },
-      [this.ref(server)],
+    this.outOfRotation(true, [server.name]);
+    return this.onLoadBalancer(() =>
+      acts.detachServer.executeWithOptions({ ...loadBalancerProfile, summary: `detach ${server.name}` }, [
+        this.ref(server),
+      ]),
     );
   }
 
   attach(server: FleetServer): Promise<void> {
-    return acts.attachServer.executeWithOptions({ ...attachProfile, summary: `attach ${server.name}` }, [
-      this.ref(server),
-    ]);
+    this.outOfRotation(false, [server.name]);
+    return this.onLoadBalancer(() =>
+      acts.attachServer.executeWithOptions({ ...attachProfile, summary: `attach ${server.name}` }, [
+        this.ref(server),
+      ]),
+    );
   }
 
   async drain(server: FleetServer): Promise<void> {
     const outcome = await this.control.cancelOnAbort(() =>
-      acts.drainServer.executeWithOptions(
-        { ...drainProfile(this.spec.drain), summary: `drain ${server.name}` },
-        [{ ...this.ref(server), policy: this.spec.drain }],
+      this.onLoadBalancer(() =>
+        acts.drainServer.executeWithOptions(
+          { ...drainProfile(this.spec.drain), summary: `drain ${server.name}` },
+          [{ ...this.ref(server), policy: this.spec.drain }],
+        ),
       ),
     );
     if (!outcome.drained) this.state.update(server.name, { drainForced: true });
@@ -393,9 +585,11 @@ export class FleetSteps {
     // The spec requires it for every strategy that upgrades in place; this guards a hand-made input.
     if (!upgrade)
       throw ApplicationFailure.nonRetryable('target.upgrade: no upgrade command', 'PreflightFailed');
-    await acts.upgradeServer.executeWithOptions(
-      { ...upgradeProfile(upgrade.timeout), summary: `upgrade ${server.name} to ${version}` },
-      [{ server, upgrade, version, verify: this.spec.verify.http, loadBalancer: this.lb }],
+    await this.onLoadBalancer(() =>
+      acts.upgradeServer.executeWithOptions(
+        { ...upgradeProfile(upgrade.timeout), summary: `upgrade ${server.name} to ${version}` },
+        [{ server, upgrade, version, verify: this.spec.verify.http, loadBalancer: this.lb }],
+      ),
     );
     this.state.update(server.name, { version });
   }
@@ -408,4 +602,12 @@ export class FleetSteps {
       ),
     );
   }
+}
+
+function isReload(error: unknown): boolean {
+  return (
+    error instanceof ActivityFailure &&
+    error.cause instanceof ApplicationFailure &&
+    error.cause.type === loadBalancerReloaded
+  );
 }

@@ -14,6 +14,9 @@ import type { Observation, RolloutTarget, TargetBaseline } from '../target';
 import type { FleetRolloutSpec, ForwardStep } from './steps';
 import { FleetSteps } from './steps';
 
+/** Analysis windows an analysis step tries before it gives up on HAProxy reloading in each. */
+const maxWindowsPerAnalysis = 3;
+
 /** How many servers one step of a whole-fleet change (create, retire, recreate's passes) touches at once. */
 const parallel = 50;
 
@@ -91,6 +94,7 @@ export class FleetRolloutTarget implements RolloutTarget {
         )
       : await this.lifecycle.preflight(() => this.steps.preflight());
     this.versions = versions;
+    await this.steps.watchReloads();
     const version = this.spec.version;
     for (const server of this.servers)
       this.state.update(server.name, { fromVersion: versions[server.name], version: versions[server.name] });
@@ -116,6 +120,8 @@ export class FleetRolloutTarget implements RolloutTarget {
     for (const server of servers) this.state.addServer(server.name);
     this.spec = { ...this.spec, target: { ...this.spec.target, servers } };
     this.steps = new FleetSteps(this.spec, this.state, this.control);
+    // Earlier rollouts added some of them at run time: a reload would forget those too.
+    this.steps.expectServers(servers);
     this.names.splice(0, this.names.length, ...servers.map((s) => s.name));
   }
 
@@ -208,16 +214,36 @@ export class FleetRolloutTarget implements RolloutTarget {
     if (this.initialWeights) await this.steps.setWeights(this.initialWeights, 'promote: restore weights');
   }
 
-  /** Compares the canary servers' 5xx rate and response time with the stable servers', from HAProxy's counters. */
+  /**
+   * Compares the canary servers' 5xx rate and response time with the stable servers', from HAProxy's counters.
+   * A window HAProxy was reloaded in is not judged: its counters started again from zero and, until the weights
+   * were put back, the canary had another share. The window starts again, at most twice.
+   */
   async observe(analysis: CanaryAnalysis, step: number): Promise<Observation> {
     const canaryNames = this.serving.map((s) => s.name);
     const stableNames = this.servers.filter((s) => !this.serving.includes(s)).map((s) => s.name);
-    const before = await this.steps.sample(`analysis ${step}: start`);
-    await this.control.sleep(analysis.window);
-    await this.control.checkpoint();
-    const after = await this.steps.sample(`analysis ${step}: end`);
+    let before = await this.steps.sample(`analysis ${step}: start`);
+    let after: Awaited<ReturnType<FleetSteps['sample']>>;
+    let window = 1;
+    for (; ; window++) {
+      const process = this.steps.loadBalancerProcess;
+      await this.control.sleep(analysis.window);
+      await this.control.checkpoint();
+      after = await this.steps.sample(`analysis ${step}: end`);
+      if (this.steps.loadBalancerProcess === process) break;
+      if (window === maxWindowsPerAnalysis)
+        return {
+          passed: false,
+          problems: [`HAProxy was reloaded in each of ${window} analysis windows: none could be judged`],
+        };
+      // The reading that found the reload was taken once the weights were back: the next window starts there.
+      before = after;
+    }
     const verdict = judgeCanary(analysis, canaryNames, stableNames, before, after);
     return {
+      ...(window > 1
+        ? { summary: `HAProxy was reloaded during the window: judged on window ${window}, after it` }
+        : {}),
       passed: verdict.passed,
       canary: verdict.canary,
       stable: verdict.stable,
