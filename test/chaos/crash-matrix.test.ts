@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { useFleets } from '../helpers/fleet';
 import { uniqueTaskQueue } from '../helpers/temporal';
-import { brokenVersion, crashMatrix, runCrashCase } from './crash-matrix';
+import { brokenVersion, crashMatrix, dropsRequestsByDesign, runCrashCase } from './crash-matrix';
 
 const { temporal, fleet: startFleet } = useFleets();
 
 for (const { strategy, steps, servers } of crashMatrix) {
   describe(`crash matrix: the worker killed (SIGKILL) in each step of a ${strategy} rollout under load`, () => {
     for (const step of steps) {
-      it(`during ${step}: a new worker finishes the rollout, each server started on a version once and upgraded to it by one command, no request failed`, async () => {
+      it(`during ${step}: a new worker finishes the rollout, each server started on a version once and upgraded to it by one command, no request failed unless the strategy stops every server`, async () => {
         const fleet = await startFleet({
           servers,
           version: 'v1',
@@ -31,7 +31,12 @@ for (const { strategy, steps, servers } of crashMatrix) {
         assert.equal(result.duplicateUpgrades, 0, 'no server started v2 twice');
         assert.equal(result.repeatedCommands, 0, 'no upgrade command to v2 ran twice for a server');
         assert.ok(result.sent > 50, `sent ${result.sent}`);
-        assert.equal(result.failedRequests, 0, `${result.failedRequests} of ${result.sent} requests failed`);
+        if (!dropsRequestsByDesign(strategy))
+          assert.equal(
+            result.failedRequests,
+            0,
+            `${result.failedRequests} of ${result.sent} requests failed`,
+          );
       });
     }
   });

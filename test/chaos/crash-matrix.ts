@@ -18,16 +18,33 @@ export const crashSteps = [
   'verify',
   'attach',
 ] as const satisfies readonly ServerStep[];
-export type CrashStep = ServerStep;
+/**
+ * A server's step, or a moment of the rollout as a whole: a canary's weights just set (`set-weight`), its analysis
+ * window running (`analysis`), blue/green's traffic just switched (`switch`).
+ */
+export type CrashStep = ServerStep | 'set-weight' | 'analysis' | 'switch';
 
 export type CrashStrategy =
   | 'rolling'
   | 'rolling-groups'
   | 'rolling-replace'
   | 'rolling-rollback'
+  | 'recreate'
+  | 'recreate-rollback'
   | 'canary'
+  | 'canary-rollback'
   | 'blue-green'
-  | 'surge';
+  | 'blue-green-rollback'
+  | 'surge'
+  | 'surge-rollback';
+
+const rollbacks: readonly CrashStrategy[] = [
+  'rolling-rollback',
+  'recreate-rollback',
+  'canary-rollback',
+  'blue-green-rollback',
+  'surge-rollback',
+];
 
 /** The version a crash case's fleet knows as broken: it answers its health check with 500. */
 export const brokenVersion = (version: string) => `${version}-broken`;
@@ -38,7 +55,7 @@ export const brokenVersion = (version: string) => `${version}-broken`;
  */
 export const crashMatrix: ReadonlyArray<{
   strategy: CrashStrategy;
-  steps: readonly ServerStep[];
+  steps: readonly CrashStep[];
   /** The fleet's size: groups of two need two groups. */
   servers: number;
 }> = [
@@ -46,41 +63,58 @@ export const crashMatrix: ReadonlyArray<{
   // Two servers at a time as groups: detach and attach are local activities inside a workflow task; drain,
   // upgrade and verify one activity for the group.
   { strategy: 'rolling-groups', steps: crashSteps, servers: 4 },
-  { strategy: 'canary', steps: crashSteps, servers: 3 },
-  { strategy: 'blue-green', steps: ['create', 'verify', 'retired'], servers: 3 },
+  { strategy: 'canary', steps: [...crashSteps, 'set-weight', 'analysis'], servers: 3 },
+  // Every server at once: out of rotation together, upgraded together, verified together.
+  { strategy: 'recreate', steps: ['drain', 'upgrade', 'verify'], servers: 3 },
+  { strategy: 'blue-green', steps: ['create', 'verify', 'switch', 'retired'], servers: 3 },
   // A new server created and verified before each old one is drained and destroyed.
   { strategy: 'rolling-replace', steps: ['create', 'verify', 'drain', 'retired'], servers: 3 },
   { strategy: 'surge', steps: ['create', 'verify', 'drain', 'retired'], servers: 3 },
-  // The first server fails its verification and is put back on v1: the worker dies while it is.
+  // The new version fails its verification and everything is put back on v1: the worker dies while it is.
   { strategy: 'rolling-rollback', steps: ['restoring'], servers: 3 },
+  { strategy: 'recreate-rollback', steps: ['restoring'], servers: 3 },
+  { strategy: 'canary-rollback', steps: ['restoring'], servers: 3 },
+  // The new servers fail their checks and are destroyed; the old ones never left rotation.
+  { strategy: 'blue-green-rollback', steps: ['restoring'], servers: 3 },
+  { strategy: 'surge-rollback', steps: ['restoring'], servers: 3 },
 ];
+
+/** Recreate stops every server at once: its requests fail by design, and the strategy says so. */
+export const dropsRequestsByDesign = (strategy: CrashStrategy) => strategy.startsWith('recreate');
 
 /** The phase a case's rollout ends in, and the version every server runs then. */
 export function expectedEnd(strategy: CrashStrategy, version: string) {
-  return strategy === 'rolling-rollback'
+  return rollbacks.includes(strategy)
     ? { phase: 'rolled-back', version: 'v1' }
     : { phase: 'succeeded', version };
 }
 
 function crashSpec(fleet: LocalFleet, strategy: CrashStrategy, version: string, name: string) {
-  if (strategy === 'blue-green' || strategy === 'surge' || strategy === 'rolling-replace')
+  const rollsBack = rollbacks.includes(strategy);
+  const rollingTo = rollsBack ? brokenVersion(version) : version;
+  // A broken version fails its checks within 3 s, and the rollback begins.
+  const verify = rollsBack ? { verify: { http: { passes: 3, interval: '200ms', timeout: '3s' } } } : {};
+  const type = strategy.replace(/-rollback$/, '');
+  if (type === 'blue-green' || type === 'surge' || strategy === 'rolling-replace')
     return parseRolloutSpec({
       ...fleet.spec({
-        version,
+        version: rollingTo,
+        ...verify,
         strategy:
-          strategy === 'blue-green'
+          type === 'blue-green'
             ? { type: 'blue-green', scaleDownDelay: '1s' }
-            : strategy === 'surge'
+            : type === 'surge'
               ? { type: 'surge', batchSize: 1 }
               : { type: 'rolling', method: 'replace', batchSize: 1 },
       }),
       target: fleet.provisionedTarget(name),
     });
-  if (strategy === 'canary')
+  if (type === 'canary')
     return parseRolloutSpec(
       fleet.spec(
         {
-          version,
+          version: rollingTo,
+          ...verify,
           strategy: {
             type: 'canary',
             steps: [{ setWeight: 34 }, { analysis: { window: '2s', minRequests: 5 } }],
@@ -89,16 +123,13 @@ function crashSpec(fleet: LocalFleet, strategy: CrashStrategy, version: string, 
         name,
       ),
     );
+  if (type === 'recreate')
+    return parseRolloutSpec(
+      fleet.spec({ version: rollingTo, ...verify, strategy: { type: 'recreate' } }, name),
+    );
   if (strategy === 'rolling-rollback')
     return parseRolloutSpec(
-      fleet.spec(
-        {
-          version: brokenVersion(version),
-          strategy: { type: 'rolling', batchSize: 1 },
-          verify: { http: { passes: 3, interval: '200ms', timeout: '3s' } },
-        },
-        name,
-      ),
+      fleet.spec({ version: rollingTo, ...verify, strategy: { type: 'rolling', batchSize: 1 } }, name),
     );
   return parseRolloutSpec(
     fleet.spec(
@@ -119,10 +150,12 @@ async function killMoment(
   strategy: CrashStrategy,
   step: CrashStep,
   fleet: LocalFleet,
-  status: () => Promise<{ servers: ReadonlyArray<{ name: string; step: string }> } | undefined>,
+  status: () => Promise<CrashStatus | undefined>,
 ): Promise<string> {
   const deadline = Date.now() + 120_000;
   const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
+  if (step === 'set-weight' || step === 'analysis' || step === 'switch')
+    return wholeRolloutMoment(step, traffic, status, deadline);
   const groups = strategy === 'rolling-groups';
   const watched = step === 'detach' ? (groups ? 'web-3' : 'web-2') : 'web-1';
   const inPlace = strategy === 'rolling' || groups || strategy === 'canary';
@@ -143,6 +176,38 @@ async function killMoment(
       else if (leftRotation) return watched;
     }
     await delay(step === 'detach' || step === 'attach' ? 2 : 10);
+  }
+}
+
+type CrashStatus = {
+  servers: ReadonlyArray<{ name: string; step: string }>;
+  canary?: { weight: number };
+};
+
+/**
+ * The moments of a rollout as a whole: the canary's weights in HAProxy (the command just ran, its activity may not
+ * have completed), the analysis window half a second in, or the first old server drained by the switch.
+ */
+async function wholeRolloutMoment(
+  step: 'set-weight' | 'analysis' | 'switch',
+  traffic: HaproxyTrafficProvider,
+  status: () => Promise<CrashStatus | undefined>,
+  deadline: number,
+): Promise<string> {
+  for (;;) {
+    if (Date.now() > deadline) throw new Error(`the rollout never reached ${step}`);
+    if (step === 'analysis') {
+      if (((await status())?.canary?.weight ?? 0) > 0) {
+        await delay(500);
+        return 'canary';
+      }
+    } else {
+      const counters = await traffic.counters();
+      if (step === 'set-weight' && new Set(Object.values(counters).map((c) => c.weight)).size > 1)
+        return 'web-1';
+      if (step === 'switch' && (await traffic.traffic('web-1')).status.startsWith('DRAIN')) return 'web-1';
+    }
+    await delay(step === 'analysis' ? 10 : 2);
   }
 }
 

@@ -42,6 +42,40 @@ describe('canary rollout of a fleet (real Temporal, in-memory fleet)', () => {
     assert.equal(fleet.maxOut, 1, 'one server out of rotation at a time');
   });
 
+  it('a load balancer reloaded in every analysis window leaves no window to judge, and rolls back', async () => {
+    const fleet = new InMemoryFleet(serverNames(4), 'v1');
+    const { handle, stop } = await startRolloutInProcess(
+      temporal,
+      fleet.deps(),
+      canarySpec(4, [{ setWeight: 10 }, { analysis: { window: '1s' } }]),
+    );
+    try {
+      // A configuration management run reloading HAProxy twice a second, for as long as the analysis lasts
+      await until(async () => ((await handle.query(statusQuery)).canary?.weight ?? 0) > 0);
+      let reloading = true;
+      const reloads = (async () => {
+        while (reloading) {
+          fleet.reload();
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      })();
+      const result = await handle.result();
+      reloading = false;
+      await reloads;
+      assert.equal(result.phase, 'rolled-back');
+      const analysis = (await handle.query(statusQuery)).canary?.analyses[0];
+      assert.deepEqual(analysis?.problems, [
+        'HAProxy was reloaded in each of 3 analysis windows: none could be judged',
+      ]);
+      assert.ok(
+        serverNames(4).every((name) => fleet.version(name) === 'v1'),
+        'all back on v1',
+      );
+    } finally {
+      await stop();
+    }
+  });
+
   it('catches a canary that answers 5xx in its analysis and rolls back on its own', async () => {
     const fleet = new InMemoryFleet(serverNames(10), 'v1', { errorRates: { v2: 0.3 } });
     const { handle, stop } = await startRolloutInProcess(
