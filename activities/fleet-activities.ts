@@ -194,6 +194,22 @@ async function sameProcess(traffic: TrafficProvider, lb: LoadBalancerRef): Promi
     );
 }
 
+/** Puts back what a reload forgot, saying so in the worker's log when there was anything. */
+async function restoreRuntime(
+  traffic: TrafficProvider,
+  lb: HaproxyLoadBalancer,
+  state: RuntimeState,
+): Promise<{ process: string; restored: string[] }> {
+  const outcome = await traffic.restore(state);
+  if (outcome.restored.length > 0)
+    log.warn('HAProxy was reloaded and forgot what the rollout set at run time; put it back', {
+      backend: lb.backend,
+      process: outcome.process,
+      restored: outcome.restored,
+    });
+  return outcome;
+}
+
 /** The load balancer's provider, once it is the process that holds the rollout's runtime state. */
 async function trafficAt(deps: ActivityDeps, lb: LoadBalancerRef): Promise<TrafficProvider> {
   const traffic = deps.trafficFor(lb);
@@ -636,16 +652,7 @@ export function createFleetActivities(deps: ActivityDeps) {
     }): Promise<{ process: string; restored: string[] }> => {
       const ctx = Context.current();
       const traffic = deps.trafficFor(input.loadBalancer);
-      const restore = async () => {
-        const outcome = await traffic.restore(input.state);
-        if (outcome.restored.length > 0)
-          log.warn('HAProxy was reloaded and forgot what the rollout set at run time; put it back', {
-            backend: input.loadBalancer.backend,
-            process: outcome.process,
-            restored: outcome.restored,
-          });
-        return outcome;
-      };
+      const restore = () => restoreRuntime(traffic, input.loadBalancer, input.state);
       let held = await restore();
       const restored = [...held.restored];
       for (const until = Date.now() + input.forMs; Date.now() < until; ) {
@@ -666,16 +673,8 @@ export function createFleetActivities(deps: ActivityDeps) {
     restoreLoadBalancer: async (input: {
       loadBalancer: HaproxyLoadBalancer;
       state: RuntimeState;
-    }): Promise<{ process: string; restored: string[] }> => {
-      const outcome = await deps.trafficFor(input.loadBalancer).restore(input.state);
-      if (outcome.restored.length > 0)
-        log.warn('HAProxy was reloaded and forgot what the rollout set at run time; put it back', {
-          backend: input.loadBalancer.backend,
-          process: outcome.process,
-          restored: outcome.restored,
-        });
-      return outcome;
-    },
+    }): Promise<{ process: string; restored: string[] }> =>
+      restoreRuntime(deps.trafficFor(input.loadBalancer), input.loadBalancer, input.state),
 
     /** Destroys a server that left the backend, with the spec's destroy command. */
     destroyServer: async (input: {
