@@ -31,13 +31,27 @@ interface KubernetesCrashCase {
   readonly strategy: RolloutSpecInput['strategy'];
   /** The rollout goes to a version whose pods never become Ready, and is rolled back. */
   readonly rollsBack?: boolean;
-  /** The moment the worker is killed, read from the rollout's status. */
-  readonly killWhen: (status: RolloutStatus) => boolean;
+  /** The moment the worker is killed, read from the rollout's status and, where it shows first, the cluster. */
+  readonly killWhen: (status: RolloutStatus, namespace: string) => boolean | Promise<boolean>;
 }
 
 const nextHasPods = (status: RolloutStatus) =>
   (status.kubernetes?.deployments.find((d) => d.role === 'next')?.replicas ?? 0) >= 1;
 const rollingBack = (status: RolloutStatus) => status.phase === 'rolling-back';
+const stableRetiring = (status: RolloutStatus) => {
+  const stable = status.kubernetes?.deployments.find((d) => d.role === 'stable')?.replicas ?? replicas;
+  return stable > 0 && stable < replicas;
+};
+/** The Service selects only the new version's pods: blue/green's switch just happened. */
+const switched = async (_: RolloutStatus, namespace: string) => {
+  const core = kc.makeApiClient(CoreV1Api);
+  const selector = (await core.readNamespacedService({ namespace, name: 'web' })).spec?.selector ?? {};
+  const labelSelector = Object.entries(selector)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(',');
+  const pods = (await core.listNamespacedPod({ namespace, labelSelector })).items;
+  return pods.length > 0 && pods.every((pod) => pod.spec?.containers[0]?.image === `${seededImage}:v2`);
+};
 
 /**
  * The worker killed with SIGKILL in a step of each strategy on Kubernetes, and once during each one's rollback: the
@@ -46,15 +60,26 @@ const rollingBack = (status: RolloutStatus) => status.phase === 'rolling-back';
  */
 const cases: readonly KubernetesCrashCase[] = [
   { name: 'rolling, new pods asked for', strategy: { type: 'rolling' }, killWhen: nextHasPods },
+  { name: 'rolling, old pods retiring', strategy: { type: 'rolling' }, killWhen: stableRetiring },
   {
     name: 'canary, its share set',
     strategy: { type: 'canary', steps: [{ setWeight: 50 }, { pause: { duration: '2s' } }] },
     killWhen: (status) => (status.canary?.weight ?? 0) >= 50,
   },
   {
+    name: 'canary, promoting everyone',
+    strategy: { type: 'canary', steps: [{ setWeight: 50 }] },
+    killWhen: (status) => (status.canary?.step ?? 0) > (status.canary?.steps ?? 1),
+  },
+  {
     name: 'blue/green, the new set up and not yet switched to',
     strategy: { type: 'blue-green', scaleDownDelay: '2s' },
     killWhen: nextHasPods,
+  },
+  {
+    name: 'blue/green, just switched',
+    strategy: { type: 'blue-green', scaleDownDelay: '2s' },
+    killWhen: switched,
   },
   { name: 'rolling, rolling back', strategy: { type: 'rolling' }, rollsBack: true, killWhen: rollingBack },
   {
@@ -106,7 +131,7 @@ describe('crash matrix on Kubernetes: the worker killed (SIGKILL) in a step of e
         });
         await until(async () => {
           const status = await handle.query(statusQuery).catch(() => undefined);
-          return status !== undefined && crash.killWhen(status);
+          return status !== undefined && (await crash.killWhen(status, namespace));
         });
         await worker.crash();
         await delay(1_000);
