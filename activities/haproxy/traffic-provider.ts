@@ -168,16 +168,13 @@ export class HaproxyTrafficProvider implements TrafficProvider {
       const added: string[] = [];
       const serving: string[] = [];
       for (const { name, address } of state.added) {
-        if (state.removed.includes(name)) continue;
-        const cells = rows.get(name);
-        if (!cells) {
-          // Added as addServer adds one: checked, and in drain until told otherwise.
-          await this.addServer(name, address, state.addOptions);
-          rows.set(name, []);
-          restored.push(`${name} added again`);
-          added.push(name);
-          if (!drained.has(name)) serving.push(name);
-        }
+        if (rows.has(name) || state.removed.includes(name)) continue;
+        // Added as addServer adds one: checked, and in drain until told otherwise.
+        await this.addServer(name, address, state.addOptions);
+        rows.set(name, []);
+        restored.push(`${name} added again`);
+        added.push(name);
+        if (!drained.has(name)) serving.push(name);
       }
       for (const name of state.serving) {
         const cells = rows.get(name);
@@ -189,7 +186,8 @@ export class HaproxyTrafficProvider implements TrafficProvider {
       }
       if (serving.length > 0)
         await this.api.executeAll(serving.map((name) => `set server ${this.backend}/${name} state ready`));
-      if (added.length > 0 || serving.length > 0) await this.untilChecked([...added, ...serving], 10_000);
+      if (added.length > 0 || serving.length > 0)
+        await this.untilChecked([...added, ...serving], checksPassWithinMs);
       const commands: string[] = [];
       for (const name of drained) {
         const admin = Number(rows.get(name)?.[6] ?? adminDrain);
@@ -250,6 +248,9 @@ export class HaproxyTrafficProvider implements TrafficProvider {
     ]);
   }
 }
+
+/** How long a restore waits for HAProxy's checks to pass on the servers it brought back before it drains others. */
+const checksPassWithinMs = 10_000;
 
 /** srv_admin_state bits of a drain, forced (the Runtime API) or inherited. */
 const adminDrain = 0x18;
