@@ -181,8 +181,9 @@ export class RolloutControl {
   /** Waits while paused; throws RolloutAborted once aborted. Returns without yielding when neither. */
   async checkpoint(): Promise<void> {
     if (this.abortedBy) throw new RolloutAborted(this.abortReason());
-    if (!this.paused) return;
-    await this.waiting(() => condition(() => this.paused === undefined || this.abortedBy !== undefined));
+    // Again after each wait: what is held beside it stops only after the resume, and a pause may land meanwhile.
+    while (this.paused && !this.abortedBy)
+      await this.waiting(() => condition(() => this.paused === undefined || this.abortedBy !== undefined));
     if (this.abortedBy) throw new RolloutAborted(this.abortReason());
   }
 
