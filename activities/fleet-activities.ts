@@ -231,36 +231,47 @@ async function failingOnReload<T>(
   const check = () => {
     if (reloaded !== undefined) throw reloaded;
   };
+  return checkedWhile(
+    () => work(check),
+    async () => {
+      try {
+        await sameProcess(traffic, lb);
+      } catch (error) {
+        // Any other failure to read is the work's own to meet.
+        if ((error as ApplicationFailure).type !== failureTypes.reloaded) return;
+        reloaded = error as ApplicationFailure;
+        throw reloaded;
+      }
+    },
+  );
+}
+
+/**
+ * Runs `work`, and `check` every 200 ms while it runs. A check that throws fails the whole at once; the work is
+ * left to end on its own.
+ */
+async function checkedWhile<T>(work: () => Promise<T>, check: () => Promise<void>): Promise<T> {
   let finished = false;
   let timer: NodeJS.Timeout | undefined;
   let wake: () => void = () => undefined;
-  const watching = new Promise<never>((_, reject) => {
-    void (async () => {
-      while (!finished) {
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          timer = setTimeout(resolve, rotationCheckEveryMs);
-        });
-        if (finished) return;
-        try {
-          await sameProcess(traffic, lb);
-        } catch (error) {
-          if ((error as ApplicationFailure).type !== failureTypes.reloaded) continue;
-          reloaded = error as ApplicationFailure;
-          reject(reloaded);
-          return;
-        }
-      }
-    })();
-  });
-  // Lost only when the work ends first: the watch then ends on its own without rejecting.
-  watching.catch(() => undefined);
+  const watching = (async () => {
+    while (!finished) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, rotationCheckEveryMs);
+      });
+      if (!finished) await check();
+    }
+  })();
+  // Settles only when a check fails: the race then fails with it.
+  const failed = new Promise<never>((_, reject) => void watching.catch(reject));
   try {
-    return await Promise.race([work(check), watching]);
+    return await Promise.race([work(), failed]);
   } finally {
     finished = true;
     clearTimeout(timer);
     wake();
+    await watching.catch(() => undefined);
   }
 }
 
@@ -292,26 +303,7 @@ async function keptOutOfRotation<T>(
     }
   };
   await restore();
-  let finished = false;
-  let timer: NodeJS.Timeout | undefined;
-  let wake: () => void = () => undefined;
-  const watching = (async () => {
-    while (!finished) {
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, rotationCheckEveryMs);
-      });
-      if (!finished) await restore();
-    }
-  })();
-  try {
-    return await work();
-  } finally {
-    finished = true;
-    clearTimeout(timer);
-    wake();
-    await watching;
-  }
+  return checkedWhile(work, restore);
 }
 
 /**
@@ -733,9 +725,10 @@ export function createFleetActivities(deps: ActivityDeps) {
 
     /** One reading of every server's request counters and weight (what a canary analysis compares). */
     sampleFleet: async (input: { loadBalancer: LoadBalancerRef }): Promise<Record<string, ServerSample>> => {
-      const traffic = await trafficAt(deps, input.loadBalancer);
+      const traffic = deps.trafficFor(input.loadBalancer);
       const samples = await traffic.counters();
-      // Counters read from a process started since the check are a reload's, from zero: not this rollout's.
+      // Checked after the reading: counters of a process started since the rollout last looked are a reload's,
+      // from zero, and a pid never comes back, so one check covers a reload before the reading too.
       await sameProcess(traffic, input.loadBalancer);
       return samples;
     },

@@ -136,7 +136,7 @@ export class HaproxyTrafficProvider implements TrafficProvider {
    * the drains set since stand, and the check costs one short `show info`, whatever the backend's size.
    */
   async undrained(servers: readonly string[]): Promise<string[]> {
-    const pid = await this.processId();
+    const pid = await this.process();
     if (pid === this.checkedProcess) return [];
     const wanted = new Set(servers);
     // Admin state bits: 0 is none of drain and maintenance set. A reload may also renumber servers.
@@ -162,7 +162,7 @@ export class HaproxyTrafficProvider implements TrafficProvider {
   async restore(state: RuntimeState): Promise<{ process: string; restored: string[] }> {
     const restored: string[] = [];
     for (let attempt = 1; ; attempt++) {
-      const pid = await this.processId();
+      const pid = await this.process();
       const rows = new Map((await this.serversState()).map((cells) => [cells[3] ?? '', cells]));
       const drained = new Set(state.drained);
       const added: string[] = [];
@@ -171,15 +171,13 @@ export class HaproxyTrafficProvider implements TrafficProvider {
         if (rows.has(name) || state.removed.includes(name)) continue;
         // Added as addServer adds one: checked, and in drain until told otherwise.
         await this.addServer(name, address, state.addOptions);
-        rows.set(name, []);
         restored.push(`${name} added again`);
         added.push(name);
         if (!drained.has(name)) serving.push(name);
       }
       for (const name of state.serving) {
         const cells = rows.get(name);
-        if (!cells || cells.length === 0 || drained.has(name) || (Number(cells[6]) & adminDrain) === 0)
-          continue;
+        if (!cells || drained.has(name) || (Number(cells[6]) & adminDrain) === 0) continue;
         // Half of a switch the reload interrupted: this half first, so the drains below leave servers serving.
         serving.push(name);
         restored.push(`${name} in rotation again`);
@@ -189,18 +187,20 @@ export class HaproxyTrafficProvider implements TrafficProvider {
       if (added.length > 0 || serving.length > 0)
         await this.untilChecked([...added, ...serving], checksPassWithinMs);
       const commands: string[] = [];
+      // Servers added again above are in drain already.
       for (const name of drained) {
-        const admin = Number(rows.get(name)?.[6] ?? adminDrain);
-        if (!rows.has(name) || (admin & adminDrain) !== 0) continue;
+        const cells = rows.get(name);
+        if (!cells || (Number(cells[6]) & adminDrain) !== 0) continue;
         commands.push(`set server ${this.backend}/${name} state drain`);
         restored.push(`${name} out of rotation again`);
       }
       for (const [name, weight] of Object.entries(state.weights)) {
-        const cells = rows.get(name);
         // A server added again above has the weight of its options: set it all the same.
-        if (!cells || Number(cells[7]) === Math.round(weight)) continue;
+        const addedAgain = added.includes(name);
+        const cells = rows.get(name);
+        if (!addedAgain && (!cells || Number(cells[7]) === Math.round(weight))) continue;
         commands.push(`set server ${this.backend}/${name} weight ${Math.round(weight)}`);
-        if (cells.length > 0) restored.push(`${name} weight ${Math.round(weight)} again`);
+        if (!addedAgain) restored.push(`${name} weight ${Math.round(weight)} again`);
       }
       for (const name of state.removed) {
         if (!rows.has(name)) continue;
@@ -208,7 +208,7 @@ export class HaproxyTrafficProvider implements TrafficProvider {
         restored.push(`${name} removed again`);
       }
       if (commands.length > 0) await this.api.executeAll(commands);
-      const now = await this.processId();
+      const now = await this.process();
       if (now === pid || attempt >= 3) {
         this.serverIds = undefined;
         this.checkedProcess = now === pid ? now : undefined;
@@ -231,10 +231,6 @@ export class HaproxyTrafficProvider implements TrafficProvider {
   }
 
   async process(): Promise<string> {
-    return this.processId();
-  }
-
-  private async processId(): Promise<string> {
     const info = await this.api.send('show info');
     const pid = /^Pid: (\d+)$/m.exec(info)?.[1];
     if (!pid) throw new Error(`unexpected "show info" answer: ${info.slice(0, 200)}`);

@@ -109,9 +109,9 @@ export function createKubernetesActivities(deps: {
   /**
    * The Deployment has `replicas` replicas. Scaling down first picks the pods to go (lowest deletion cost),
    * takes them out of the Service by removing the Service's labels the Deployment does not select on, and
-   * waits for the Service's endpoints to drop them, so no new request reaches a pod about to stop.
+   * waits for the Service's endpoints to drop them, so no new request reaches a pod about to stop. Returns the
+   * names of the pods chosen to go.
    */
-  /** Scales a Deployment; down, its pods chosen to go leave the Service first. Returns the names of those. */
   const scaleDeployment = async (input: ScaleInput): Promise<string[]> => {
     const { apps } = deps.kubernetes();
     const deployment = await readDeployment(input);
