@@ -5,6 +5,7 @@ import { defaultKubernetesClients } from './kubernetes/api';
 import { createKubernetesActivities } from './kubernetes/kubernetes-activities';
 import { HttpMetricsReader } from './metrics/http-metrics-reader';
 import { sendWebhook } from './notify/webhook';
+import { awaitWorkflowEnd } from './temporal/workflow-end';
 import type { ActivityDeps } from './ports';
 import { HttpVerifier } from './verify/http-verifier';
 
@@ -12,7 +13,12 @@ export type { ActivityDeps } from './ports';
 
 /** Every activity Baton's workflows call, built from the dependencies the caller wires. */
 export function createActivities(deps: ActivityDeps) {
-  return { ...createFleetActivities(deps), ...createKubernetesActivities(deps), sendWebhook };
+  return {
+    ...createFleetActivities(deps),
+    ...createKubernetesActivities(deps),
+    sendWebhook,
+    awaitWorkflowEnd,
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -9,15 +9,16 @@ import {
 } from '@temporalio/client';
 import type { RolloutSpec } from '../spec';
 import type { infrastructureLockWorkflow, rolloutWorkflow } from '../workflows';
-import { releaseLockSignal } from '../workflows/lock';
 import type { PromoteCommand, RolloutResult, RolloutStatus } from '../workflows/messages';
 import {
   abortUpdate,
   defaultTaskQueue,
   endedRefusal,
+  lockDivision,
   lockWorkflowId,
   pauseUpdate,
   promoteUpdate,
+  releaseLockSignal,
   resumeUpdate,
   rolloutWorkflowId,
   searchAttributes,
@@ -113,6 +114,7 @@ async function lockInfrastructure(
         taskQueue,
         memo: { holder },
         staticSummary: `${infrastructureOf(spec)}, held by ${holder}`,
+        typedSearchAttributes: [{ key: lockDivision.key, value: lockDivision.value }],
       });
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError) || attempt > 0) throw error;

@@ -1,18 +1,43 @@
-import { condition, defineSignal, setHandler } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  condition,
+  isCancellation,
+  patched,
+  proxyActivities,
+  setHandler,
+} from '@temporalio/workflow';
+import type { awaitWorkflowEnd } from '../activities/temporal/workflow-end';
+import { releaseLockSignal } from './messages';
+import { holderWatchProfile } from './profiles';
 
-/** Sent by the rollout holding a lock when it ends; carries its workflow id. */
-export const releaseLockSignal = defineSignal<[string]>('release');
+const { awaitWorkflowEnd: holderEnded } = proxyActivities<{ awaitWorkflowEnd: typeof awaitWorkflowEnd }>(
+  holderWatchProfile,
+);
 
 /**
  * One live rollout per piece of infrastructure, whatever the specs call it: the client starts this workflow,
  * whose id names the infrastructure, before the rollout, and Temporal refuses a second one with that id while it
- * runs. It ends when its holder says so at the rollout's end; a client that finds it held by a rollout that is
- * no longer running (terminated by hand) ends it before taking it.
+ * runs. It ends when its holder says so at the rollout's end, or when its holder has ended without saying so
+ * (terminated by hand, which runs no code). A client that finds it held by a rollout that is no longer running
+ * (a lock taken before locks watched their holder, or one on a task queue no worker serves) ends it before taking it.
  */
 export async function infrastructureLockWorkflow(holder: string): Promise<void> {
   let released = false;
   setHandler(releaseLockSignal, (by) => {
     if (by === holder) released = true;
   });
-  await condition(() => released);
+  // Locks taken before this change wait for the signal alone.
+  if (!patched('lock-watches-holder')) return condition(() => released);
+  const watch = new CancellationScope();
+  const ended = watch
+    .run(() => holderEnded(holder))
+    .then(
+      () => true,
+      (error: unknown) => {
+        if (isCancellation(error)) return false;
+        throw error;
+      },
+    );
+  await Promise.race([condition(() => released), ended]);
+  watch.cancel();
 }

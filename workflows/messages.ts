@@ -151,6 +151,19 @@ export const searchAttributes = {
   toVersion: defineSearchAttributeKey('BatonToVersion', SearchAttributeType.KEYWORD),
 } as const;
 
+/** Sent by the rollout holding a lock when it ends; carries its workflow id. */
+export const releaseLockSignal = defineSignal<[string]>('release');
+
+/**
+ * Locks are filed under a namespace division of their own: Temporal's lists (the UI's, `temporal workflow list`)
+ * leave out every workflow with a division unless the query names it, as they do the server's own scheduler
+ * workflows, so the list shows rollouts. `TemporalNamespaceDivision = 'BatonLock'` lists the locks.
+ */
+export const lockDivision = {
+  key: defineSearchAttributeKey('TemporalNamespaceDivision', SearchAttributeType.KEYWORD),
+  value: 'BatonLock',
+} as const;
+
 /** Who sends an operator command and why; recorded in the workflow history with the command. */
 export interface OperatorCommand {
   readonly reason?: string;

@@ -15,7 +15,11 @@ const legacyPatches = new Set([
  * here: a rollout started before it was deployed has its first task in its history without the marker, so it
  * replays with the old code; one started since records the marker there.
  */
-const decidedAtStart = ['patches-decided-at-start', 'load-balancer-reloads-restored'] as const;
+const decidedAtStart = [
+  'patches-decided-at-start',
+  'load-balancer-reloads-restored',
+  'lock-release-awaited',
+] as const;
 
 /**
  * The workflow changes a rollout has, decided in its first workflow task for every rollout started since.

@@ -34,6 +34,16 @@ export const localAttachProfile = {
   retry: attachProfile.retry,
 } as const satisfies LocalActivityOptions;
 
+/**
+ * A lock's wait for its holder to end: as long as a rollout may run (a night's pause, a week's gate), taken over
+ * within seconds when its worker dies, retried without end since the lock must not outlive its holder.
+ */
+export const holderWatchProfile = {
+  startToCloseTimeout: '3650d',
+  heartbeatTimeout: '20s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+} as const satisfies ActivityOptions;
+
 /** One-shot inspection of the fleet before anything changes. */
 export const preflightProfile = {
   startToCloseTimeout: '2m',

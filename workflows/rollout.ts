@@ -1,12 +1,17 @@
-import { ContinueAsNew, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  ContinueAsNew,
+  getExternalWorkflowHandle,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { RolloutSpec } from '../spec/rollout';
 import type { RolloutRun } from './continuation';
 import { defaultBulkFrom, defaultMaxEventsPerRun } from './continuation';
 import { RolloutControl } from './control';
 import { Lifecycle } from './lifecycle';
 import type { RolloutResult } from './messages';
-import { lockWorkflowId, statusQuery } from './messages';
-import { releaseLockSignal } from './lock';
+import { lockWorkflowId, releaseLockSignal, statusQuery } from './messages';
 import { Notifier } from './notifier';
 import type { Patches } from './patches';
 import type { Target } from './registry';
@@ -53,21 +58,26 @@ export async function rolloutWorkflow(spec: RolloutSpec, run: RolloutRun = {}): 
     throw error;
   } finally {
     // A rollout going on in a new run keeps the infrastructure.
-    if (!continuing) releaseInfrastructure(spec, control.patches);
+    if (!continuing) await releaseInfrastructure(spec, control.patches);
   }
 }
 
 /**
- * Ends the infrastructure lock the client took for this rollout. Not awaited: the signal goes out with the
- * rollout's completion, in the same workflow task, costing the rollout no round trip.
+ * Ends the infrastructure lock the client took for this rollout, before the rollout itself ends: Temporal drops
+ * a signal whose sender has closed by the time the signal is delivered, so one sent in the rollout's last
+ * workflow task never reached its lock.
  */
-function releaseInfrastructure(spec: RolloutSpec, patches: Patches): void {
+async function releaseInfrastructure(spec: RolloutSpec, patches: Patches): Promise<void> {
   // Rollouts recorded before the lock ended without the signal.
   if (!patches.has('release-infrastructure-lock')) return;
   const { taskQueue, workflowId } = workflowInfo();
   const lock = getExternalWorkflowHandle(lockWorkflowId(spec.target, taskQueue));
   // No lock to release when the rollout was started without one (by a test, or a tool of its own).
-  lock.signal(releaseLockSignal, workflowId).catch(() => undefined);
+  const sent = lock.signal(releaseLockSignal, workflowId).catch(() => undefined);
+  // Rollouts recorded before sent it with their completion, in the same workflow task.
+  if (!patches.has('lock-release-awaited')) return;
+  // A rollout cancelled through Temporal still releases its lock on the way out.
+  await CancellationScope.nonCancellable(() => sent);
 }
 
 /** Runs a strategy with the spec's notifications, letting the last ones reach their receiver before the end. */

@@ -8,7 +8,10 @@ import { ensureChromium } from '../../infra/debian';
 import { startRolloutInProcess } from '../helpers/rollout';
 import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
 import type { TestTemporal } from '../helpers/temporal';
-import { connectTestTemporal } from '../helpers/temporal';
+import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
+import { startRollout } from '../../client/rollouts';
+import { createBatonWorker } from '../../worker/create-worker';
+import { lockWorkflowId } from '../../workflows/messages';
 
 /** Where the screenshot is kept for people (and CI) to look at; ignored by git. */
 const artifactsDir = join(__dirname, '..', '..', 'test-artifacts');
@@ -54,6 +57,50 @@ describe('the Temporal UI (Debian Chromium driven by playwright-core)', () => {
       }
       await mkdir(artifactsDir, { recursive: true });
       await page.screenshot({ path: join(artifactsDir, 'temporal-ui-history.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('lists rollouts, not their locks, in the workflow list as it opens', async () => {
+    const fleet = new InMemoryFleet(serverNames(2), 'v1');
+    const taskQueue = uniqueTaskQueue('ui-list');
+    const worker = await createBatonWorker({
+      connection: temporal.nativeConnection,
+      namespace: temporal.namespace,
+      taskQueue,
+      deps: fleet.deps(),
+      workflowBundle: await workflowBundle(),
+    });
+    const running = worker.run();
+    const spec = inMemoryFleetSpec(2, { strategy: { type: 'rolling', batchSize: 1 } }, 'ui-listed');
+    try {
+      // As `baton start` does: the lock first, then the rollout.
+      const handle = await startRollout(temporal.client, spec, { taskQueue });
+      assert.equal((await handle.result()).phase, 'succeeded');
+    } finally {
+      worker.shutdown();
+      await running;
+    }
+    const lockId = lockWorkflowId(spec.target, taskQueue);
+    assert.equal((await temporal.client.workflow.getHandle(lockId).describe()).status.name, 'COMPLETED');
+    const browser = await chromium.launch({
+      executablePath: await ensureChromium(),
+      headless: true,
+      args: ['--no-sandbox'],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1600, height: 1200 } });
+      await page.goto(`${temporal.uiUrl}/namespaces/${temporal.namespace}/workflows`, {
+        waitUntil: 'domcontentloaded',
+      });
+      await page.getByText('rollout/ui-listed', { exact: false }).first().waitFor({ timeout: 60_000 });
+      const text = await page.locator('body').innerText();
+      assert.ok(text.includes('rolloutWorkflow'), 'rollouts are listed');
+      assert.ok(!text.includes('infrastructureLockWorkflow'), 'no lock is listed');
+      assert.ok(!text.includes(lockId), `the rollout's lock ${lockId} is not listed`);
+      await mkdir(artifactsDir, { recursive: true });
+      await page.screenshot({ path: join(artifactsDir, 'temporal-ui-list.png'), fullPage: true });
     } finally {
       await browser.close();
     }
