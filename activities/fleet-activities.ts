@@ -11,6 +11,7 @@ import type {
   UpgradeCommand,
 } from '../spec/rollout';
 import { loadBalancerReloaded } from '../workflows/targets/fleet/reloaded';
+import { HaproxyUnreachableError } from './haproxy/runtime-api';
 import { fillArgv, renderArgv } from './hosts/argv-template';
 import { verificationFailed, verifyAt } from './verify/verify-at';
 import type { ActivityDeps, RuntimeState, ServerSample, ServerTraffic, TrafficProvider } from './ports';
@@ -215,6 +216,38 @@ async function trafficAt(deps: ActivityDeps, lb: LoadBalancerRef): Promise<Traff
   const traffic = deps.trafficFor(lb);
   await sameProcess(traffic, lb);
   return traffic;
+}
+
+/**
+ * The load balancer profile's retry schedule (`loadBalancerProfile` in workflows/profiles.ts): how long an outage
+ * of the admin socket a load balancer command rides out.
+ */
+const loadBalancerOutage = { firstDelayMs: 500, factor: 2, maxDelayMs: 10_000, attempts: 20 } as const;
+
+/**
+ * `trafficAt` for a step that is not a load balancer command (an upgrade) but reads HAProxy first: an admin socket
+ * that is gone for a while is the load balancer's fault, so it is waited out on the load balancer's schedule,
+ * heartbeating with `beat`, instead of spending the step's own attempts (an upgrade has three) and failing a
+ * healthy server.
+ */
+async function trafficThroughOutage(
+  deps: ActivityDeps,
+  lb: LoadBalancerRef,
+  beat: () => void,
+): Promise<TrafficProvider> {
+  const ctx = Context.current();
+  let delayMs: number = loadBalancerOutage.firstDelayMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await trafficAt(deps, lb);
+    } catch (error) {
+      if (!(error instanceof HaproxyUnreachableError) || attempt >= loadBalancerOutage.attempts) throw error;
+      log.warn('HAProxy is unreachable; reading it again', { attempt, error: error.message });
+      beat();
+      await ctx.sleep(delayMs);
+      delayMs = Math.min(delayMs * loadBalancerOutage.factor, loadBalancerOutage.maxDelayMs);
+    }
+  }
 }
 
 /**
@@ -433,7 +466,9 @@ function createBulkActivities(deps: ActivityDeps) {
       const ctx = bulkContext(input.servers.length);
       const done = new Set((ctx.info.heartbeatDetails as { done?: string[] } | undefined)?.done ?? []);
       const retried = ctx.info.attempt > 1;
-      const traffic = input.loadBalancer && (await trafficAt(deps, input.loadBalancer));
+      const traffic =
+        input.loadBalancer &&
+        (await trafficThroughOutage(deps, input.loadBalancer, () => ctx.heartbeat({ done: [...done] })));
       const beat = setInterval(() => ctx.heartbeat({ done: [...done] }), 3_000);
       try {
         return await keptOutOfRotation(
@@ -766,7 +801,8 @@ export function createFleetActivities(deps: ActivityDeps) {
       loadBalancer?: LoadBalancerRef;
     }): Promise<void> => {
       const ctx = Context.current();
-      const traffic = input.loadBalancer && (await trafficAt(deps, input.loadBalancer));
+      const traffic =
+        input.loadBalancer && (await trafficThroughOutage(deps, input.loadBalancer, () => ctx.heartbeat()));
       if (ctx.info.attempt > 1 && input.verify) {
         const probe = await deps.verifier.probe(healthUrl(input.server, input.verify), input.verify);
         if (probe.ok && probe.version === input.version) {

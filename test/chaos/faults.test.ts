@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { rename, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { realActivityDeps } from '../../activities';
@@ -7,9 +7,9 @@ import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provide
 import { countStarts, hostVersions } from '../../infra/fleet/hosts';
 import { startLoad } from '../../infra/load';
 import { parseRolloutSpec } from '../../spec';
-import { statusQuery } from '../../workflows/messages';
 import { inRotation, useFleets } from '../helpers/fleet';
-import { startRolloutInProcess, until } from '../helpers/rollout';
+import { recordingDeps, hideSocketFor } from '../helpers/faults';
+import { startRolloutInProcess } from '../helpers/rollout';
 
 const { temporal, fleet: startFleet } = useFleets();
 
@@ -131,32 +131,72 @@ describe('faults at the targets, on a real fleet behind real HAProxy', () => {
       await stop();
     }
   });
-
-  it("HAProxy's admin socket gone for 10 s mid-rollout: its commands are retried and the rollout finishes", async () => {
-    const fleet = await startFleet({ servers: 3, version: 'v1' });
-    const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 100 });
-    const { handle, stop } = await startRolloutInProcess(
-      temporal(),
-      realActivityDeps(),
-      parseRolloutSpec(
-        fleet.spec({ version: 'v2', strategy: { type: 'rolling', batchSize: 1 } }, 'fault-socket'),
-      ),
-    );
-    try {
-      await until(async () => (await handle.query(statusQuery)).servers.some((s) => s.step === 'done'));
-      const hidden = `${fleet.haproxy.socket}.hidden`;
-      await rename(fleet.haproxy.socket, hidden);
-      await new Promise((resolve) => setTimeout(resolve, 10_000));
-      await rename(hidden, fleet.haproxy.socket);
-      const result = await handle.result();
-      const stats = await load.stop();
-      assert.equal(result.phase, 'succeeded', result.reason);
-      assert.equal(stats.failed, 0, `failed requests: ${JSON.stringify(stats.errors)}`);
-      assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v2', 'v2', 'v2']);
-      assert.equal((await countStarts(fleet.dir)).filter((s) => s.version === 'v2').length, 3);
-    } finally {
-      await load.stop();
-      await stop();
-    }
-  });
 });
+
+/**
+ * The admin socket gone for 10 s, from the moment a step's activity first calls out (a step that never reads
+ * HAProxy, verify, is followed into the step after it). The steps' activities, matched by name, single or grouped.
+ */
+const socketOutages = [
+  { step: 'detach', startsIn: /^detachServers?$/, failsIn: /^detachServers?$/ },
+  { step: 'drain', startsIn: /^drainServers?$/, failsIn: /^drainServers?$/ },
+  { step: 'upgrade', startsIn: /^upgradeServers?$/, failsIn: /^upgradeServers?$/ },
+  { step: 'verify', startsIn: /^verifyServers?$/, failsIn: /^attachServers?$/ },
+  { step: 'attach', startsIn: /^attachServers?$/, failsIn: /^attachServers?$/ },
+] as const;
+
+describe(
+  "HAProxy's admin socket gone for 10 s in each step, on a real fleet under load",
+  { concurrency: true },
+  () => {
+    for (const outage of socketOutages) {
+      it(`during ${outage.step}: the failed commands are retried and the rollout succeeds, dropping nothing`, async () => {
+        const fleet = await startFleet({ servers: 3, version: 'v1' });
+        let hidden: ReturnType<typeof hideSocketFor> | undefined;
+        const { deps, calls } = recordingDeps(realActivityDeps(), (activity) => {
+          if (!hidden && outage.startsIn.test(activity)) hidden = hideSocketFor(fleet.haproxy.socket, 10_000);
+        });
+        const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 100 });
+        const { handle, stop } = await startRolloutInProcess(
+          temporal(),
+          deps,
+          parseRolloutSpec(
+            fleet.spec(
+              { version: 'v2', strategy: { type: 'rolling', batchSize: 1 } },
+              `fault-socket-${outage.step}`,
+            ),
+          ),
+        );
+        try {
+          const result = await handle.result();
+          const stats = await load.stop();
+          assert.ok(hidden, `the socket was hidden: no ${outage.step} activity called out`);
+          await hidden.restored;
+          assert.equal(result.phase, 'succeeded', result.reason);
+          assert.ok(stats.sent > 500, `requests sent: ${stats.sent}`);
+          assert.equal(stats.failed, 0, `failed requests: ${JSON.stringify(stats.errors)}`);
+          assert.deepEqual(Object.values(await hostVersions(fleet.dir)), ['v2', 'v2', 'v2']);
+          assert.equal((await countStarts(fleet.dir)).filter((s) => s.version === 'v2').length, 3);
+          // The fault landed: a call of the step failed on the missing socket, and the same step's calls worked again.
+          const hiddenAt = hidden.hiddenAt;
+          const failed = calls.find(
+            (c) =>
+              !c.ok && outage.failsIn.test(c.activity) && c.at >= hiddenAt && /ENOENT/.test(c.error ?? ''),
+          );
+          assert.ok(
+            failed,
+            `no ${outage.step} call failed on the hidden socket: ${JSON.stringify(calls.slice(-5))}`,
+          );
+          assert.ok(
+            calls.some((c) => c.ok && outage.failsIn.test(c.activity) && c.at > failed.at),
+            `the failed ${failed.activity} call was not retried to success`,
+          );
+        } finally {
+          await load.stop();
+          await stop();
+          await hidden?.restored.catch(() => undefined);
+        }
+      });
+    }
+  },
+);
