@@ -1,4 +1,5 @@
 import { DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
+import { installComponents } from '../infra/install';
 import { runCommands } from './commands';
 import { runCrashMatrix } from './crash-matrix';
 import { runFleetScale } from './fleet-scale';
@@ -42,6 +43,9 @@ async function main(): Promise<number> {
     // The SDK core's own notices (payload size warnings) would otherwise print on stdout.
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } },
   });
+  // Every component a benchmark uses installs first, as for `npm test`, not inside a timed run; what is already in
+  // the cache costs a look. Its lines go to stderr: stdout is the table's and the JSON line's.
+  for (const line of await installComponents()) process.stderr.write(`bench: ${line}\n`);
   await bench();
   return 0;
 }

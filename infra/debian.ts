@@ -48,6 +48,28 @@ export async function ensureDebianPackage(pkg: string, program: string, versionF
 }
 
 /**
+ * Installs, in one apt-get run, those of several Debian packages whose program is missing: each apt-get run pays
+ * for an index update, and two at once fight over dpkg's lock.
+ */
+export async function ensureDebianPackages(
+  packages: readonly { readonly pkg: string; readonly program: string }[],
+): Promise<void> {
+  const missing = packages.filter(({ program }) => !findProgram(program)).map(({ pkg }) => pkg);
+  if (missing.length === 0) return;
+  const isRoot = process.getuid?.() === 0;
+  const sudo = isRoot ? [] : ['sudo', '-n'];
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  await runCommand([...sudo, 'apt-get', 'update', '-qq'], {
+    label: `apt-get update (to install ${missing.join(', ')})`,
+    env,
+  });
+  await runCommand([...sudo, 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...missing], {
+    label: `installing ${missing.join(', ')} from Debian`,
+    env,
+  });
+}
+
+/**
  * Debian's headless-capable Chromium, for the browser test of the Temporal UI (playwright-core drives it; its
  * own browser download is not reachable from here).
  */

@@ -79,6 +79,32 @@ export const crashMatrix: ReadonlyArray<{
   { strategy: 'surge-rollback', steps: ['restoring'], servers: 3 },
 ];
 
+/**
+ * The cases `npm test` runs; `npm run bench -- crash-matrix` runs them all. Every strategy is killed in at least
+ * one step and every step in at least one strategy: each strategy takes, in order, a step no earlier case covered
+ * (its first when all are), then each step still missing is taken in the first strategy that has it. Which case
+ * covers which step moves with the matrix, so a new strategy or step joins the sample by itself.
+ */
+export function crashSample(
+  matrix: typeof crashMatrix = crashMatrix,
+): Array<{ strategy: CrashStrategy; step: CrashStep; servers: number }> {
+  const covered = new Set<CrashStep>();
+  const sample: Array<{ strategy: CrashStrategy; step: CrashStep; servers: number }> = [];
+  for (const { strategy, steps, servers } of matrix) {
+    const step = steps.find((s) => !covered.has(s)) ?? steps[0];
+    if (step === undefined) continue;
+    covered.add(step);
+    sample.push({ strategy, step, servers });
+  }
+  for (const { strategy, steps, servers } of matrix)
+    for (const step of steps)
+      if (!covered.has(step)) {
+        covered.add(step);
+        sample.push({ strategy, step, servers });
+      }
+  return sample;
+}
+
 /** Recreate stops every server at once: its requests fail by design, and the strategy says so. */
 export const dropsRequestsByDesign = (strategy: CrashStrategy) => strategy.startsWith('recreate');
 

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { loadRolloutSpecFile } from '../../spec';
 import { portInUse } from '../../infra/ports';
 import type { KeptDemo } from '../helpers/demo';
-import { keptDemo, leftAfter } from '../helpers/demo';
+import { keptDemo, leftAfter, withKeptDemo } from '../helpers/demo';
 import { processesOf, runToEnd } from '../helpers/process';
 
 const root = join(__dirname, '..', '..');
@@ -119,17 +119,49 @@ describe('the kept demo: a playground to drive by hand', () => {
 
   for (const strategy of ['recreate', 'blue-green', 'canary', 'surge']) {
     it(`Ctrl-C on a kept ${strategy} demo stops every server it started or created, and its folder goes`, async () => {
-      const demo = await keptDemo(
+      const { value: specFile, left } = await withKeptDemo(
         `npm run --silent demo -- --strategy ${strategy} --servers 3 --rate 50 --keep`,
+        (demo) => {
+          const { specFile } = printedCommands(demo.stderr());
+          assert.ok(existsSync(specFile), `the spec file ${specFile} exists`);
+          assert.ok(processesOf(demo.tmp).length >= 5, 'HAProxy, servers and Temporal ran before the signal');
+          return Promise.resolve(specFile);
+        },
       );
-      const { specFile } = printedCommands(demo.stderr());
-      assert.ok(existsSync(specFile), `the spec file ${specFile} exists`);
-      assert.ok(processesOf(demo.tmp).length >= 5, 'HAProxy, servers and Temporal ran before the signal');
-      const left = await leftAfter(demo);
-      assert.match(left.code, /^(130|SIGINT)$/, demo.stderr().slice(-2_000));
+      assert.match(left.code, /^(130|SIGINT)$/);
       assert.deepEqual(left.running, []);
       assert.deepEqual(left.folders, []);
       assert.equal(existsSync(dirname(specFile)), false);
     });
   }
+
+  it('a test that fails after its demo started stops the demo: no process, no folder', async () => {
+    let tmp = '';
+    let serving = 0;
+    await assert.rejects(
+      withKeptDemo('npm run --silent demo -- --servers 2 --rate 10 --keep', (demo) => {
+        tmp = demo.tmp;
+        serving = processesOf(demo.tmp).length;
+        return Promise.reject(new Error('made to fail'));
+      }),
+      /made to fail/,
+    );
+    assert.ok(serving >= 4, `HAProxy, servers and Temporal ran before the failure: ${serving}`);
+    assert.deepEqual(processesOf(tmp), [], 'nothing of the demo runs');
+    assert.equal(existsSync(tmp), false, "the demo's folder is gone");
+  });
+
+  it('a demo that is not kept in time is stopped before the test fails', async () => {
+    let tmp = '';
+    await assert.rejects(
+      withKeptDemo('echo "$TMPDIR" >&2; sleep 300', () => Promise.resolve(), 2_000).catch((error: Error) => {
+        tmp = /^(\/\S+baton-playground-\S+)$/m.exec(error.message)?.[1] ?? '';
+        throw error;
+      }),
+      /the demo was not kept within 2 s/,
+    );
+    assert.notEqual(tmp, '', 'the demo said where it ran');
+    assert.deepEqual(processesOf(tmp), [], 'its sleep was stopped');
+    assert.equal(existsSync(tmp), false, 'its folder is gone');
+  });
 });
