@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { sweepFleets } from '../infra/fleet/local-fleet';
@@ -9,6 +9,9 @@ import { onInterrupt } from '../infra/interrupt';
 import { delay, sendSignal, stopProcessTree } from '../infra/processes';
 import { sweepClusters } from '../infra/kubernetes-cluster';
 import { startTemporalDevServer } from '../infra/temporal-server';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { prebuiltBundleVariable, workflowsPath } from '../worker/create-worker';
+import { quietBundlerLogger } from './helpers/temporal';
 
 /**
  * `npm test`: typecheck, lint and format check while the real components install, then every test file under
@@ -31,7 +34,7 @@ const realNodeFiles = [
 ];
 
 /** Test files run at once beside the real node's lane: most of a test's time is a rollout waiting. */
-const concurrency = Number(process.env.BATON_TEST_CONCURRENCY ?? 3);
+const concurrency = Number(process.env.BATON_TEST_CONCURRENCY ?? 2);
 
 /** Marks every process a test run starts, at any depth, so that the sweep at the end finds what a test left. */
 const runMarker = 'BATON_TEST_RUN';
@@ -157,6 +160,11 @@ async function main(): Promise<number> {
     namespace: 'baton-test',
   });
   process.stdout.write(`  ${server.address} (UI ${server.uiUrl})\n`);
+  // One workflow bundle for every test file and every worker process they start, instead of one each.
+  const bundle = join(dir, 'workflow-bundle.js');
+  const { code, sourceMap } = await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+  await writeFile(bundle, code);
+  await writeFile(`${bundle}.map`, sourceMap);
   const fleetsDir = join(dir, 'fleets');
   const marker = dir;
   let left: string[] = [];
@@ -173,6 +181,7 @@ async function main(): Promise<number> {
     // Where test fleets and clusters go, so that the sweep at the end finds what a crashed test left running.
     BATON_TEST_FLEETS_DIR: fleetsDir,
     [runMarker]: marker,
+    [prebuiltBundleVariable]: bundle,
   };
   const nodeTest = (lane: string[], at: number) => [
     process.execPath,

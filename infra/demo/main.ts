@@ -144,7 +144,7 @@ function playgroundSpec(
   options: DemoOptions,
   rolledOut: DemoTarget['rolledOut'],
 ): string {
-  const wait = '10s';
+  const wait = '30s';
   const strategy =
     input.strategy?.type !== 'rolling'
       ? input.strategy

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
 import { ensureChromium } from '../../infra/debian';
-import { startRolloutInProcess } from '../helpers/rollout';
+import { startRolloutInProcess, until } from '../helpers/rollout';
 import { inMemoryFleetSpec, serverNames } from '../helpers/specs';
 import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
@@ -78,12 +78,14 @@ describe('the Temporal UI (Debian Chromium driven by playwright-core)', () => {
       // As `baton start` does: the lock first, then the rollout.
       const handle = await startRollout(temporal.client, spec, { taskQueue });
       assert.equal((await handle.result()).phase, 'succeeded');
+      // The lock ends in its own workflow task once the release has reached it.
+      const lock = temporal.client.workflow.getHandle(lockWorkflowId(spec.target, taskQueue));
+      await until(async () => (await lock.describe()).status.name === 'COMPLETED', 15_000);
     } finally {
       worker.shutdown();
       await running;
     }
     const lockId = lockWorkflowId(spec.target, taskQueue);
-    assert.equal((await temporal.client.workflow.getHandle(lockId).describe()).status.name, 'COMPLETED');
     const browser = await chromium.launch({
       executablePath: await ensureChromium(),
       headless: true,

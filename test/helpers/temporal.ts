@@ -1,9 +1,10 @@
+import { readFile } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
 import type { ScratchTemporal } from '../../infra/scratch-temporal';
 import { startScratchTemporal } from '../../infra/scratch-temporal';
-import { workflowsPath } from '../../worker/create-worker';
+import { prebuiltBundleVariable, workflowsPath } from '../../worker/create-worker';
 
 export interface TestTemporal {
   readonly address: string;
@@ -46,9 +47,20 @@ export async function connectTestTemporal(): Promise<TestTemporal> {
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
-/** The workflow bundle, built once per test process (webpack takes seconds). */
+/**
+ * The workflow bundle: the one the test runner built for the whole run (webpack takes seconds of both cores), or
+ * built once in this process when a test file runs alone.
+ */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+  const prebuilt = process.env[prebuiltBundleVariable];
+  bundle ??= prebuilt
+    ? Promise.all([readFile(prebuilt, 'utf8'), readFile(`${prebuilt}.map`, 'utf8')]).then(
+        ([code, sourceMap]) => ({
+          code,
+          sourceMap,
+        }),
+      )
+    : bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
   return bundle;
 }
 

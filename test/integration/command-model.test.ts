@@ -14,8 +14,8 @@ import { inRotation, startTestFleet } from '../helpers/fleet';
 import type { TestTemporal } from '../helpers/temporal';
 import { connectTestTemporal, uniqueTaskQueue, workflowBundle } from '../helpers/temporal';
 
-/** Generated sequences in CI; `npm run bench -- commands` runs more. */
-const sequences = Number(process.env.BATON_MODEL_SEQUENCES ?? 300);
+/** Generated sequences in npm test, a sample: `npm run bench -- commands` runs 2,000. */
+const sequences = Number(process.env.BATON_MODEL_SEQUENCES ?? 60);
 /** The smaller sample on real servers behind real HAProxy. */
 const realSequences = Number(process.env.BATON_MODEL_REAL_SEQUENCES ?? 12);
 

@@ -155,7 +155,7 @@ describe('the kept demo: a playground to drive by hand', () => {
     let tmp = '';
     await assert.rejects(
       withKeptDemo('echo "$TMPDIR" >&2; sleep 300', () => Promise.resolve(), 2_000).catch((error: Error) => {
-        tmp = /^(\/\S+baton-playground-\S+)$/m.exec(error.message)?.[1] ?? '';
+        tmp = /(\/\S*baton-playground-[^\s/]+)/.exec(error.message)?.[1] ?? '';
         throw error;
       }),
       /the demo was not kept within 2 s/,
