@@ -1,6 +1,7 @@
 import { runCommandModel, simulatedWorld } from '../test/helpers/command-model';
 import { startSimulatedBench } from './simulated';
 import { printTable } from './table';
+import { reportFigures } from './verdict';
 
 /**
  * `npm run bench -- commands`: the command model of the test suite, at benchmark size. Generated sequences of
@@ -49,8 +50,10 @@ export async function runCommands(): Promise<void> {
         ],
       ],
     );
-    process.stdout.write(
-      `${JSON.stringify({ sequences: figures.sequences, violations: figures.violations.length })}\n`,
+    // Target: at least 2,000 sequences with no violation.
+    reportFigures(
+      { sequences: figures.sequences, violations: figures.violations.length },
+      figures.sequences >= 2_000 && figures.violations.length === 0,
     );
   } finally {
     await bench.close();

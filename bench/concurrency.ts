@@ -1,9 +1,11 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { StepTimes } from '../activities/fakes/simulated-fleet';
 import type { rolloutWorkflow } from '../workflows';
+import type { RolloutStatus } from '../workflows/messages';
 import { pauseUpdate, resumeUpdate } from '../workflows/messages';
 import { peakRssMb, percentile, round, simulatedSpec, startSimulatedBench } from './simulated';
 import { printTable } from './table';
+import { reportFigures } from './verdict';
 
 const rollouts = Number(process.env.BATON_BENCH_ROLLOUTS ?? 1_000);
 const serversEach = 10;
@@ -60,18 +62,31 @@ export async function runConcurrency(): Promise<void> {
       );
       const pauses: number[] = [];
       const resumes: number[] = [];
+      const pausesFailed: string[] = [];
+      let pausesRefusedFinished = 0;
       let sampling = true;
       const sampler = (async () => {
         // Until most are done: later samples would only see an idle system.
         while (sampling && running > rollouts / 10) {
           const handle = handles[Math.floor(Math.random() * handles.length)];
           const sent = Date.now();
+          let answer: RolloutStatus;
           try {
-            await handle.executeUpdate(pauseUpdate, { args: [{ by: 'bench' }] });
-          } catch {
-            continue; // finished meanwhile: the update is refused, which is not a pause latency
+            answer = await handle.executeUpdate(pauseUpdate, { args: [{ by: 'bench' }] });
+          } catch (error) {
+            // Refused because the rollout has just finished is the right answer, and no pause latency; any other
+            // failure (a timeout, a refusal of a running rollout) is a failed pause, counted and timed.
+            const finished = (await handle.describe()).status.name !== 'RUNNING';
+            if (finished) pausesRefusedFinished++;
+            else {
+              pausesFailed.push(`${(error as Error).message}`);
+              pauses.push(Date.now() - sent);
+            }
+            continue;
           }
           pauses.push(Date.now() - sent);
+          // The answer is the status the pause left: it must say paused.
+          if (answer.phase !== 'paused') pausesFailed.push(`the pause answered ${answer.phase}`);
           const resumeSent = Date.now();
           try {
             await handle.executeUpdate(resumeUpdate, { args: [{ by: 'bench' }] });
@@ -85,7 +100,7 @@ export async function runConcurrency(): Promise<void> {
       const phases = await Promise.all(outcomes);
       sampling = false;
       await sampler;
-      return { phases, pauses, resumes, startedAllS };
+      return { phases, pauses, resumes, startedAllS, pausesFailed, pausesRefusedFinished };
     });
     const wallS = (Date.now() - started) / 1000;
     const completed = result.phases.filter((p) => p === 'succeeded').length;
@@ -118,8 +133,20 @@ export async function runConcurrency(): Promise<void> {
         ],
       ],
     );
-    process.stdout.write(
-      `${JSON.stringify({ rollouts, completed, wallS: round(wallS, 1), pauseP99Ms, pausesSent: result.pauses.length, workerRssMb: peakMb })}\n`,
+    for (const failure of result.pausesFailed) process.stderr.write(`failed pause: ${failure}\n`);
+    // Targets: every rollout completes; pause p99 at most 1,000 ms; no pause fails.
+    reportFigures(
+      {
+        rollouts,
+        completed,
+        wallS: round(wallS, 1),
+        pauseP99Ms,
+        pausesSent: result.pauses.length + result.pausesRefusedFinished,
+        pausesFailed: result.pausesFailed.length,
+        pausesRefusedFinished: result.pausesRefusedFinished,
+        workerRssMb: peakMb,
+      },
+      completed === rollouts && pauseP99Ms <= 1_000 && result.pausesFailed.length === 0,
     );
   } finally {
     await bench.close();

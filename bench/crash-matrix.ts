@@ -5,6 +5,7 @@ import type { CrashCase } from '../test/chaos/crash-matrix';
 import { brokenVersion, crashMatrix, dropsRequestsByDesign, runCrashCase } from '../test/chaos/crash-matrix';
 import { benchNamespace, startBenchScratch } from './scratch';
 import { printTable } from './table';
+import { reportFigures } from './verdict';
 
 /**
  * The crash matrix: for each strategy and each step kind, a rollout of a real fleet under load whose worker process
@@ -41,6 +42,7 @@ export async function runCrashMatrix(): Promise<void> {
             version: 'v2',
           });
           const passed =
+            result.landed &&
             result.phase === result.expectedPhase &&
             result.allOnNewVersion &&
             (result.failedRequests === 0 || dropsRequestsByDesign(strategy)) &&
@@ -56,6 +58,7 @@ export async function runCrashMatrix(): Promise<void> {
         'strategy',
         'killed during',
         'server',
+        'landed',
         'rollout',
         'requests',
         'failed',
@@ -68,6 +71,7 @@ export async function runCrashMatrix(): Promise<void> {
         c.strategy,
         c.step,
         c.killedAt,
+        c.landed ? 'yes' : 'NO',
         c.phase,
         c.sent,
         c.failedRequests,
@@ -80,6 +84,7 @@ export async function runCrashMatrix(): Promise<void> {
     const figures = {
       cases: cases.length,
       passed: cases.filter((c) => c.passed).length,
+      landed: cases.filter((c) => c.landed).length,
       failedRequests: cases
         .filter((c) => !dropsRequestsByDesign(c.strategy))
         .reduce((sum, c) => sum + c.failedRequests, 0),
@@ -89,7 +94,10 @@ export async function runCrashMatrix(): Promise<void> {
       duplicateUpgrades: cases.reduce((sum, c) => sum + c.duplicateUpgrades, 0),
       repeatedCommands: cases.reduce((sum, c) => sum + c.repeatedCommands, 0),
     };
-    process.stdout.write(`${JSON.stringify(figures)}\n`);
+    for (const c of cases.filter((c) => !c.landed))
+      process.stderr.write(`${c.strategy} during ${c.step}: the kill did not land: ${c.landing}\n`);
+    // Every case passes only when each kill landed in its step and the rollout ended as it should.
+    reportFigures(figures, figures.passed === figures.cases);
   } finally {
     await connection?.close();
     await scratch.close();

@@ -16,6 +16,7 @@ import type { rolloutWorkflow } from '../workflows';
 import { benchNamespace, startBenchScratch } from './scratch';
 import { median, round } from './simulated';
 import { printTable } from './table';
+import { reportFigures } from './verdict';
 
 const servers = Number(process.env.BATON_BENCH_SERVERS ?? 1_000);
 const ratePerSecond = 200;
@@ -102,16 +103,19 @@ export async function runFleetScale(): Promise<void> {
       const of = (run: string) => sides.filter((side) => side.run === run);
       const wallS = round(median(of('baton').map((side) => side.wallS)), 1);
       const floorS = round(median(of('floor').map((side) => side.wallS)), 1);
-      process.stdout.write(
-        `${JSON.stringify({
+      const failed = of('baton').reduce((sum, side) => sum + side.failed, 0);
+      // Target: at most 1.10 of the floor's time, with no failed request.
+      reportFigures(
+        {
           servers,
           wallS,
           floorS,
           ratio: round(wallS / floorS, 3),
-          failed: of('baton').reduce((sum, side) => sum + side.failed, 0),
+          failed,
           runtimeApiCommands: Math.max(...of('baton').map((side) => side.runtimeApiCommands)),
           floorFailed: of('floor').reduce((sum, side) => sum + side.failed, 0),
-        })}\n`,
+        },
+        wallS / floorS <= 1.1 && failed === 0,
       );
     } finally {
       worker.shutdown();

@@ -15,6 +15,7 @@ import { nativeRollingUpdate } from './k8s-native';
 import { benchNamespace, startBenchScratch } from './scratch';
 import { median } from './simulated';
 import { printTable } from './table';
+import { reportFigures } from './verdict';
 
 const rollingUpdate = { maxSurge: '25%', maxUnavailable: '0%' };
 const taskQueue = 'bench-k8s-vs-native';
@@ -51,8 +52,9 @@ export async function runK8sVsNative(): Promise<void> {
     const [kwokNative, kwokBaton] = kwok;
     const realNative = real[0];
     const realBaton = (delay: string) => real.find((row) => row.label === `baton detachDelay ${delay}`);
-    process.stdout.write(
-      `${JSON.stringify({
+    // Target: at most 1.10 of the native update's time at 100 replicas.
+    reportFigures(
+      {
         replicas: 100,
         nativeS: kwokNative?.medianS,
         batonS: kwokBaton?.medianS,
@@ -65,7 +67,8 @@ export async function runK8sVsNative(): Promise<void> {
           batonWithoutDetachDelayS: realBaton('0s')?.medianS,
           ratioWithoutDetachDelay: realBaton('0s')?.ratio,
         },
-      })}\n`,
+      },
+      (kwokBaton?.ratio ?? Infinity) <= 1.1,
     );
   } finally {
     await connection.close();

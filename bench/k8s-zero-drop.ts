@@ -15,6 +15,7 @@ import type { rolloutWorkflow } from '../workflows';
 import { nativeRollingUpdate } from './k8s-native';
 import { benchNamespace, startBenchScratch } from './scratch';
 import { printTable } from './table';
+import { reportFigures } from './verdict';
 
 const replicas = 6;
 const ratePerSecond = 250;
@@ -113,13 +114,15 @@ async function compare(kc: KubeConfig, address: string): Promise<void> {
         kinds(run),
       ]),
     );
-    process.stdout.write(
-      `${JSON.stringify({
+    // Target: Baton fails none of at least 10,000 requests, and the native update fails some.
+    reportFigures(
+      {
         replicas,
         ratePerSecond,
         baton: { sent: baton.sent, failed: baton.failed, rollouts: baton.rollouts },
         native: { sent: native.sent, failed: native.failed, rollouts: native.rollouts },
-      })}\n`,
+      },
+      baton.failed === 0 && baton.sent >= 10_000 && native.failed > 0,
     );
   } finally {
     worker.shutdown();

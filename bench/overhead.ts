@@ -3,6 +3,7 @@ import type { rolloutWorkflow } from '../workflows';
 import type { StepTimes } from '../activities/fakes/simulated-fleet';
 import { percentile, round, simulatedSpec, startSimulatedBench, stepOverheadsMs } from './simulated';
 import { printTable } from './table';
+import { reportFigures } from './verdict';
 
 const times: StepTimes = { detachMs: 0, drainMs: 200, upgradeMs: 300, verifyMs: 100, attachMs: 0 };
 const stepMs = times.detachMs + times.drainMs + times.upgradeMs + times.verifyMs + times.attachMs;
@@ -64,10 +65,13 @@ export async function runOverhead(): Promise<void> {
     ]),
   );
   const all = [...overheads.values()].flat();
-  process.stdout.write(
-    `${JSON.stringify({
+  const stepOverheadMsP50 = round(percentile(all, 50), 1);
+  // Targets: at most 1.05 of the floor at 100 and 1,000 servers; a step's overhead p50 at most 15 ms.
+  reportFigures(
+    {
       points: points.map(({ servers, wallS, floorS, ratio }) => ({ servers, wallS, floorS, ratio })),
-      stepOverheadMsP50: round(percentile(all, 50), 1),
-    })}\n`,
+      stepOverheadMsP50,
+    },
+    points.every((p) => p.ratio <= 1.05) && stepOverheadMsP50 <= 15,
   );
 }

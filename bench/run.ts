@@ -1,5 +1,6 @@
 import { DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { installComponents } from '../infra/install';
+import { benchMissed } from './verdict';
 import { runCommands } from './commands';
 import { runCrashMatrix } from './crash-matrix';
 import { runFleetScale } from './fleet-scale';
@@ -47,7 +48,7 @@ async function main(): Promise<number> {
   // the cache costs a look. Its lines go to stderr: stdout is the table's and the JSON line's.
   for (const line of await installComponents()) process.stderr.write(`bench: ${line}\n`);
   await bench();
-  return 0;
+  return benchMissed() ? 1 : 0;
 }
 
 main().then(

@@ -6,6 +6,7 @@ import { pauseUpdate, resumeUpdate, statusQuery } from '../workflows/messages';
 import type { SimulatedBench } from './simulated';
 import { peakRssMb, round, simulatedSpec, startSimulatedBench } from './simulated';
 import { printTable } from './table';
+import { reportFigures } from './verdict';
 
 const servers = Number(process.env.BATON_BENCH_SERVERS ?? 10_000);
 
@@ -61,14 +62,13 @@ export async function runScale(): Promise<void> {
     ]),
   );
   const [tenPercent] = results;
-  process.stdout.write(
-    `${JSON.stringify({
-      servers,
-      wallS: tenPercent?.wallS,
-      maxEventsPerRun: Math.max(...results.map((r) => r.maxEventsPerRun)),
-      workerRssMb: Math.max(...results.map((r) => r.workerRssMb)),
-      configs: results,
-    })}\n`,
+  const maxEventsPerRun = Math.max(...results.map((r) => r.maxEventsPerRun));
+  const workerRssMb = Math.max(...results.map((r) => r.workerRssMb));
+  // Targets: every configuration completes (a run that does not throws before this), at most 10,240 events per
+  // run, the worker's RSS at most 1,024 MB.
+  reportFigures(
+    { servers, wallS: tenPercent?.wallS, maxEventsPerRun, workerRssMb, configs: results },
+    maxEventsPerRun <= 10_240 && workerRssMb <= 1_024,
   );
 }
 

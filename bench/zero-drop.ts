@@ -12,6 +12,7 @@ import { createBatonWorker } from '../worker/create-worker';
 import type { rolloutWorkflow } from '../workflows';
 import { benchNamespace, startBenchScratch } from './scratch';
 import { printTable } from './table';
+import { reportFigures } from './verdict';
 
 const servers = 9;
 const batch = 2;
@@ -107,7 +108,8 @@ async function compareRollouts({ dir, temporal }: ScratchTemporal): Promise<void
       durationS: round(baton.durationS + naive.durationS),
       ratePerSecond,
     };
-    process.stdout.write(`${JSON.stringify(figures)}\n`);
+    // Target: Baton fails none of at least 30,000 requests, and the naive restart fails some.
+    reportFigures(figures, baton.failed === 0 && baton.sent >= 30_000 && naive.failed > 0);
   } finally {
     worker.shutdown();
     await workerRun;

@@ -29,6 +29,7 @@ describe('crash matrix: the worker killed (SIGKILL) in a rollout under load', ()
         taskQueue: uniqueTaskQueue(`crash-${strategy}-${step}`),
         version: 'v2',
       });
+      assert.ok(result.landed, `the kill landed in ${step}: ${result.landing}`);
       assert.equal(result.phase, result.expectedPhase);
       assert.ok(result.allOnNewVersion, 'every server on the version the rollout leaves');
       assert.equal(result.duplicateUpgrades, 0, 'no server started v2 twice');

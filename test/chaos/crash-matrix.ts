@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Client } from '@temporalio/client';
 import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
 import { countStarts, hostVersions, upgradeCommands } from '../../infra/fleet/hosts';
@@ -8,6 +9,8 @@ import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
 import type { ServerStep } from '../../workflows/messages';
 import { statusQuery } from '../../workflows/messages';
+import type { StepWork } from '../helpers/kill-landed';
+import { killLanded } from '../helpers/kill-landed';
 import { startWorkerProcess } from '../helpers/worker';
 
 /** The step kinds a worker is killed in, one case each. */
@@ -237,11 +240,35 @@ async function wholeRolloutMoment(
   }
 }
 
+/**
+ * The work each step's kill must cut off: its activities (a group's detach and attach are local activities), the
+ * analysis window's timer; a rollback's kill lands in any of its activities.
+ */
+function stepWork(strategy: CrashStrategy, step: CrashStep): StepWork {
+  if (rollbacks.includes(strategy)) return { activities: /./ };
+  const activities: Partial<Record<CrashStep, RegExp>> = {
+    detach: /^detachServers?$/,
+    drain: /^drainServers?$/,
+    upgrade: /^upgradeServers?$/,
+    verify: /^(verifyServers?|awaitHealthy)$/,
+    attach: /^attachServers?$/,
+    'set-weight': /^setServerWeights$/,
+    switch: /^switchTraffic$/,
+    create: /^(createServer|awaitHealthy)$/,
+    retired: /^(drainServers?|removeServer|destroyServer)$/,
+    restoring: /./,
+  };
+  return step === 'analysis' ? { timer: true } : { activities: activities[step] ?? /./ };
+}
+
 export interface CrashCase {
   readonly strategy: CrashStrategy;
   readonly step: CrashStep;
   /** The server whose step was showing when the worker was killed. */
   readonly killedAt: string;
+  /** Whether the history shows the kill cut the step's work off (see killLanded), and what shows it. */
+  readonly landed: boolean;
+  readonly landing: string;
   readonly phase: string;
   readonly sent: number;
   readonly failedRequests: number;
@@ -296,9 +323,16 @@ export async function runCrashCase(options: {
     const killedAt = await killMoment(strategy, step, fleet, () =>
       handle.query(statusQuery).catch(() => undefined),
     );
+    const killed = `${worker.child.pid}@${hostname()}`;
+    const killedAtMs = Date.now();
     await worker.crash();
     worker = await startWorkerProcess(env);
     const result = await handle.result();
+    const landing = killLanded((await handle.fetchHistory()).events ?? [], {
+      killedAt: killedAtMs,
+      killed,
+      work: stepWork(strategy, step),
+    });
     await delay(300);
     const stats = await load.stop();
     const rolledOut = spec.version;
@@ -310,6 +344,8 @@ export async function runCrashCase(options: {
       strategy,
       step,
       killedAt,
+      landed: landing.landed,
+      landing: landing.evidence,
       phase: result.phase,
       expectedPhase: end.phase,
       sent: stats.sent,

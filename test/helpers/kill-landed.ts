@@ -1,0 +1,93 @@
+import type { temporal } from '@temporalio/proto';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+/** The work a kill is meant to cut off: activities of a step, by type, or a durable timer (a wait, a window). */
+export type StepWork = { readonly activities: RegExp } | { readonly timer: true };
+
+export interface KillLanding {
+  readonly landed: boolean;
+  /** What in the history shows it, or why it does not. */
+  readonly evidence: string;
+}
+
+function millis(event: HistoryEvent): number {
+  const time = event.eventTime;
+  return Number(time?.seconds ?? 0) * 1000 + Math.floor((time?.nanos ?? 0) / 1e6);
+}
+
+const id = (value: unknown) => Number(value ?? 0);
+
+/**
+ * Whether a worker killed at `killedAt` (ms) was inside a step, read from the rollout's history:
+ * - an activity of the step, scheduled before the kill, that then ran a second attempt or was completed by another
+ *   worker than `killed` (its identity): it was in flight, and the next worker finished it;
+ * - a local activity of the step (run inside a workflow task) whose workflow task timed out after the kill and was
+ *   run again, its marker recorded by another worker;
+ * - a timer of the step, started before the kill and fired after it.
+ * A kill between two steps, or after the step's work was done, shows none of these.
+ */
+export function killLanded(
+  events: readonly HistoryEvent[],
+  options: { killedAt: number; killed: string; work: StepWork },
+): KillLanding {
+  const { killedAt, killed, work } = options;
+  if ('timer' in work) {
+    const started = new Map<string, number>();
+    for (const event of events) {
+      const timerId = event.timerStartedEventAttributes?.timerId;
+      if (timerId) started.set(timerId, millis(event));
+      const fired = event.timerFiredEventAttributes?.timerId;
+      const startedAt = fired ? started.get(fired) : undefined;
+      if (fired && startedAt !== undefined && startedAt < killedAt && millis(event) > killedAt)
+        return { landed: true, evidence: `timer ${fired} started before the kill and fired after it` };
+    }
+    return { landed: false, evidence: 'no timer was running at the kill' };
+  }
+  const scheduled = new Map<number, { type: string; at: number }>();
+  const attempts = new Map<number, number>();
+  const workflowTaskIdentity = new Map<number, string>();
+  let cutTaskAt: number | undefined;
+  for (const event of events) {
+    const eventId = id(event.eventId);
+    const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (type) scheduled.set(eventId, { type, at: millis(event) });
+    const startedAttributes = event.activityTaskStartedEventAttributes;
+    if (startedAttributes)
+      attempts.set(id(startedAttributes.scheduledEventId), startedAttributes.attempt ?? 1);
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed) {
+      const activity = scheduled.get(id(completed.scheduledEventId));
+      const attempt = attempts.get(id(completed.scheduledEventId)) ?? 1;
+      if (
+        activity &&
+        work.activities.test(activity.type) &&
+        activity.at < killedAt &&
+        millis(event) > killedAt &&
+        (attempt > 1 || (completed.identity ?? '') !== killed)
+      )
+        return {
+          landed: true,
+          evidence: `${activity.type} (event ${id(completed.scheduledEventId)}) was in flight at the kill and completed on attempt ${attempt} by ${completed.identity ?? '?'}`,
+        };
+    }
+    if (event.workflowTaskTimedOutEventAttributes && millis(event) > killedAt) cutTaskAt ??= millis(event);
+    const taskCompleted = event.workflowTaskCompletedEventAttributes;
+    if (taskCompleted) workflowTaskIdentity.set(eventId, taskCompleted.identity ?? '');
+    const marker = event.markerRecordedEventAttributes;
+    if (marker && cutTaskAt !== undefined) {
+      const by = workflowTaskIdentity.get(id(marker.workflowTaskCompletedEventId)) ?? '';
+      const details = Object.values(marker.details ?? {})
+        .flatMap((payloads) => payloads.payloads ?? [])
+        .map((payload) => new TextDecoder().decode(payload.data ?? new Uint8Array()))
+        .join(' ');
+      const localType = /"activity_?[tT]ype"\s*:\s*"([^"]+)"/.exec(details)?.[1];
+      if (localType && work.activities.test(localType) && by !== killed)
+        return {
+          landed: true,
+          evidence: `the workflow task running ${localType} timed out after the kill and ${by} ran it again`,
+        };
+    }
+  }
+  return { landed: false, evidence: `no activity matching ${work.activities} was in flight at the kill` };
+}
