@@ -109,7 +109,7 @@ describe('Kubernetes API faults during a rollout (a fault proxy in front of a re
     );
     try {
       const result = await handle.result();
-      const report = watch.stop();
+      const report = await watch.stop();
       assert.equal(result.phase, 'succeeded', result.reason);
       for (const rule of [
         'conflict on a write',

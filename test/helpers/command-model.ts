@@ -139,6 +139,49 @@ export async function checkSequence(world: ModelWorld, sequence: Sequence): Prom
   }
 }
 
+const endedPhases: readonly string[] = ['succeeded', 'rolled-back', 'failed'];
+
+/**
+ * Why a refusal was wrong, or undefined when the rollout's state, as the model knows it and as the status showed
+ * it just before and just after the command, gives the reason the refusal names. A refusal is more than any
+ * reason: a Baton that refused every pause would otherwise pass.
+ */
+export function unjustifiedRefusal(refusal: {
+  verb: Verb;
+  message: string;
+  /** The model's last accepted command was a pause that nothing has ended since. */
+  held: boolean;
+  /** An abort was accepted. */
+  aborted: boolean;
+  /** A promote was accepted earlier in the sequence. */
+  promoted: boolean;
+  ended: boolean;
+  before: RolloutStatus | undefined;
+  after: RolloutStatus | undefined;
+}): string | undefined {
+  const { verb, message, held, aborted, promoted, ended, before, after } = refusal;
+  const phases = [before?.phase, after?.phase];
+  const atGate = [before, after].some((s) => s?.waiting?.for === 'promote');
+  const rules: Array<[RegExp, boolean]> = [
+    [/the rollout has already \S+/, ended],
+    [/the rollout is rolling back/, aborted || phases.includes('rolling-back') || ended],
+    [/the rollout is already aborting/, aborted],
+    [/the rollout is already paused/, verb === 'pause' && held],
+    [/the rollout is not paused/, verb === 'resume' && !held],
+    [/waits at .* for promote, not resume/, verb === 'resume' && !held && atGate],
+    [/already promoted past/, verb.startsWith('promote') && promoted],
+    [
+      /nothing to promote/,
+      verb.startsWith('promote') && !held && [before, after].some((s) => s?.waiting?.for !== 'promote'),
+    ],
+  ];
+  const rule = rules.find(([reason]) => reason.test(message));
+  if (!rule) return `refused for a reason the model does not know: ${message}`;
+  if (!rule[1])
+    return `refused as "${message.replace(/^.*refused: /, '')}", which the rollout's state does not bear out (paused by the model: ${held}, aborted: ${aborted}, before: ${before?.phase ?? '?'}/${before?.waiting?.for ?? '-'}, after: ${after?.phase ?? '?'}/${after?.waiting?.for ?? '-'})`;
+  return undefined;
+}
+
 async function checkOn(
   world: ModelWorld,
   target: ModelTarget,
@@ -175,6 +218,7 @@ async function checkOn(
         );
     }
     const endedBefore = finished;
+    const before = finished ? undefined : await handle.query(statusQuery).catch(() => undefined);
     try {
       // Through the client library, as `baton` sends it.
       const status = await commandRollout(
@@ -200,6 +244,20 @@ async function checkOn(
     } catch (error) {
       const refused = error instanceof RolloutCommandRejectedError && /refused: \S/.test(error.message);
       if (!refused) broke(`${verb} by ${by} failed without a reason: ${String(error)}`);
+      else {
+        const after = await handle.query(statusQuery).catch(() => undefined);
+        const problem = unjustifiedRefusal({
+          verb,
+          message: error.message,
+          held: held !== undefined,
+          aborted,
+          promoted: accepted.some((c) => c.verb.startsWith('promote')),
+          ended: finished || (after !== undefined && endedPhases.includes(after.phase)),
+          before,
+          after,
+        });
+        if (problem) broke(`${verb} by ${by}: ${problem}`);
+      }
     }
   };
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, Watch } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
@@ -25,17 +25,31 @@ export interface CapacityReport {
 
 /**
  * Watches every pod of a namespace through a rollout, as an outside observer would, and records the extremes
- * the fence posts promise to bound.
+ * the fence posts promise to bound. `stop` fails when the watch ended before it (its figures would have frozen at
+ * whatever it last saw) or when what it last saw differs from a fresh list of the pods.
  */
 export async function watchCapacity(
   kc: KubeConfig,
   namespace: string,
-  serviceSelector: Record<string, string>,
-): Promise<{ stop(): CapacityReport }> {
+  serviceSelector: Record<string, string> | { readonly service: string },
+): Promise<{ stop(): Promise<CapacityReport> }> {
+  if (
+    'service' in serviceSelector ? serviceSelector.service === '' : Object.keys(serviceSelector).length === 0
+  )
+    throw new Error('watchCapacity: an empty selector would count every Ready pod as serving');
+  // A Service's selector is followed as it changes (blue/green switches it): serving is what it selects now.
+  let selector: Record<string, string> = {};
+  const service = 'service' in serviceSelector ? String(serviceSelector.service) : undefined;
+  if (service === undefined) selector = serviceSelector as Record<string, string>;
+  else {
+    const read = await kc.makeApiClient(CoreV1Api).readNamespacedService({ namespace, name: service });
+    selector = read.spec?.selector ?? {};
+  }
   const pods = new Map<string, V1Pod>();
   const detached = new Set<string>();
   const selected = (pod: V1Pod) =>
-    Object.entries(serviceSelector).every(([key, value]) => pod.metadata?.labels?.[key] === value);
+    Object.keys(selector).length > 0 &&
+    Object.entries(selector).every(([key, value]) => pod.metadata?.labels?.[key] === value);
   let minServing = Number.POSITIVE_INFINITY;
   let maxPods = 0;
   let events = 0;
@@ -44,6 +58,8 @@ export async function watchCapacity(
     maxPods = Math.max(maxPods, live.length);
     minServing = Math.min(minServing, live.filter((p) => isReady(p) && selected(p)).length);
   };
+  // Set by either watch's end callback: the API server closed it, or it failed.
+  let ended: string | undefined;
   const initial = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
   for (const pod of initial.items) pods.set(pod.metadata?.name ?? '', pod);
   measure();
@@ -59,11 +75,61 @@ export async function watchCapacity(
       if (before && selected(before) && !selected(pod) && !isTerminating(pod)) detached.add(name);
       measure();
     },
-    () => undefined,
+    (error: unknown) => {
+      ended ??= error instanceof Error ? error.message : 'the server closed it';
+    },
   );
+  const serviceWatch =
+    service === undefined
+      ? undefined
+      : await new Watch(kc).watch(
+          `/api/v1/namespaces/${namespace}/services`,
+          {},
+          (_type, object: V1Service) => {
+            if (object.metadata?.name !== service) return;
+            selector = object.spec?.selector ?? {};
+            measure();
+          },
+          (error: unknown) => {
+            ended ??= `the Service watch: ${error instanceof Error ? error.message : 'the server closed it'}`;
+          },
+        );
   return {
-    stop: () => {
+    stop: async () => {
+      if (ended !== undefined) {
+        serviceWatch?.abort();
+        controller.abort();
+        throw new Error(`the pod watch of ${namespace} ended before the rollout did: ${ended}`);
+      }
+      // The watch is still open: what it holds now must be what the API server lists now.
+      const seen = () =>
+        [...pods.values()]
+          .map(
+            (p) =>
+              `${p.metadata?.name} ${isTerminating(p) ? 'terminating' : isReady(p) ? 'ready' : 'not-ready'}`,
+          )
+          .sort()
+          .join(', ');
+      let fresh = '';
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const listed = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
+        fresh = listed.items
+          .map(
+            (p) =>
+              `${p.metadata?.name} ${isTerminating(p) ? 'terminating' : isReady(p) ? 'ready' : 'not-ready'}`,
+          )
+          .sort()
+          .join(', ');
+        if (fresh === seen()) break;
+        // Events in flight reach the watch a moment after the list shows them.
+        await delay(100);
+      }
       controller.abort();
+      serviceWatch?.abort();
+      if (fresh !== seen())
+        throw new Error(
+          `the pod watch of ${namespace} fell behind: it holds [${seen()}], the API lists [${fresh}]`,
+        );
       return { minServing, maxPods, detachedBeforeDeletion: [...detached], events };
     },
   };

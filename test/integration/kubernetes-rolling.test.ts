@@ -118,7 +118,7 @@ async function watchNative(namespace: string): Promise<{ stop(): Promise<void> }
     stop: async () => {
       polling = false;
       await poll;
-      const report = pods.stop();
+      const report = await pods.stop();
       assert.ok(report.events > 0, 'the watch saw the rollout');
       assert.ok(most <= replicas + 3, `ReplicaSets asked for ${most} pods at once, above ${replicas} + 3`);
       assert.ok(report.minServing >= replicas - 2, `down to ${report.minServing} serving pods`);
@@ -134,7 +134,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     // v1 (the user's own Deployment) -> v2 (a Deployment Baton makes beside it)
     let watch = await watchCapacity(kc, namespace, { app: 'web' });
     const first = await runRollout(temporal, deps(), spec(namespace, 'v2'));
-    assertFencePostsHeld(watch.stop());
+    assertFencePostsHeld(await watch.stop());
     assert.equal(first.phase, 'succeeded');
     assert.deepEqual(await deploymentsOf(kc, namespace), {
       web: { replicas: 0, available: 0 },
@@ -156,7 +156,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     // v2 -> v3: both Deployments are Baton's, so each pod leaves the Service before it goes
     watch = await watchCapacity(kc, namespace, { app: 'web' });
     const second = await runRollout(temporal, deps(), spec(namespace, 'v3'));
-    const report = watch.stop();
+    const report = await watch.stop();
     assertFencePostsHeld(report);
     assert.equal(second.phase, 'succeeded');
     assert.equal(
@@ -196,7 +196,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
       } finally {
         await stopWorker();
       }
-      const report = watch.stop();
+      const report = await watch.stop();
       assert.equal(result.phase, 'succeeded', result.reason);
       assert.ok(
         report.maxPods <= replicas + 3,
@@ -230,7 +230,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     await seed(namespace);
     const watch = await watchCapacity(kc, namespace, { app: 'web' });
     const result = await runRollout(temporal, deps(), spec(namespace, cluster.pods.brokenTag));
-    assertFencePostsHeld(watch.stop());
+    assertFencePostsHeld(await watch.stop());
     assert.equal(result.phase, 'rolled-back');
     assert.match(
       result.reason ?? '',
@@ -307,7 +307,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     } finally {
       await stop();
     }
-    assertFencePostsHeld(watch.stop());
+    assertFencePostsHeld(await watch.stop());
     assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
   });
 
@@ -413,7 +413,7 @@ describe('rolling rollout on a real Kubernetes control plane (kwok nodes)', () =
     } finally {
       await worker.stop();
     }
-    assertFencePostsHeld(watch.stop());
+    assertFencePostsHeld(await watch.stop());
     assert.deepEqual(await deploymentsOf(kc, namespace), {
       web: { replicas: 0, available: 0 },
       'web-v2': { replicas, available: replicas },

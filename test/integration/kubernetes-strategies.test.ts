@@ -91,7 +91,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
         preStep: { argv: ['/usr/bin/touch', `${marker}-{name}-{version}`] },
       }),
     );
-    const report = watch.stop();
+    const report = await watch.stop();
     assert.equal(result.phase, 'succeeded', result.reason);
     assert.ok(existsSync(`${marker}-web-recreate-v2`));
     assert.equal(report.minServing, 0, 'recreate leaves no pod serving for a moment, by design');
@@ -125,7 +125,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
         spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
       },
     });
-    const watch = await watchCapacity(kc, namespace, {});
+    const watch = await watchCapacity(kc, namespace, { service: 'web' });
     const result = await steered(
       spec(namespace, 'v2', {
         type: 'blue-green',
@@ -152,7 +152,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
         return handle.result();
       },
     );
-    const report = watch.stop();
+    const report = await watch.stop();
     assert.equal(result.phase, 'succeeded', result.reason);
     assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
     assert.ok(report.maxPods <= 2 * replicas);
@@ -186,7 +186,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
   it('canary: the new version gets its share of pods and traffic, an analysis, a pause, then everyone', async () => {
     const namespace = 'canary';
     await seedApp(kc, namespace, { replicas, image });
-    const watch = await watchCapacity(kc, namespace, {});
+    const watch = await watchCapacity(kc, namespace, { service: 'web' });
     const result = await steered(
       spec(namespace, 'v2', {
         type: 'canary',
@@ -207,7 +207,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
         return handle.result();
       },
     );
-    const report = watch.stop();
+    const report = await watch.stop();
     assert.equal(result.phase, 'succeeded', result.reason);
     assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
     assert.deepEqual(await deploymentsOf(kc, namespace), {
@@ -219,7 +219,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
   it('canary: an abort at the pause brings the old version back to full and removes the canary', async () => {
     const namespace = 'canary-abort';
     await seedApp(kc, namespace, { replicas, image });
-    const watch = await watchCapacity(kc, namespace, {});
+    const watch = await watchCapacity(kc, namespace, { service: 'web' });
     const result = await steered(
       spec(namespace, 'v2', { type: 'canary', steps: [{ setWeight: 50 }, { pause: {} }] }),
       async (handle) => {
@@ -228,7 +228,7 @@ describe('recreate and blue/green on a real Kubernetes control plane', () => {
         return handle.result();
       },
     );
-    const report = watch.stop();
+    const report = await watch.stop();
     assert.equal(result.phase, 'rolled-back');
     assert.match(result.reason ?? '', /aborted by hank: latency/);
     assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
@@ -241,9 +241,9 @@ describe('surge then retire oldest on a real Kubernetes control plane', () => {
   it('doubles the pods on v2, then removes the old ones, never below the desired count', async () => {
     const namespace = 'surge';
     await seedApp(kc, namespace, { replicas, image });
-    const watch = await watchCapacity(kc, namespace, {});
+    const watch = await watchCapacity(kc, namespace, { service: 'web' });
     const result = await runRollout(temporal, deps(), spec(namespace, 'v2', { type: 'surge' }));
-    const report = watch.stop();
+    const report = await watch.stop();
     assert.equal(result.phase, 'succeeded', result.reason);
     assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
     assert.ok(report.maxPods >= 2 * replicas, `the app doubled: up to ${report.maxPods} pods`);
@@ -256,13 +256,13 @@ describe('surge then retire oldest on a real Kubernetes control plane', () => {
   it('in rounds of 50%, a broken version is rolled back with every old pod serving', async () => {
     const namespace = 'surge-broken';
     await seedApp(kc, namespace, { replicas, image });
-    const watch = await watchCapacity(kc, namespace, {});
+    const watch = await watchCapacity(kc, namespace, { service: 'web' });
     const result = await runRollout(
       temporal,
       deps(),
       spec(namespace, cluster.pods.brokenTag, { type: 'surge', batchSize: '50%' }),
     );
-    const report = watch.stop();
+    const report = await watch.stop();
     assert.equal(result.phase, 'rolled-back');
     assert.ok(report.minServing >= replicas, `Ready pods never fell below ${replicas}: ${report.minServing}`);
     assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
@@ -300,13 +300,13 @@ describe('an abort midway restores the old version completely, on a real Kuberne
     it(c.name, async () => {
       const namespace = `abort-${c.strategy?.type ?? 'rolling'}`;
       await seedApp(kc, namespace, { replicas, image });
-      const watch = await watchCapacity(kc, namespace, {});
+      const watch = await watchCapacity(kc, namespace, { service: 'web' });
       const result = await steered(spec(namespace, 'v2', c.strategy), async (handle) => {
         await until(async () => c.midway(await handle.query(statusQuery)));
         await handle.executeUpdate(abortUpdate, { args: [{ by: 'hank', reason: 'midway' }] });
         return handle.result();
       });
-      const report = watch.stop();
+      const report = await watch.stop();
       assert.equal(result.phase, 'rolled-back', result.reason);
       assert.match(result.reason ?? '', /aborted by hank: midway/);
       assert.deepEqual(await deploymentsOf(kc, namespace), { web: { replicas, available: replicas } });
