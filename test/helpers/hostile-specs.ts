@@ -62,6 +62,9 @@ export const objects: ReadonlyArray<readonly (string | number)[]> = [
   ['failureBudget'],
 ];
 
+/** The field, list item or union member that directly holds a path: "a.b[0]" for "a.b[0].c", "a.b" for "a.b[0]". */
+export const holderOf = (path: string): string => path.replace(/(\.[^.[\]]+|\[\d+\])$/, '');
+
 export const pathText = (path: readonly (string | number)[]) =>
   path.reduce<string>(
     (out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${key}` : key),

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { realActivityDeps } from '../../activities';
 import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
@@ -15,12 +17,13 @@ const { temporal: testTemporal, fleet: startFleet } = useFleets();
 
 interface AbortCase {
   readonly name: string;
-  readonly strategy: RolloutSpecInput['strategy'];
+  /** The strategy, given the fleet's folder (for a pre-step that says where it is). */
+  readonly strategy: RolloutSpecInput['strategy'] | ((fleetDir: string) => RolloutSpecInput['strategy']);
   readonly provisioned?: boolean;
   /** Requests may fail by design (recreate). */
   readonly dropsByDesign?: boolean;
   /** When the rollout is midway. */
-  readonly midway: (status: RolloutStatus) => boolean;
+  readonly midway: (status: RolloutStatus, fleetDir: string) => boolean;
 }
 
 const cases: AbortCase[] = [
@@ -43,9 +46,20 @@ const cases: AbortCase[] = [
   },
   {
     name: 'recreate, while its pre-step runs',
-    strategy: { type: 'recreate', preStep: { argv: ['/bin/sleep', '2'] } },
+    // The pre-step marks that it started, then takes 5 s: the abort lands while it runs. (No braces: an argv
+    // template reads them as placeholders.)
+    strategy: (dir) => ({
+      type: 'recreate',
+      preStep: {
+        argv: [
+          process.execPath,
+          '-e',
+          `require('node:fs').writeFileSync(${JSON.stringify(join(dir, 'pre-step-started'))}, ''); setTimeout(Date.now, 5000)`,
+        ],
+      },
+    }),
     dropsByDesign: true,
-    midway: (s) => s.servers.every((server) => server.step === 'drain'),
+    midway: (_status, dir) => existsSync(join(dir, 'pre-step-started')),
   },
 ];
 
@@ -53,15 +67,16 @@ describe('an abort midway restores the old version completely, on a real fleet u
   for (const c of cases) {
     it(c.name, async () => {
       const fleet = await startFleet({ servers: 3, version: 'v1', defaults: { latencyMs: 5 } });
-      const name = `abort-${c.strategy?.type ?? 'rolling'}-${Date.now() % 100_000}`;
-      const input = fleet.spec({ version: 'v2', strategy: c.strategy }, name);
+      const strategy = typeof c.strategy === 'function' ? c.strategy(fleet.dir) : c.strategy;
+      const name = `abort-${strategy?.type ?? 'rolling'}-${Date.now() % 100_000}`;
+      const input = fleet.spec({ version: 'v2', strategy }, name);
       const spec = parseRolloutSpec(
         c.provisioned ? { ...input, target: fleet.provisionedTarget(name) } : input,
       );
       const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/`, ratePerSecond: 100 });
       const { handle, stop } = await startRolloutInProcess(testTemporal(), realActivityDeps(), spec);
       try {
-        await until(async () => c.midway(await handle.query(statusQuery)));
+        await until(async () => c.midway(await handle.query(statusQuery), fleet.dir));
         await handle.executeUpdate(abortUpdate, { args: [{ by: 'hank', reason: 'midway' }] });
         const result = await handle.result();
         const stats = await load.stop();

@@ -272,7 +272,7 @@ describe('surge then retire oldest on a real Kubernetes control plane', () => {
 describe('an abort midway restores the old version completely, on a real Kubernetes control plane', () => {
   const cases: Array<{
     name: string;
-    strategy: RolloutSpecInput['strategy'];
+    strategy: RolloutSpecInput['strategy'] | (() => RolloutSpecInput['strategy']);
     midway: (status: RolloutStatus) => boolean;
     holdsCapacity: boolean;
   }> = [
@@ -291,17 +291,29 @@ describe('an abort midway restores the old version completely, on a real Kuberne
     },
     {
       name: 'recreate, while its pre-step runs',
-      strategy: { type: 'recreate', preStep: { argv: ['/bin/sleep', '2'] } },
-      midway: (s) => s.kubernetes?.deployments.find((d) => d.role === 'stable')?.replicas === 0,
+      // The pre-step marks that it started, then takes 5 s: the abort lands while it runs. (No braces: an argv
+      // template reads them as placeholders.)
+      strategy: () => ({
+        type: 'recreate',
+        preStep: {
+          argv: [
+            process.execPath,
+            '-e',
+            `require('node:fs').writeFileSync(${JSON.stringify(join(dir, 'abort-pre-step-started'))}, ''); setTimeout(Date.now, 5000)`,
+          ],
+        },
+      }),
+      midway: () => existsSync(join(dir, 'abort-pre-step-started')),
       holdsCapacity: false,
     },
   ];
   for (const c of cases) {
     it(c.name, async () => {
-      const namespace = `abort-${c.strategy?.type ?? 'rolling'}`;
+      const strategy = typeof c.strategy === 'function' ? c.strategy() : c.strategy;
+      const namespace = `abort-${strategy?.type ?? 'rolling'}`;
       await seedApp(kc, namespace, { replicas, image });
       const watch = await watchCapacity(kc, namespace, { service: 'web' });
-      const result = await steered(spec(namespace, 'v2', c.strategy), async (handle) => {
+      const result = await steered(spec(namespace, 'v2', strategy), async (handle) => {
         await until(async () => c.midway(await handle.query(statusQuery)));
         await handle.executeUpdate(abortUpdate, { args: [{ by: 'hank', reason: 'midway' }] });
         return handle.result();

@@ -9,6 +9,7 @@ import { runCli } from '../../client/cli';
 import type { Json } from '../helpers/hostile-specs';
 import {
   breaksField,
+  holderOf,
   leaves,
   objects,
   pathText,
@@ -203,9 +204,15 @@ describe('baton start: hostile spec files (fast-check, over 1,000 generated)', (
         fc.pre(breaksField(spec, path, value));
         setAt(spec, path, value);
         const field = pathText(path);
-        // The report names the field, or the list or union holding it ("target.servers[0]", "strategy").
-        const named = field.split(/[.[]/)[0] ?? field;
-        rejected(await start(asJson ? JSON.stringify(spec) : stringify(spec)), named);
+        const result = await start(asJson ? JSON.stringify(spec) : stringify(spec));
+        rejected(result, field.split(/[.[]/)[0] ?? field);
+        // Each problem is a line "<path>: <what>": one names the field, a field inside it, or the list item or
+        // union member that directly holds it ("target.servers[0]" for "target.servers[0].name").
+        const reported = [...result.stderr.matchAll(/^\s*([\w.[\]]+): /gm)].map((m) => m[1] ?? '');
+        assert.ok(
+          reported.some((p) => p === field || p.startsWith(field) || p === holderOf(field)),
+          `${field} not named in: ${result.stderr}`,
+        );
       }),
       { numRuns: 500 },
     );

@@ -7,6 +7,7 @@ import type { Json } from '../helpers/hostile-specs';
 import {
   at,
   breaksField,
+  holderOf,
   leaves,
   objects,
   pathText,
@@ -27,11 +28,12 @@ function expectRejected(input: unknown, path: string): SpecProblem[] {
   assert.fail(`accepted a spec with a bad ${path}: ${JSON.stringify(input).slice(0, 300)}`);
 }
 
-/** Whether a problem is reported at the changed field, or at the union or list that holds it. */
+/**
+ * Whether a problem is reported at the changed field, inside it, or at the list item or union member that
+ * directly holds it ("target.servers[0]" for "target.servers[0].name"): never only at a top-level section.
+ */
 const names = (problems: SpecProblem[], path: string) =>
-  problems.some(
-    (p) => p.path === path || (p.path !== '' && path.startsWith(p.path)) || p.path.startsWith(path),
-  );
+  problems.some((p) => p.path === path || p.path.startsWith(path) || p.path === holderOf(path));
 
 describe('hostile and malformed specs (property-based, fast-check)', () => {
   it('rejects a wrong value in any field, naming that field', () => {
