@@ -8,6 +8,7 @@ import { installComponents } from '../infra/install';
 import { onInterrupt } from '../infra/interrupt';
 import { delay, sendSignal, stopProcessTree } from '../infra/processes';
 import { sweepClusters } from '../infra/kubernetes-cluster';
+import type { TemporalDevServer } from '../infra/temporal-server';
 import { startTemporalDevServer } from '../infra/temporal-server';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { prebuiltBundleVariable, workflowsPath } from '../worker/create-worker';
@@ -15,7 +16,7 @@ import { quietBundlerLogger } from './helpers/temporal';
 
 /**
  * `npm test`: typecheck, lint and format check while the real components install, then every test file under
- * test/ with node's test runner, against one real Temporal dev server started here and stopped at the end
+ * test/ with node's test runner, against real Temporal dev servers started here and stopped at the end
  * whatever happens. Arguments filter test files by path: `npm test -- test/unit` or `npm test -- haproxy`.
  */
 const root = join(__dirname, '..');
@@ -153,13 +154,20 @@ async function main(): Promise<number> {
   process.stdout.write(`  (ready ${Math.round((Date.now() - started) / 1000)} s after the checks)\n`);
 
   const dir = await mkdtemp(join(tmpdir(), 'baton-test-'));
-  process.stdout.write('\n▶ starting a real Temporal dev server\n');
-  const server = await startTemporalDevServer({
-    dbFile: join(dir, 'temporal.db'),
-    logFile: join(dir, 'temporal.log'),
-    namespace: 'baton-test',
-  });
-  process.stdout.write(`  ${server.address} (UI ${server.uiUrl})\n`);
+  // A Temporal dev server per lane: rollouts are named by their target ("rollout/web"), and two lanes' files that
+  // name the same target would otherwise find each other's rollout running.
+  process.stdout.write('\n▶ starting a real Temporal dev server for each lane\n');
+  const servers = await Promise.all(
+    ['lane', 'real-node-lane'].map((lane) =>
+      startTemporalDevServer({
+        dbFile: join(dir, lane, 'temporal.db'),
+        logFile: join(dir, lane, 'temporal.log'),
+        namespace: 'baton-test',
+      }),
+    ),
+  );
+  const [server, realNodeServer] = servers as [TemporalDevServer, TemporalDevServer];
+  for (const s of servers) process.stdout.write(`  ${s.address} (UI ${s.uiUrl})\n`);
   // One workflow bundle for every test file and every worker process they start, instead of one each.
   const bundle = join(dir, 'workflow-bundle.js');
   const { code, sourceMap } = await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
@@ -170,7 +178,7 @@ async function main(): Promise<number> {
   let left: string[] = [];
   const stop = onInterrupt(async () => {
     left = await sweepLeftovers(fleetsDir, marker);
-    await server.stop();
+    await Promise.all(servers.map((s) => s.stop()));
     await rm(dir, { recursive: true, force: true });
   });
   const env = {
@@ -201,7 +209,13 @@ async function main(): Promise<number> {
         ? [run(`${otherLane.length} test files`, nodeTest(otherLane, concurrency), env)]
         : []),
       ...(realNodeLane.length > 0
-        ? [run(`${realNodeLane.length} test files on the real node, in turn`, nodeTest(realNodeLane, 1), env)]
+        ? [
+            run(`${realNodeLane.length} test files on the real node, in turn`, nodeTest(realNodeLane, 1), {
+              ...env,
+              BATON_TEST_TEMPORAL_ADDRESS: realNodeServer.address,
+              BATON_TEST_TEMPORAL_UI: realNodeServer.uiUrl,
+            }),
+          ]
         : []),
     ]);
   } finally {
