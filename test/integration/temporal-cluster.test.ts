@@ -19,6 +19,7 @@ import { startTestFleet } from '../helpers/fleet';
 import type { Finished } from '../helpers/process';
 import { runToEnd } from '../helpers/process';
 import { readmeCommandsStartingWith } from '../helpers/readme';
+import { killLanded } from '../helpers/kill-landed';
 import { until } from '../helpers/rollout';
 import type { WorkerProcess } from '../helpers/worker';
 import { startWorkerProcess } from '../helpers/worker';
@@ -184,6 +185,7 @@ describe('Baton on the Temporal server with PostgreSQL and mutual TLS', () => {
     const { fleet, handle, load, name } = await rolloutUnderLoad(1);
     const upgrading = await untilStep(handle, 'upgrade');
     const killed = cluster.pid();
+    const killedAt = Date.now();
     await cluster.kill();
     const status = await baton(['status', name], profileEnv);
     assert.equal(status.code, 1, `the CLI can't reach a killed server: ${status.stdout}`);
@@ -196,17 +198,33 @@ describe('Baton on the Temporal server with PostgreSQL and mutual TLS', () => {
     assert.deepEqual(await commandsPerServer(fleet), oncePerServer);
     assert.equal(stats.failed, 0, JSON.stringify(stats.errors));
     assert.ok(stats.sent > 300, `sent ${stats.sent}`);
+    // The kill fell inside an upgrade: one was scheduled before the server died and completed after.
+    const landing = killLanded((await handle.fetchHistory()).events ?? [], {
+      killedAt,
+      killed: 'no worker was killed',
+      work: { activities: /^upgradeServers?$/ },
+    });
+    assert.ok(landing.landed, `the kill fell inside an upgrade: ${landing.evidence}`);
   });
 
   it('a rollout survives PostgreSQL stopped hard and started again mid-drain', async () => {
     const { fleet, handle, load } = await rolloutUnderLoad(1);
     await untilStep(handle, 'drain');
+    const stoppedAt = Date.now();
     await cluster.postgres.restart();
     const result = await handle.result();
     const stats = await load.stop();
     assert.equal(result.phase, 'succeeded', result.reason);
     assert.deepEqual(await commandsPerServer(fleet), oncePerServer);
     assert.equal(stats.failed, 0, JSON.stringify(stats.errors));
+    assert.ok(stats.sent > 300, `sent ${stats.sent}`);
+    // The restart fell inside the drain: a drain was scheduled before PostgreSQL stopped and completed after.
+    const landing = killLanded((await handle.fetchHistory()).events ?? [], {
+      killedAt: stoppedAt,
+      killed: 'no worker was killed',
+      work: { activities: /^drainServers?$/ },
+    });
+    assert.ok(landing.landed, `the restart fell inside a drain: ${landing.evidence}`);
   });
 
   for (const workerCount of [2, 3]) {
