@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -13,6 +14,7 @@ import { seedApp, seededAppTarget, seededImage, startTestCluster } from '../help
 import { until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
 import { uniqueTaskQueue } from '../helpers/temporal';
+import { killLanded } from '../helpers/kill-landed';
 import { startWorkerProcess } from '../helpers/worker';
 
 let cluster: LocalCluster;
@@ -133,11 +135,20 @@ describe('crash matrix on Kubernetes: the worker killed (SIGKILL) in a step of e
           const status = await handle.query(statusQuery).catch(() => undefined);
           return status !== undefined && (await crash.killWhen(status, namespace));
         });
+        const killed = `${worker.child.pid}@${hostname()}`;
+        const killedAt = Date.now();
         await worker.crash();
         await delay(1_000);
         worker = await startWorkerProcess(env);
         const result = await handle.result();
         assert.equal(result.phase, crash.rollsBack ? 'rolled-back' : 'succeeded', result.reason);
+        // The kill cut work off: an activity in flight that the next worker finished, or a wait across it.
+        const landing = killLanded((await handle.fetchHistory()).events ?? [], {
+          killedAt,
+          killed,
+          work: { activities: /./, timer: true },
+        });
+        assert.ok(landing.landed, `the kill landed mid-work: ${landing.evidence}`);
       } finally {
         await worker.stop();
       }

@@ -2,8 +2,10 @@ import type { temporal } from '@temporalio/proto';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-/** The work a kill is meant to cut off: activities of a step, by type, or a durable timer (a wait, a window). */
-export type StepWork = { readonly activities: RegExp } | { readonly timer: true };
+/** The work a kill is meant to cut off: activities of a step, by type, and/or a durable timer (a wait, a window). */
+export type StepWork =
+  | { readonly activities: RegExp; readonly timer?: true }
+  | { readonly activities?: RegExp; readonly timer: true };
 
 export interface KillLanding {
   readonly landed: boolean;
@@ -32,18 +34,31 @@ export function killLanded(
   options: { killedAt: number; killed: string; work: StepWork },
 ): KillLanding {
   const { killedAt, killed, work } = options;
-  if ('timer' in work) {
-    const started = new Map<string, number>();
-    for (const event of events) {
-      const timerId = event.timerStartedEventAttributes?.timerId;
-      if (timerId) started.set(timerId, millis(event));
-      const fired = event.timerFiredEventAttributes?.timerId;
-      const startedAt = fired ? started.get(fired) : undefined;
-      if (fired && startedAt !== undefined && startedAt < killedAt && millis(event) > killedAt)
-        return { landed: true, evidence: `timer ${fired} started before the kill and fired after it` };
-    }
-    return { landed: false, evidence: 'no timer was running at the kill' };
+  const byTimer = work.timer ? timerLanded(events, killedAt) : undefined;
+  if (byTimer?.landed || !work.activities)
+    return byTimer ?? { landed: false, evidence: 'nothing to look for' };
+  return activityLanded(events, { killedAt, killed, activities: work.activities });
+}
+
+function timerLanded(events: readonly HistoryEvent[], killedAt: number): KillLanding {
+  const started = new Map<string, number>();
+  for (const event of events) {
+    const timerId = event.timerStartedEventAttributes?.timerId;
+    if (timerId) started.set(timerId, millis(event));
+    const fired = event.timerFiredEventAttributes?.timerId;
+    const startedAt = fired ? started.get(fired) : undefined;
+    if (fired && startedAt !== undefined && startedAt < killedAt && millis(event) > killedAt)
+      return { landed: true, evidence: `timer ${fired} started before the kill and fired after it` };
   }
+  return { landed: false, evidence: 'no timer was running at the kill' };
+}
+
+function activityLanded(
+  events: readonly HistoryEvent[],
+  options: { killedAt: number; killed: string; activities: RegExp },
+): KillLanding {
+  const { killedAt, killed } = options;
+  const work = { activities: options.activities };
   const scheduled = new Map<number, { type: string; at: number }>();
   const attempts = new Map<number, number>();
   const workflowTaskIdentity = new Map<number, string>();
