@@ -255,9 +255,11 @@ function stepWork(strategy: CrashStrategy, step: CrashStep): StepWork {
     'set-weight': /^setServerWeights$/,
     switch: /^switchTraffic$/,
     create: /^(createServer|awaitHealthy)$/,
-    retired: /^(drainServers?|removeServer|destroyServer)$/,
     restoring: /./,
   };
+  // A retired server stays out of rotation until it is destroyed: the kill lands in that state when the next
+  // worker destroys (or removes) it.
+  if (step === 'retired') return { endedBy: /^(removeServer|destroyServer)$/ };
   return step === 'analysis' ? { timer: true } : { activities: activities[step] ?? /./ };
 }
 

@@ -5,7 +5,12 @@ type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 /** The work a kill is meant to cut off: activities of a step, by type, and/or a durable timer (a wait, a window). */
 export type StepWork =
   | { readonly activities: RegExp; readonly timer?: true }
-  | { readonly activities?: RegExp; readonly timer: true };
+  | { readonly activities?: RegExp; readonly timer: true }
+  /**
+   * A state that lasts until later work ends it (a retired server, out of rotation until it is destroyed): the kill
+   * landed in it when that work was done by the next worker.
+   */
+  | { readonly endedBy: RegExp };
 
 export interface KillLanding {
   readonly landed: boolean;
@@ -26,6 +31,8 @@ const id = (value: unknown) => Number(value ?? 0);
  *   worker than `killed` (its identity): it was in flight, and the next worker finished it;
  * - a local activity of the step (run inside a workflow task) whose workflow task timed out after the kill and was
  *   run again, its marker recorded by another worker;
+ * - the workflow task that began the step (the status already showed it, its first activity not yet asked for)
+ *   timed out after the kill, and another worker's run of it asked for the step's activity;
  * - a timer of the step, started before the kill and fired after it.
  * A kill between two steps, or after the step's work was done, shows none of these.
  */
@@ -34,10 +41,39 @@ export function killLanded(
   options: { killedAt: number; killed: string; work: StepWork },
 ): KillLanding {
   const { killedAt, killed, work } = options;
+  if ('endedBy' in work) return endedAfter(events, { killedAt, killed, activities: work.endedBy });
   const byTimer = work.timer ? timerLanded(events, killedAt) : undefined;
   if (byTimer?.landed || !work.activities)
     return byTimer ?? { landed: false, evidence: 'nothing to look for' };
   return activityLanded(events, { killedAt, killed, activities: work.activities });
+}
+
+function endedAfter(
+  events: readonly HistoryEvent[],
+  options: { killedAt: number; killed: string; activities: RegExp },
+): KillLanding {
+  const types = new Map<number, string>();
+  for (const event of events) {
+    const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (type) types.set(id(event.eventId), type);
+    const completed = event.activityTaskCompletedEventAttributes;
+    const completedType = completed ? types.get(id(completed.scheduledEventId)) : undefined;
+    if (
+      completed &&
+      completedType &&
+      options.activities.test(completedType) &&
+      millis(event) > options.killedAt
+    ) {
+      const by = completed.identity ?? '';
+      return by !== options.killed
+        ? {
+            landed: true,
+            evidence: `${completedType}, which ends the state, was done after the kill by ${by}`,
+          }
+        : { landed: false, evidence: `${completedType} was done by the killed worker` };
+    }
+  }
+  return { landed: false, evidence: `nothing matching ${options.activities} was done after the kill` };
 }
 
 function timerLanded(events: readonly HistoryEvent[], killedAt: number): KillLanding {
@@ -63,10 +99,24 @@ function activityLanded(
   const attempts = new Map<number, number>();
   const workflowTaskIdentity = new Map<number, string>();
   let cutTaskAt: number | undefined;
+  let scheduledAfterCut = false;
   for (const event of events) {
     const eventId = id(event.eventId);
     const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
     if (type) scheduled.set(eventId, { type, at: millis(event) });
+    // The first activity the rollout asked for once the cut-off workflow task ran again: the step that task began.
+    if (type && cutTaskAt !== undefined && !scheduledAfterCut) {
+      scheduledAfterCut = true;
+      const by =
+        workflowTaskIdentity.get(
+          id(event.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId),
+        ) ?? '';
+      if (work.activities.test(type) && by !== killed)
+        return {
+          landed: true,
+          evidence: `the workflow task that began the step (asking for ${type}) timed out after the kill, and ${by} ran it again`,
+        };
+    }
     const startedAttributes = event.activityTaskStartedEventAttributes;
     if (startedAttributes)
       attempts.set(id(startedAttributes.scheduledEventId), startedAttributes.attempt ?? 1);

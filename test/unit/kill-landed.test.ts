@@ -108,4 +108,37 @@ describe('killLanded: whether a kill cut a step off, from the history', () => {
     assert.equal(killLanded(history(next, false), { killedAt: 2_000, killed, work: detach }).landed, false);
     assert.equal(killLanded(history(killed, true), { killedAt: 2_000, killed, work: detach }).landed, false);
   });
+  it('the workflow task that began the step cut off by the kill, and run again by the next worker: landed', () => {
+    const history = (by: string, type: string) => [
+      scheduled(5, 1_000, 'verifyServer'),
+      completed(7, 1_500, 5, killed),
+      { eventId: 9, ...at(12_000), workflowTaskTimedOutEventAttributes: {} },
+      { eventId: 12, ...at(12_100), workflowTaskCompletedEventAttributes: { identity: by } },
+      {
+        eventId: 13,
+        ...at(12_100),
+        activityTaskScheduledEventAttributes: {
+          activityType: { name: type },
+          workflowTaskCompletedEventId: 12,
+        },
+      },
+    ];
+    const restore = { activities: /^upgradeServer$/ };
+    assert.equal(
+      killLanded(history(next, 'upgradeServer'), { killedAt: 2_000, killed, work: restore }).landed,
+      true,
+    );
+    // The task that was cut off began another step.
+    assert.equal(
+      killLanded(history(next, 'attachServer'), { killedAt: 2_000, killed, work: restore }).landed,
+      false,
+    );
+  });
+  it('a state ended by later work lands when the next worker does that work, not the killed one', () => {
+    const history = (by: string) => [scheduled(5, 3_000, 'destroyServer'), completed(7, 3_500, 5, by)];
+    const retired = { endedBy: /^destroyServer$/ };
+    assert.equal(killLanded(history(next), { killedAt: 2_000, killed, work: retired }).landed, true);
+    assert.equal(killLanded(history(killed), { killedAt: 2_000, killed, work: retired }).landed, false);
+    assert.equal(killLanded(history(next), { killedAt: 4_000, killed, work: retired }).landed, false);
+  });
 });
