@@ -23,6 +23,89 @@ export interface CapacityReport {
   readonly events: number;
 }
 
+/** A pod as the capacity checks see it: its name and whether it is terminating, Ready or neither. */
+const podState = (p: V1Pod) =>
+  `${p.metadata?.name} ${isTerminating(p) ? 'terminating' : isReady(p) ? 'ready' : 'not-ready'}`;
+
+/**
+ * What a watch of a namespace's pods has seen, fed one event at a time: the extremes the fence posts promise to
+ * bound, counted as pods the Service's selector picks now. Pure, so that a stream that should fail can be fed to it.
+ */
+export class CapacityTracker {
+  private readonly pods = new Map<string, V1Pod>();
+  private readonly detached = new Set<string>();
+  private minServing = Number.POSITIVE_INFINITY;
+  private maxPods = 0;
+  private events = 0;
+  /** Why the watch ended before it was stopped: the API server closed it, or it failed. */
+  private ended: string | undefined;
+
+  constructor(
+    private selector: Record<string, string>,
+    initial: readonly V1Pod[],
+  ) {
+    for (const pod of initial) this.pods.set(pod.metadata?.name ?? '', pod);
+    this.measure();
+  }
+
+  private selected(pod: V1Pod): boolean {
+    return (
+      Object.keys(this.selector).length > 0 &&
+      Object.entries(this.selector).every(([key, value]) => pod.metadata?.labels?.[key] === value)
+    );
+  }
+
+  private measure(): void {
+    const live = [...this.pods.values()].filter((p) => !isTerminating(p));
+    this.maxPods = Math.max(this.maxPods, live.length);
+    this.minServing = Math.min(this.minServing, live.filter((p) => isReady(p) && this.selected(p)).length);
+  }
+
+  pod(type: string, pod: V1Pod): void {
+    this.events++;
+    const name = pod.metadata?.name ?? '';
+    const before = this.pods.get(name);
+    if (type === 'DELETED') this.pods.delete(name);
+    else this.pods.set(name, pod);
+    if (before && this.selected(before) && !this.selected(pod) && !isTerminating(pod))
+      this.detached.add(name);
+    this.measure();
+  }
+
+  /** The Service's selector changed (a blue/green switch): serving is what it selects from now on. */
+  selectorChanged(selector: Record<string, string>): void {
+    this.selector = selector;
+    this.measure();
+  }
+
+  end(reason: string): void {
+    this.ended ??= reason;
+  }
+
+  /** What it holds now, in the form `fresh` compares. */
+  seen(): string {
+    return [...this.pods.values()].map(podState).sort().join(', ');
+  }
+
+  /**
+   * The report, once the watch is known to have run to the end and to hold what a fresh list of the pods shows;
+   * otherwise its figures froze at whatever it last saw, and it throws saying so.
+   */
+  report(fresh: readonly V1Pod[]): CapacityReport {
+    if (this.ended !== undefined)
+      throw new Error(`the pod watch ended before the rollout did: ${this.ended}`);
+    const listed = fresh.map(podState).sort().join(', ');
+    if (listed !== this.seen())
+      throw new Error(`the pod watch fell behind: it holds [${this.seen()}], the API lists [${listed}]`);
+    return {
+      minServing: this.minServing,
+      maxPods: this.maxPods,
+      detachedBeforeDeletion: [...this.detached],
+      events: this.events,
+    };
+  }
+}
+
 /**
  * Watches every pod of a namespace through a rollout, as an outside observer would, and records the extremes
  * the fence posts promise to bound. `stop` fails when the watch ended before it (its figures would have frozen at
@@ -37,47 +120,22 @@ export async function watchCapacity(
     'service' in serviceSelector ? serviceSelector.service === '' : Object.keys(serviceSelector).length === 0
   )
     throw new Error('watchCapacity: an empty selector would count every Ready pod as serving');
+  const core = kc.makeApiClient(CoreV1Api);
   // A Service's selector is followed as it changes (blue/green switches it): serving is what it selects now.
-  let selector: Record<string, string> = {};
   const service = 'service' in serviceSelector ? String(serviceSelector.service) : undefined;
-  if (service === undefined) selector = serviceSelector as Record<string, string>;
-  else {
-    const read = await kc.makeApiClient(CoreV1Api).readNamespacedService({ namespace, name: service });
-    selector = read.spec?.selector ?? {};
-  }
-  const pods = new Map<string, V1Pod>();
-  const detached = new Set<string>();
-  const selected = (pod: V1Pod) =>
-    Object.keys(selector).length > 0 &&
-    Object.entries(selector).every(([key, value]) => pod.metadata?.labels?.[key] === value);
-  let minServing = Number.POSITIVE_INFINITY;
-  let maxPods = 0;
-  let events = 0;
-  const measure = () => {
-    const live = [...pods.values()].filter((p) => !isTerminating(p));
-    maxPods = Math.max(maxPods, live.length);
-    minServing = Math.min(minServing, live.filter((p) => isReady(p) && selected(p)).length);
-  };
-  // Set by either watch's end callback: the API server closed it, or it failed.
-  let ended: string | undefined;
-  const initial = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
-  for (const pod of initial.items) pods.set(pod.metadata?.name ?? '', pod);
-  measure();
+  const selector =
+    service === undefined
+      ? (serviceSelector as Record<string, string>)
+      : ((await core.readNamespacedService({ namespace, name: service })).spec?.selector ?? {});
+  const initial = await core.listNamespacedPod({ namespace });
+  const tracker = new CapacityTracker(selector, initial.items);
+  const ended = (what: string) => (error: unknown) =>
+    tracker.end(`${what}: ${error instanceof Error ? error.message : 'the server closed it'}`);
   const controller = await new Watch(kc).watch(
     `/api/v1/namespaces/${namespace}/pods`,
     { resourceVersion: initial.metadata?.resourceVersion },
-    (type, pod: V1Pod) => {
-      events++;
-      const name = pod.metadata?.name ?? '';
-      const before = pods.get(name);
-      if (type === 'DELETED') pods.delete(name);
-      else pods.set(name, pod);
-      if (before && selected(before) && !selected(pod) && !isTerminating(pod)) detached.add(name);
-      measure();
-    },
-    (error: unknown) => {
-      ended ??= error instanceof Error ? error.message : 'the server closed it';
-    },
+    (type, pod: V1Pod) => tracker.pod(type, pod),
+    ended('the pod watch'),
   );
   const serviceWatch =
     service === undefined
@@ -86,51 +144,28 @@ export async function watchCapacity(
           `/api/v1/namespaces/${namespace}/services`,
           {},
           (_type, object: V1Service) => {
-            if (object.metadata?.name !== service) return;
-            selector = object.spec?.selector ?? {};
-            measure();
+            if (object.metadata?.name === service) tracker.selectorChanged(object.spec?.selector ?? {});
           },
-          (error: unknown) => {
-            ended ??= `the Service watch: ${error instanceof Error ? error.message : 'the server closed it'}`;
-          },
+          ended('the Service watch'),
         );
   return {
     stop: async () => {
-      if (ended !== undefined) {
-        serviceWatch?.abort();
+      try {
+        // Events in flight reach the watch a moment after a list shows them: a few tries before it counts as behind.
+        for (let attempt = 1; ; attempt++) {
+          const fresh = (await core.listNamespacedPod({ namespace })).items;
+          try {
+            return tracker.report(fresh);
+          } catch (error) {
+            if (attempt >= 50 || !/fell behind/.test((error as Error).message))
+              throw new Error(`${namespace}: ${(error as Error).message}`);
+          }
+          await delay(100);
+        }
+      } finally {
         controller.abort();
-        throw new Error(`the pod watch of ${namespace} ended before the rollout did: ${ended}`);
+        serviceWatch?.abort();
       }
-      // The watch is still open: what it holds now must be what the API server lists now.
-      const seen = () =>
-        [...pods.values()]
-          .map(
-            (p) =>
-              `${p.metadata?.name} ${isTerminating(p) ? 'terminating' : isReady(p) ? 'ready' : 'not-ready'}`,
-          )
-          .sort()
-          .join(', ');
-      let fresh = '';
-      for (let attempt = 0; attempt < 50; attempt++) {
-        const listed = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
-        fresh = listed.items
-          .map(
-            (p) =>
-              `${p.metadata?.name} ${isTerminating(p) ? 'terminating' : isReady(p) ? 'ready' : 'not-ready'}`,
-          )
-          .sort()
-          .join(', ');
-        if (fresh === seen()) break;
-        // Events in flight reach the watch a moment after the list shows them.
-        await delay(100);
-      }
-      controller.abort();
-      serviceWatch?.abort();
-      if (fresh !== seen())
-        throw new Error(
-          `the pod watch of ${namespace} fell behind: it holds [${seen()}], the API lists [${fresh}]`,
-        );
-      return { minServing, maxPods, detachedBeforeDeletion: [...detached], events };
     },
   };
 }
