@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -12,6 +12,7 @@ import type { TemporalDevServer } from '../infra/temporal-server';
 import { startTemporalDevServer } from '../infra/temporal-server';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { prebuiltBundleVariable, workflowsPath } from '../worker/create-worker';
+import { processesWhere } from './helpers/process';
 import { quietBundlerLogger } from './helpers/temporal';
 
 /**
@@ -93,21 +94,10 @@ function testFiles(dir: string): string[] {
 
 /** The processes that carry this run's marker: started by a test, and still running. */
 function markedProcesses(marker: string): Array<{ pid: number; commandLine: string }> {
-  const read = (path: string) => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch {
-      return ''; // ended while we looked
-    }
-  };
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
-    .filter((pid) => read(`/proc/${pid}/environ`).includes(`${runMarker}=${marker}\0`))
-    .map((pid) => ({
-      pid: Number(pid),
-      commandLine: read(`/proc/${pid}/cmdline`).replaceAll('\0', ' ').trim(),
-    }))
-    .filter(({ commandLine }) => commandLine !== '');
+  return processesWhere(
+    ({ commandLine, environment }) =>
+      commandLine.trim() !== '' && environment.includes(`${runMarker}=${marker}\0`),
+  ).map(({ pid, commandLine }) => ({ pid, commandLine: commandLine.trim() }));
 }
 
 /**

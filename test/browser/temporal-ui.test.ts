@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
 import { InMemoryFleet } from '../../activities/fakes/in-memory-fleet';
 import { ensureChromium } from '../../infra/debian';
@@ -15,6 +16,21 @@ import { lockWorkflowId } from '../../workflows/messages';
 
 /** Where the screenshot is kept for people (and CI) to look at; ignored by git. */
 const artifactsDir = join(__dirname, '..', '..', 'test-artifacts');
+
+/** Runs `use` on a page of Debian's headless Chromium, closing the browser whatever happens. */
+async function onPage(use: (page: Page) => Promise<void>): Promise<void> {
+  const browser = await chromium.launch({
+    executablePath: await ensureChromium(),
+    headless: true,
+    // The sandbox needs user namespaces, which containers and root sessions often lack.
+    args: ['--no-sandbox'],
+  });
+  try {
+    await use(await browser.newPage({ viewport: { width: 1600, height: 1200 } }));
+  } finally {
+    await browser.close();
+  }
+}
 
 let temporal: TestTemporal;
 before(async () => {
@@ -36,14 +52,7 @@ describe('the Temporal UI (Debian Chromium driven by playwright-core)', () => {
       await stop();
     }
     const description = await handle.describe();
-    const browser = await chromium.launch({
-      executablePath: await ensureChromium(),
-      headless: true,
-      // The sandbox needs user namespaces, which containers and root sessions often lack.
-      args: ['--no-sandbox'],
-    });
-    try {
-      const page = await browser.newPage({ viewport: { width: 1600, height: 1200 } });
+    await onPage(async (page) => {
       const url = `${temporal.uiUrl}/namespaces/${temporal.namespace}/workflows/${encodeURIComponent(handle.workflowId)}/${description.runId}/history`;
       await page.goto(url, { waitUntil: 'domcontentloaded' });
       // Activity summaries name the step and the server, instead of bare activity names.
@@ -57,9 +66,7 @@ describe('the Temporal UI (Debian Chromium driven by playwright-core)', () => {
       }
       await mkdir(artifactsDir, { recursive: true });
       await page.screenshot({ path: join(artifactsDir, 'temporal-ui-history.png'), fullPage: true });
-    } finally {
-      await browser.close();
-    }
+    });
   });
 
   it('lists rollouts, not their locks, in the workflow list as it opens', async () => {
@@ -86,13 +93,7 @@ describe('the Temporal UI (Debian Chromium driven by playwright-core)', () => {
       await running;
     }
     const lockId = lockWorkflowId(spec.target, taskQueue);
-    const browser = await chromium.launch({
-      executablePath: await ensureChromium(),
-      headless: true,
-      args: ['--no-sandbox'],
-    });
-    try {
-      const page = await browser.newPage({ viewport: { width: 1600, height: 1200 } });
+    await onPage(async (page) => {
       await page.goto(`${temporal.uiUrl}/namespaces/${temporal.namespace}/workflows`, {
         waitUntil: 'domcontentloaded',
       });
@@ -103,8 +104,6 @@ describe('the Temporal UI (Debian Chromium driven by playwright-core)', () => {
       assert.ok(!text.includes(lockId), `the rollout's lock ${lockId} is not listed`);
       await mkdir(artifactsDir, { recursive: true });
       await page.screenshot({ path: join(artifactsDir, 'temporal-ui-list.png'), fullPage: true });
-    } finally {
-      await browser.close();
-    }
+    });
   });
 });

@@ -27,11 +27,10 @@ export function runToEnd(
   });
 }
 
-/**
- * This machine's processes that a run with TMPDIR=`dir` started, at any depth: they name `dir` in their command
- * line or carry it in their environment.
- */
-export function processesOf(dir: string): Array<{ pid: number; commandLine: string }> {
+/** This machine's processes (but this one) whose command line and environment pass `matches`. */
+export function processesWhere(
+  matches: (process: { commandLine: string; environment: string }) => boolean,
+): Array<{ pid: number; commandLine: string }> {
   const read = (path: string) => {
     try {
       return readFileSync(path, 'utf8');
@@ -46,8 +45,16 @@ export function processesOf(dir: string): Array<{ pid: number; commandLine: stri
       commandLine: read(`/proc/${pid}/cmdline`).replaceAll('\0', ' '),
       environment: read(`/proc/${pid}/environ`),
     }))
-    .filter(
-      ({ commandLine, environment }) => commandLine.includes(dir) || environment.includes(`TMPDIR=${dir}\0`),
-    )
+    .filter(matches)
     .map(({ pid, commandLine }) => ({ pid, commandLine }));
+}
+
+/**
+ * This machine's processes that a run with TMPDIR=`dir` started, at any depth: they name `dir` in their command
+ * line or carry it in their environment.
+ */
+export function processesOf(dir: string): Array<{ pid: number; commandLine: string }> {
+  return processesWhere(
+    ({ commandLine, environment }) => commandLine.includes(dir) || environment.includes(`TMPDIR=${dir}\0`),
+  );
 }
