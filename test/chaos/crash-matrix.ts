@@ -260,6 +260,16 @@ function stepWork(strategy: CrashStrategy, step: CrashStep): StepWork {
   // A retired server stays out of rotation until it is destroyed: the kill lands in that state when the next
   // worker destroys (or removes) it.
   if (step === 'retired') return { endedBy: /^(removeServer|destroyServer)$/ };
+  // A detach, a canary's weights and blue/green's switch are single commands, seen in HAProxy the moment they land:
+  // the kill comes as the command's activity completes. It lands in the step when that activity is cut off, when
+  // the workflow task taking its completion in is, or, the command being done, while the state it began holds: the
+  // server out of rotation until it has drained, the weights until the canary is judged or moved on, the switched
+  // traffic until the old set is retired.
+  if (step === 'detach') return { activities: /^detachServers?$/, endedBy: /^drainServers?$/ };
+  if (step === 'set-weight')
+    return { activities: /^setServerWeights$/, endedBy: /^(sampleFleet|setServerWeights)$/ };
+  if (step === 'switch')
+    return { activities: /^switchTraffic$/, endedBy: /^(drainServers?|removeServer|destroyServer)$/ };
   return step === 'analysis' ? { timer: true } : { activities: activities[step] ?? /./ };
 }
 

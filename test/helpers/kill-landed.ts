@@ -3,14 +3,15 @@ import type { temporal } from '@temporalio/proto';
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 /** The work a kill is meant to cut off: activities of a step, by type, and/or a durable timer (a wait, a window). */
-export type StepWork =
-  | { readonly activities: RegExp; readonly timer?: true }
-  | { readonly activities?: RegExp; readonly timer: true }
+export interface StepWork {
+  readonly activities?: RegExp;
+  readonly timer?: true;
   /**
-   * A state that lasts until later work ends it (a retired server, out of rotation until it is destroyed): the kill
-   * landed in it when that work was done by the next worker.
+   * A state that lasts until later work ends it (a retired server, out of rotation until it is destroyed; an old set
+   * switched away from, until it is retired): the kill landed in it when that work was done by the next worker.
    */
-  | { readonly endedBy: RegExp };
+  readonly endedBy?: RegExp;
+}
 
 export interface KillLanding {
   readonly landed: boolean;
@@ -33,7 +34,10 @@ const id = (value: unknown) => Number(value ?? 0);
  *   run again, its marker recorded by another worker;
  * - the workflow task that began the step (the status already showed it, its first activity not yet asked for)
  *   timed out after the kill, and another worker's run of it asked for the step's activity;
- * - a timer of the step, started before the kill and fired after it.
+ * - an activity of the step completed just before the kill, and the workflow task that would take it in timed out
+ *   after the kill: the workflow had not yet taken the step as done;
+ * - a timer of the step, started before the kill and fired after it;
+ * - for a state ended by later work (`endedBy`), that work done by another worker after the kill.
  * A kill between two steps, or after the step's work was done, shows none of these.
  */
 export function killLanded(
@@ -41,11 +45,16 @@ export function killLanded(
   options: { killedAt: number; killed: string; work: StepWork },
 ): KillLanding {
   const { killedAt, killed, work } = options;
-  if ('endedBy' in work) return endedAfter(events, { killedAt, killed, activities: work.endedBy });
-  const byTimer = work.timer ? timerLanded(events, killedAt) : undefined;
-  if (byTimer?.landed || !work.activities)
-    return byTimer ?? { landed: false, evidence: 'nothing to look for' };
-  return activityLanded(events, { killedAt, killed, activities: work.activities });
+  const tried: KillLanding[] = [];
+  if (work.timer) tried.push(timerLanded(events, killedAt));
+  if (work.activities) tried.push(activityLanded(events, { killedAt, killed, activities: work.activities }));
+  if (work.endedBy) tried.push(endedAfter(events, { killedAt, killed, activities: work.endedBy }));
+  return (
+    tried.find((landing) => landing.landed) ?? {
+      landed: false,
+      evidence: tried.map((landing) => landing.evidence).join('; ') || 'nothing to look for',
+    }
+  );
 }
 
 function endedAfter(
@@ -100,6 +109,7 @@ function activityLanded(
   const workflowTaskIdentity = new Map<number, string>();
   let cutTaskAt: number | undefined;
   let scheduledAfterCut = false;
+  let stepDoneUnseen: string | undefined;
   for (const event of events) {
     const eventId = id(event.eventId);
     const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
@@ -120,8 +130,18 @@ function activityLanded(
     const startedAttributes = event.activityTaskStartedEventAttributes;
     if (startedAttributes)
       attempts.set(id(startedAttributes.scheduledEventId), startedAttributes.attempt ?? 1);
+    // A workflow task timed out after the kill while the step's completion waited in it: the worker died before
+    // the workflow had taken the step as done.
+    if (event.workflowTaskTimedOutEventAttributes && millis(event) > killedAt && stepDoneUnseen)
+      return {
+        landed: true,
+        evidence: `${stepDoneUnseen} completed just before the kill, and the workflow task taking it in timed out after it`,
+      };
+    if (event.workflowTaskCompletedEventAttributes) stepDoneUnseen = undefined;
     const completed = event.activityTaskCompletedEventAttributes;
     if (completed) {
+      const done = scheduled.get(id(completed.scheduledEventId));
+      if (done && work.activities.test(done.type) && millis(event) <= killedAt) stepDoneUnseen = done.type;
       const activity = scheduled.get(id(completed.scheduledEventId));
       const attempt = attempts.get(id(completed.scheduledEventId)) ?? 1;
       if (

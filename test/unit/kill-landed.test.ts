@@ -141,4 +141,17 @@ describe('killLanded: whether a kill cut a step off, from the history', () => {
     assert.equal(killLanded(history(killed), { killedAt: 2_000, killed, work: retired }).landed, false);
     assert.equal(killLanded(history(next), { killedAt: 4_000, killed, work: retired }).landed, false);
   });
+  it('a step completed just before the kill, its completion not yet taken in by the workflow: landed', () => {
+    const history = (thenTaskEnds: 'timed out' | 'completed') => [
+      scheduled(5, 1_000, 'switchTraffic'),
+      completed(7, 1_990, 5, killed),
+      thenTaskEnds === 'timed out'
+        ? { eventId: 9, ...at(7_000), workflowTaskTimedOutEventAttributes: {} }
+        : { eventId: 9, ...at(1_995), workflowTaskCompletedEventAttributes: { identity: killed } },
+    ];
+    const work = { activities: /^switchTraffic$/ };
+    assert.equal(killLanded(history('timed out'), { killedAt: 2_000, killed, work }).landed, true);
+    // The workflow took the switch in before the kill: the kill came after the step.
+    assert.equal(killLanded(history('completed'), { killedAt: 2_000, killed, work }).landed, false);
+  });
 });
