@@ -17,29 +17,38 @@ function isFile(path: string): boolean {
   return path.startsWith('/') && existsSync(path);
 }
 
-/**
- * Makes sure a Debian package is installed, installing it with apt-get when it isn't (as root, or through
- * non-interactive sudo). Debian's packages are the cache here: apt keeps the version the distribution pins.
- */
-export async function ensureDebianPackage(pkg: string, program: string, versionFlag = '-v'): Promise<string> {
-  const found = findProgram(program);
-  if (found) return found;
+/** Runs apt-get update, then installs `packages` (as root, or through non-interactive sudo). */
+async function aptInstall(packages: readonly string[]): Promise<void> {
   const isRoot = process.getuid?.() === 0;
   const sudo = isRoot ? [] : ['sudo', '-n'];
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   try {
     await runCommand([...sudo, 'apt-get', 'update', '-qq'], {
-      label: `apt-get update (to install ${pkg})`,
+      label: `apt-get update (to install ${packages.join(', ')})`,
       env,
     });
-    await runCommand([...sudo, 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', pkg], {
-      label: `installing ${pkg} from Debian`,
+    await runCommand([...sudo, 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...packages], {
+      label: `installing ${packages.join(', ')} from Debian`,
       env,
     });
   } catch (error) {
     throw new Error(
-      `${program} is not installed and installing Debian's ${pkg} package failed${isRoot ? '' : ' (run: sudo apt-get install ' + pkg + ')'}:\n${(error as Error).message}`,
+      `installing Debian's ${packages.join(', ')} failed${isRoot ? '' : ` (run: sudo apt-get install ${packages.join(' ')})`}:\n${(error as Error).message}`,
     );
+  }
+}
+
+/**
+ * Makes sure a Debian package is installed, installing it with apt-get when it isn't. Debian's packages are the
+ * cache here: apt keeps the version the distribution pins.
+ */
+export async function ensureDebianPackage(pkg: string, program: string, versionFlag = '-v'): Promise<string> {
+  const found = findProgram(program);
+  if (found) return found;
+  try {
+    await aptInstall([pkg]);
+  } catch (error) {
+    throw new Error(`${program} is not installed and ${(error as Error).message}`);
   }
   const installed = findProgram(program);
   if (!installed) throw new Error(`installed Debian's ${pkg} but ${program} is still not found`);
@@ -55,18 +64,7 @@ export async function ensureDebianPackages(
   packages: readonly { readonly pkg: string; readonly program: string }[],
 ): Promise<void> {
   const missing = packages.filter(({ program }) => !findProgram(program)).map(({ pkg }) => pkg);
-  if (missing.length === 0) return;
-  const isRoot = process.getuid?.() === 0;
-  const sudo = isRoot ? [] : ['sudo', '-n'];
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  await runCommand([...sudo, 'apt-get', 'update', '-qq'], {
-    label: `apt-get update (to install ${missing.join(', ')})`,
-    env,
-  });
-  await runCommand([...sudo, 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...missing], {
-    label: `installing ${missing.join(', ')} from Debian`,
-    env,
-  });
+  if (missing.length > 0) await aptInstall(missing);
 }
 
 /**

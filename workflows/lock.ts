@@ -29,15 +29,12 @@ export async function infrastructureLockWorkflow(holder: string): Promise<void> 
   // Locks taken before this change wait for the signal alone.
   if (!patched('lock-watches-holder')) return condition(() => released);
   const watch = new CancellationScope();
+  // Settles when the holder has ended, or, cancelled once the release came, quietly.
   const ended = watch
     .run(() => holderEnded(holder))
-    .then(
-      () => true,
-      (error: unknown) => {
-        if (isCancellation(error)) return false;
-        throw error;
-      },
-    );
+    .catch((error: unknown) => {
+      if (!isCancellation(error)) throw error;
+    });
   await Promise.race([condition(() => released), ended]);
   watch.cancel();
 }
