@@ -15,6 +15,7 @@ import {
   defaultTaskQueue,
   endedRefusal,
   lockDivision,
+  lockHolderStartGraceMs,
   lockWorkflowId,
   pauseUpdate,
   promoteUpdate,
@@ -120,15 +121,19 @@ async function lockInfrastructure(
       if (!(error instanceof WorkflowExecutionAlreadyStartedError) || attempt > 0) throw error;
     }
     const lock = client.workflow.getHandle<typeof infrastructureLockWorkflow>(lockId);
-    const { memo } = await lock.describe();
+    const { memo, startTime: lockedAt } = await lock.describe();
     const heldBy = typeof memo?.holder === 'string' ? memo.holder : undefined;
-    const running =
-      heldBy !== undefined &&
-      (await client.workflow
-        .getHandle(heldBy)
-        .describe()
-        .then((d) => d.status.name === 'RUNNING')
-        .catch(() => false));
+    const holderRun =
+      heldBy === undefined
+        ? undefined
+        : await client.workflow
+            .getHandle(heldBy)
+            .describe()
+            .catch(() => undefined);
+    // The lock is taken before its holder starts: a holder with no run since is still on its way, for a while.
+    const startedSince = holderRun !== undefined && holderRun.startTime >= lockedAt;
+    const onItsWay = !startedSince && Date.now() - lockedAt.getTime() < lockHolderStartGraceMs;
+    const running = heldBy !== undefined && (holderRun?.status.name === 'RUNNING' || onItsWay);
     if (running && heldBy !== undefined) {
       if (heldBy === holder)
         throw new RolloutConflictError(

@@ -1,18 +1,35 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** Asks the kernel for a free loopback TCP port. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
+/** Where the random picks start: above the ports of Kubernetes' own components (10248 to 10259). */
+const lowest = 11_000;
+
+/**
+ * Where they end: before the first port the kernel hands out by itself (to listen(0) and to outgoing connections),
+ * and before Kubernetes' NodePort range (30000 to 32767), which kube-proxy routes on this machine's addresses.
+ */
+function highest(): number {
+  try {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
+    return Math.min(Number(low) || 30_000, 30_000);
+  } catch {
+    return 30_000;
+  }
+}
+
+/**
+ * A free loopback TCP port for a server this machine runs, picked at random below the kernel's own range and checked
+ * free. A port from the kernel (listen on 0) would be free now, but the kernel may give it to the next listen(0)
+ * or outgoing connection as soon as its server stops: a server upgraded in place (stopped, then started on the
+ * same port) would find it taken, and whoever took it would answer in its place.
+ */
+export async function freePort(): Promise<number> {
+  const span = highest() - lowest;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = lowest + Math.floor(Math.random() * span);
+    if (!(await portInUse(port))) return port;
+  }
+  throw new Error(`no free port between ${lowest} and ${lowest + span - 1} after 100 tries`);
 }
 
 /** Whether something listens on host:port already. */
@@ -22,16 +39,4 @@ export function portInUse(port: number, host = '127.0.0.1'): Promise<boolean> {
     server.once('error', () => resolve(true));
     server.listen(port, host, () => server.close(() => resolve(false)));
   });
-}
-
-/**
- * A free loopback port below 32768, for programs that store ports in a signed 16-bit column (Temporal's cluster
- * membership in PostgreSQL): the kernel's own picks come from 32768 up. Picked at random from 10000, checked free.
- */
-export async function freeLowPort(): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const port = 10_000 + Math.floor(Math.random() * 22_767);
-    if (!(await portInUse(port))) return port;
-  }
-  throw new Error('no free port between 10000 and 32767 after 100 tries');
 }

@@ -7,7 +7,7 @@ import { stringify as toYaml } from 'yaml';
 import { ensureComponent } from './cache';
 import { goInstalled } from './go-install';
 import { onInterrupt } from './interrupt';
-import { freeLowPort, freePort } from './ports';
+import { freePort } from './ports';
 import type { LocalPostgres } from './postgres';
 import { startPostgres } from './postgres';
 import { delay, stopProcess } from './processes';
@@ -105,10 +105,10 @@ export async function startTemporalCluster(options: { dir: string }): Promise<Te
       history: await freePort(),
       matching: await freePort(),
       worker: await freePort(),
-      frontendMembership: await freeLowPort(),
-      historyMembership: await freeLowPort(),
-      matchingMembership: await freeLowPort(),
-      workerMembership: await freeLowPort(),
+      frontendMembership: await freePort(),
+      historyMembership: await freePort(),
+      matchingMembership: await freePort(),
+      workerMembership: await freePort(),
     };
     const address = `127.0.0.1:${ports.frontend}`;
     const dynamicConfigFile = join(options.dir, 'dynamic-config.yaml');

@@ -5,9 +5,10 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { awaitWorkflowEnd } from '../activities/temporal/workflow-end';
-import { releaseLockSignal } from './messages';
+import { lockHolderStartGraceMs, releaseLockSignal } from './messages';
 import { holderWatchProfile } from './profiles';
 
 const { awaitWorkflowEnd: holderEnded } = proxyActivities<{ awaitWorkflowEnd: typeof awaitWorkflowEnd }>(
@@ -21,7 +22,10 @@ const { awaitWorkflowEnd: holderEnded } = proxyActivities<{ awaitWorkflowEnd: ty
  * (terminated by hand, which runs no code). A client that finds it held by a rollout that is no longer running
  * (a lock taken before locks watched their holder, or one on a task queue no worker serves) ends it before taking it.
  */
-export async function infrastructureLockWorkflow(holder: string): Promise<void> {
+export async function infrastructureLockWorkflow(
+  holder: string,
+  holderStartGraceMs = lockHolderStartGraceMs,
+): Promise<void> {
   let released = false;
   setHandler(releaseLockSignal, (by) => {
     if (by === holder) released = true;
@@ -31,7 +35,10 @@ export async function infrastructureLockWorkflow(holder: string): Promise<void> 
   const watch = new CancellationScope();
   // Settles when the holder has ended, or, cancelled once the release came, quietly.
   const ended = watch
-    .run(() => holderEnded(holder))
+    // The holder's id may name runs that ended before this lock was taken: only one started since is the holder.
+    .run(() =>
+      holderEnded(holder, { startedFromMs: workflowInfo().startTime.getTime(), graceMs: holderStartGraceMs }),
+    )
     .catch((error: unknown) => {
       if (!isCancellation(error)) throw error;
     });

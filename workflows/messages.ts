@@ -155,6 +155,12 @@ export const searchAttributes = {
 export const releaseLockSignal = defineSignal<[string]>('release');
 
 /**
+ * A lock is taken before its holder starts: for this long after the lock started, a holder with no run started
+ * since is on its way, not gone. Past it, the client that took the lock is taken to have given up.
+ */
+export const lockHolderStartGraceMs = 60_000;
+
+/**
  * Locks are filed under a namespace division of their own: Temporal's lists (the UI's, `temporal workflow list`)
  * leave out every workflow with a division unless the query names it, as they do the server's own scheduler
  * workflows, so the list shows rollouts. `TemporalNamespaceDivision = 'BatonLock'` lists the locks.

@@ -105,9 +105,16 @@ async function untilListening(
   timeoutMs: number,
   what: string,
   logFile: string,
+  fleetDir?: string,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await portAccepts(host, port))) {
+  // Another process may listen on the port (it took it while the host was down): only the host's own word, its
+  // line in the starts log, says that it is the one listening.
+  const listening = async () =>
+    fleetDir === undefined
+      ? portAccepts(host, port)
+      : (await countStarts(fleetDir)).some((s) => s.pid === pid);
+  while (!(await listening())) {
     // Not runsWith: until the child has exec'd, its command line is still this process's.
     if (!signalReaches(pid)) throw new Error(`${what} exited at start; see ${logFile}`);
     if (Date.now() > deadline)
@@ -156,7 +163,7 @@ export async function startHost(
     logFile,
   );
   await writeFile(statePath(fleetDir, name), JSON.stringify({ pid, version }));
-  await untilListening(host, Number(port), pid, 30_000, `${name} ${version}`, logFile);
+  await untilListening(host, Number(port), pid, 30_000, `${name} ${version}`, logFile, fleetDir);
   return 'started';
 }
 
@@ -212,12 +219,14 @@ export async function upgradeCommands(fleetDir: string): Promise<Array<{ name: s
 }
 
 /** How many times each host was started on each version, from the app's own start log. */
-export async function countStarts(fleetDir: string): Promise<Array<{ name: string; version: string }>> {
+export async function countStarts(
+  fleetDir: string,
+): Promise<Array<{ name: string; version: string; pid: number }>> {
   const text = await readFile(startsLogPath(fleetDir), 'utf8').catch(() => '');
   return text
     .split('\n')
     .filter(Boolean)
-    .map((line) => JSON.parse(line) as { name: string; version: string });
+    .map((line) => JSON.parse(line) as { name: string; version: string; pid: number });
 }
 
 /** Stops every host of the fleet; how many were running. */

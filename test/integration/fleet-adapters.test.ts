@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -10,6 +12,7 @@ import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provide
 import { ExecHostExecutor } from '../../activities/hosts/exec-host-executor';
 import type { DrainOutcome } from '../../activities/fleet-activities';
 import { startHost, stopHost } from '../../infra/fleet/hosts';
+import { freePort } from '../../infra/ports';
 import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { parseRolloutSpec } from '../../spec';
 import type { DrainPolicy, FleetTarget, RolloutSpec } from '../../spec';
@@ -307,5 +310,32 @@ describe('upgradeServer and verifyServer (real processes, real HTTP)', () => {
     });
     assert.equal(result.stdout, `web-1;touch ${marker} $(id) \`id\`\n`);
     assert.throws(() => statSync(marker), /ENOENT/);
+  });
+});
+
+describe('the local fleet’s hosts (real processes)', () => {
+  it('a host whose port another process took while it was down fails to start, rather than pass for it', async () => {
+    const [host = '', port = ''] = target.servers[1]?.address.split(':') ?? [];
+    await stopHost(fleet.dir, 'web-2');
+    // Whoever took the port answers on it: only the host's own word says that the host started.
+    const intruder = createServer((_, response) => response.end('v2')).listen(Number(port), host);
+    await once(intruder, 'listening');
+    try {
+      await assert.rejects(startHost(fleet.dir, 'web-2', 'v2'), /web-2 v2 exited at start/);
+    } finally {
+      intruder.close();
+    }
+    await once(intruder, 'close');
+    assert.equal(await startHost(fleet.dir, 'web-2', 'v1'), 'started');
+  });
+
+  it('runs servers on ports below the kernel’s own and Kubernetes’ NodePort ranges', async () => {
+    const [kernelFirst = ''] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/);
+    const picks = await Promise.all(Array.from({ length: 50 }, () => freePort()));
+    for (const port of picks) {
+      assert.ok(port >= 11_000 && port < Math.min(Number(kernelFirst), 30_000), `port ${port}`);
+    }
   });
 });

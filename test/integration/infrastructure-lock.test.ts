@@ -3,12 +3,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { WorkflowExecutionDescription } from '@temporalio/client';
+import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { realActivityDeps } from '../../activities';
 import type { LocalFleet } from '../../infra/fleet/local-fleet';
+import { parseRolloutSpec } from '../../spec';
 import { createBatonWorker } from '../../worker/create-worker';
+import type { infrastructureLockWorkflow } from '../../workflows';
 import { lockDivision, lockWorkflowId } from '../../workflows/messages';
 import { startTestFleet } from '../helpers/fleet';
 import type { Finished } from '../helpers/process';
@@ -73,6 +75,26 @@ function lockOf(fleet: LocalFleet) {
     taskQueue,
   );
   return temporal.client.workflow.getHandle(id);
+}
+
+/** Takes a fleet's lock for `holder` as `baton start` does, without starting the holder. */
+function takeLock(fleet: LocalFleet, holder: string, graceMs?: number) {
+  return temporal.client.workflow.start<typeof infrastructureLockWorkflow>('infrastructureLockWorkflow', {
+    args: graceMs === undefined ? [holder] : [holder, graceMs],
+    workflowId: lockOf(fleet).workflowId,
+    taskQueue,
+    memo: { holder },
+    typedSearchAttributes: [{ key: lockDivision.key, value: lockDivision.value }],
+  });
+}
+
+/** Until the lock's watch on its holder runs: what would end it at once, were it to end it, has happened. */
+async function untilWatching(lock: WorkflowHandle): Promise<void> {
+  await until(async () => {
+    const described = await lock.describe();
+    const started = described.raw.pendingActivities?.some((a) => a.lastStartedTime) ?? false;
+    return started || described.status.name !== 'RUNNING';
+  }, 15_000);
 }
 
 /** The lock ended by itself, before or as its holder did, and its history says how. */
@@ -154,6 +176,50 @@ describe('the lock on a piece of infrastructure ends with its rollout', () => {
     assert.equal((await lockOf(fleet).describe()).status.name, 'RUNNING', 'the rollout holds its lock');
     await rollout.terminate('an operator ended it by hand');
     await assertLockEnded(fleet, await rollout.describe(), 'watch');
+  });
+
+  it('taken before its holder starts: the lock waits for the new run, not an earlier one that ended', async () => {
+    const fleet = await fleetOf(2);
+    const earlier = await batonStart('lock-again', fleet.spec({ version: 'v2' }, 'lock-again'));
+    assert.equal(earlier.code, 0, earlier.stderr);
+    await until(async () => (await lockOf(fleet).describe()).status.name !== 'RUNNING', 15_000);
+
+    // What `baton start` does, with time between its two steps: the lock, then (later) the rollout.
+    const lock = await takeLock(fleet, 'rollout/lock-again');
+    await untilWatching(lock);
+    // The earlier run of rollout/lock-again has long ended; the lock holds on for the run to come.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.equal((await lock.describe()).status.name, 'RUNNING', 'the lock waits for its holder to start');
+    const refused = await batonStart('lock-other', fleet.spec({ version: 'v3' }, 'lock-other'), '--detach');
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, /is being rolled out by lock-again/);
+
+    const slow = { type: 'rolling', batchSize: 1, pauseBetweenBatches: '2s' } as const;
+    const rollout = await temporal.client.workflow.start('rolloutWorkflow', {
+      args: [parseRolloutSpec(fleet.spec({ version: 'v3', strategy: slow }, 'lock-again'))],
+      workflowId: 'rollout/lock-again',
+      taskQueue,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal((await rollout.describe()).status.name, 'RUNNING');
+    assert.equal((await lock.describe()).status.name, 'RUNNING', 'the lock is held while its holder runs');
+    await rollout.result();
+    await assertLockEnded(fleet, await rollout.describe(), 'release');
+  });
+
+  it('taken by a client that never started its rollout: the lock ends after the grace', async () => {
+    const fleet = await fleetOf(1);
+    const lock = await takeLock(fleet, 'rollout/lock-never', 3_000);
+    await untilWatching(lock);
+    assert.equal(
+      (await lock.describe()).status.name,
+      'RUNNING',
+      'within the grace, the holder is on its way',
+    );
+    await until(async () => (await lock.describe()).status.name !== 'RUNNING', 15_000);
+    assert.equal((await lock.describe()).status.name, 'COMPLETED');
+    const started = await batonStart('lock-after', fleet.spec({ version: 'v2' }, 'lock-after'));
+    assert.equal(started.code, 0, started.stderr);
   });
 
   it("Temporal's lists show rollouts, not locks, unless the locks' division is asked for", async () => {
