@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { NativeConnection } from '@temporalio/worker';
-import { createActivities, realActivityDeps } from '../activities';
+import { realActivityDeps } from '../activities';
 import { runtimeApiUsage } from '../activities/haproxy/runtime-api';
 import { hostVersions, upgradeCommands } from '../infra/fleet/hosts';
 import type { LocalFleet } from '../infra/fleet/local-fleet';
@@ -16,6 +15,7 @@ import type { rolloutWorkflow } from '../workflows';
 import { benchNamespace, startBenchScratch } from './scratch';
 import { median, round } from './simulated';
 import { printTable } from './table';
+import { stepsAlone } from './steps-alone';
 import { reportFigures } from './verdict';
 
 const servers = Number(process.env.BATON_BENCH_SERVERS ?? 1_000);
@@ -76,7 +76,7 @@ export async function runFleetScale(): Promise<void> {
           if (result.phase !== 'succeeded')
             throw new Error(`Baton's rollout ended ${result.phase}: ${result.reason}`);
         },
-        floor: stepsAlone,
+        floor: (spec: RolloutSpec) => stepsAlone(spec, deps),
       };
       // Taking turns, the floor first: neither side gets the other's warm-up (JIT, connections, caches).
       const sides: Side[] = [];
@@ -190,54 +190,4 @@ async function underLoad(
         .join(', ') || '-',
     runtimeApiCommands,
   };
-}
-
-/**
- * The rollout's steps as the workflow runs them for groups (see GroupMove in workflows/targets/fleet/steps.ts),
- * each the same activity, called one after the other: the preflight (every server answers), the first group
- * detached, then for each group drain, upgrade, verify, and one hand-over that attaches it and detaches the next;
- * the last group is attached.
- */
-async function stepsAlone(spec: RolloutSpec): Promise<void> {
-  const verify = spec.verify?.http;
-  if (spec.target.kind !== 'fleet' || !spec.target.upgrade || !verify)
-    throw new Error('the floor rolls a fleet with an upgrade command and verify.http');
-  const upgrade = spec.target.upgrade;
-  const acts = createActivities(realActivityDeps());
-  const env = new MockActivityEnvironment();
-  const call = <I, R>(activity: (input: I) => Promise<R>, input: I): Promise<R> => env.run(activity, input);
-  const loadBalancer = spec.target.loadBalancer.haproxy;
-  const fleetServers = spec.target.servers;
-  const size = Math.ceil((fleetServers.length * 10) / 100);
-  const groups = Array.from({ length: Math.ceil(fleetServers.length / size) }, (_, i) =>
-    fleetServers.slice(i * size, (i + 1) * size),
-  );
-  const names = (group: typeof fleetServers) => group.map((server) => server.name);
-  const failedAny = (outcomes: Record<string, string | undefined>) => {
-    const failed = Object.entries(outcomes).filter(([, why]) => why !== undefined);
-    if (failed.length > 0) throw new Error(`floor: ${failed[0]?.[0]}: ${failed[0]?.[1]}`);
-  };
-  await call(acts.preflightFleet, { loadBalancer, servers: fleetServers, verify });
-  await call(acts.detachServers, { loadBalancer, servers: names(groups[0] ?? []) });
-  for (const [i, group] of groups.entries()) {
-    const drained = await call(acts.drainServers, {
-      loadBalancer,
-      servers: names(group),
-      policy: spec.drain,
-    });
-    failedAny(drained.failed);
-    failedAny(
-      await call(acts.upgradeServers, {
-        servers: group,
-        upgrade,
-        version: spec.version,
-        verify,
-        loadBalancer,
-      }),
-    );
-    failedAny(await call(acts.verifyServers, { servers: group, verify, version: spec.version }));
-    const next = groups[i + 1];
-    if (next) await call(acts.handOverServers, { loadBalancer, attach: names(group), detach: names(next) });
-    else await call(acts.attachServers, { loadBalancer, servers: names(group) });
-  }
 }
