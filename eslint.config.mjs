@@ -112,6 +112,42 @@ export default tseslint.config(
     },
   },
   {
+    // Layers import downwards only (../shared/DESIGN.md): activities act for workflows and know nothing of them; what
+    // the two share (failure types, the figures activities measure) is in spec/.
+    files: ['activities/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.{1,2}/(.*/)?(workflows|client|worker)(/|$)',
+              message:
+                'Activities may import Node, SDKs and spec/: what they share with workflows lives in spec/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The CLI and the client library talk to workflows through their messages alone.
+    files: ['client/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.{1,2}/(.*/)?workflows(/(?!messages$).*)?$',
+              message: 'The client may import from workflows/ only workflows/messages.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Pure planning code is imported by workflows and unit tests alike and may import nothing.
     files: ['workflows/plan/**/*.ts'],
     rules: {

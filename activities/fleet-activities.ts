@@ -10,7 +10,7 @@ import type {
   HttpVerification,
   UpgradeCommand,
 } from '../spec/rollout';
-import { loadBalancerReloaded } from '../workflows/targets/fleet/reloaded';
+import { loadBalancerReloaded } from '../spec/failure-types';
 import { HaproxyUnreachableError } from './haproxy/runtime-api';
 import { fillArgv, renderArgv } from './hosts/argv-template';
 import { verificationFailed, verifyAt } from './verify/verify-at';

@@ -1,5 +1,5 @@
 import type { HaproxyLoadBalancer, HttpVerification } from '../spec/rollout';
-import type { ServerCounters } from '../workflows/plan/canary';
+import type { ServerCounters } from '../spec';
 import type { KubernetesClients } from './kubernetes/api';
 
 /** What a load balancer reports about one server's traffic. */

@@ -13,7 +13,7 @@ import type { RolloutSpec } from '../spec';
 import { loadRolloutSpecFile, SpecError } from '../spec';
 import { resourceName } from '../spec/rollout';
 import { hiddenCharacterIn, hiddenCharacterMessage, printable } from '../spec/text';
-import type { rolloutWorkflow } from '../workflows';
+import type { RolloutWorkflow } from '../workflows/messages';
 import { defaultTaskQueue, rolloutWorkflowId } from '../workflows/messages';
 import { fetchRolloutEvents, renderHistory, rolloutHistory } from './history';
 import type { BatonClient } from './connection';
@@ -467,7 +467,7 @@ async function writeStarter(file: string | undefined, make: () => Promise<string
 
 /** Prints a started rollout, then (unless detached) follows it to its end; returns the exit code. */
 async function report(
-  handle: WorkflowHandleWithFirstExecutionRunId<typeof rolloutWorkflow>,
+  handle: WorkflowHandleWithFirstExecutionRunId<RolloutWorkflow>,
   spec: RolloutSpec,
   options: { detach?: boolean; output: OutputFormat },
 ): Promise<number> {

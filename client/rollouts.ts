@@ -8,8 +8,13 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import type { RolloutSpec } from '../spec';
-import type { infrastructureLockWorkflow, rolloutWorkflow } from '../workflows';
-import type { PromoteCommand, RolloutResult, RolloutStatus } from '../workflows/messages';
+import type {
+  InfrastructureLockWorkflow,
+  PromoteCommand,
+  RolloutResult,
+  RolloutStatus,
+  RolloutWorkflow,
+} from '../workflows/messages';
 import {
   abortUpdate,
   defaultTaskQueue,
@@ -26,7 +31,7 @@ import {
   statusQuery,
 } from '../workflows/messages';
 
-export type RolloutHandle = WorkflowHandle<typeof rolloutWorkflow>;
+export type RolloutHandle = WorkflowHandle<RolloutWorkflow>;
 
 /** Another rollout of the same target is running. */
 export class RolloutConflictError extends Error {
@@ -58,12 +63,12 @@ export async function startRollout(
   client: Client,
   spec: RolloutSpec,
   options: StartOptions = {},
-): Promise<WorkflowHandleWithFirstExecutionRunId<typeof rolloutWorkflow>> {
+): Promise<WorkflowHandleWithFirstExecutionRunId<RolloutWorkflow>> {
   const workflowId = rolloutWorkflowId(spec.target.name);
   const taskQueue = options.taskQueue ?? defaultTaskQueue;
   const lock = await lockInfrastructure(client, spec, workflowId, taskQueue);
   try {
-    return await client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
+    return await client.workflow.start<RolloutWorkflow>('rolloutWorkflow', {
       args: [spec],
       workflowId,
       taskQueue,
@@ -105,11 +110,11 @@ async function lockInfrastructure(
   spec: RolloutSpec,
   holder: string,
   taskQueue: string,
-): Promise<WorkflowHandle<typeof infrastructureLockWorkflow>> {
+): Promise<WorkflowHandle<InfrastructureLockWorkflow>> {
   const lockId = lockWorkflowId(spec.target, taskQueue);
   for (let attempt = 0; ; attempt++) {
     try {
-      return await client.workflow.start<typeof infrastructureLockWorkflow>('infrastructureLockWorkflow', {
+      return await client.workflow.start<InfrastructureLockWorkflow>('infrastructureLockWorkflow', {
         args: [holder],
         workflowId: lockId,
         taskQueue,
@@ -120,7 +125,7 @@ async function lockInfrastructure(
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError) || attempt > 0) throw error;
     }
-    const lock = client.workflow.getHandle<typeof infrastructureLockWorkflow>(lockId);
+    const lock = client.workflow.getHandle<InfrastructureLockWorkflow>(lockId);
     const { memo, startTime: lockedAt } = await lock.describe();
     const heldBy = typeof memo?.holder === 'string' ? memo.holder : undefined;
     const holderRun =
@@ -149,7 +154,7 @@ async function lockInfrastructure(
 }
 
 export function rolloutHandle(client: Client, target: string): RolloutHandle {
-  return client.workflow.getHandle<typeof rolloutWorkflow>(rolloutWorkflowId(target));
+  return client.workflow.getHandle<RolloutWorkflow>(rolloutWorkflowId(target));
 }
 
 export async function rolloutStatus(client: Client, target: string): Promise<RolloutStatus> {

@@ -1,5 +1,6 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { RolloutSpec } from '../spec';
 import type { GroupFigures } from './plan/canary';
 
 /** The task queue Baton's workers poll unless configured otherwise. */
@@ -141,6 +142,14 @@ export interface RolloutResult {
 }
 
 export const statusQuery = defineQuery<RolloutStatus>('status');
+
+/**
+ * The workflows as a client starts them, so that clients import their types from here alone (workflows/index.ts
+ * checks that the workflows keep to them). A rollout's engine takes a second argument of its own, a run's cursor,
+ * that no client passes.
+ */
+export type RolloutWorkflow = (spec: RolloutSpec) => Promise<RolloutResult>;
+export type InfrastructureLockWorkflow = (holder: string, holderStartGraceMs?: number) => Promise<void>;
 
 /** Search attributes, so `baton list` and the Temporal UI can filter rollouts. Registered by infra/temporal. */
 export const searchAttributes = {

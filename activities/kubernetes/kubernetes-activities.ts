@@ -1,9 +1,9 @@
+import pLimit from 'p-limit';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { V1Deployment, V1EndpointSlice, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { Watch } from '@kubernetes/client-node';
 import type { HttpVerification, KubernetesTarget, PodMetrics } from '../../spec/rollout';
-import type { ServerCounters } from '../../workflows/plan/canary';
-import { forEachLimited } from '../../workflows/limit';
+import type { ServerCounters } from '../../spec';
 import { podCounters } from '../metrics/pod-counters';
 import type { MetricsReader, Verifier } from '../ports';
 import { verifyAt } from '../verify/verify-at';
@@ -428,17 +428,22 @@ export function createKubernetesActivities(deps: {
           );
         const pods = await servingPods(clients, deployment);
         sample.pods[name] = pods.map((pod) => pod.metadata?.name ?? '');
-        await forEachLimited(pods, podReadConcurrency, async (pod) => {
-          ctx.heartbeat();
-          const podName = pod.metadata?.name ?? '';
-          const url = `http://${pod.status?.podIP}:${port}${input.metrics.path}`;
-          try {
-            const text = await reader.read(url, 5_000, ctx.cancellationSignal);
-            sample.counters[podName] = podCounters(text, input.metrics);
-          } catch (error) {
-            sample.unreadable[podName] = `${url}: ${(error as Error).message}`;
-          }
-        });
+        const limit = pLimit(podReadConcurrency);
+        await Promise.all(
+          pods.map((pod) =>
+            limit(async () => {
+              ctx.heartbeat();
+              const podName = pod.metadata?.name ?? '';
+              const url = `http://${pod.status?.podIP}:${port}${input.metrics.path}`;
+              try {
+                const text = await reader.read(url, 5_000, ctx.cancellationSignal);
+                sample.counters[podName] = podCounters(text, input.metrics);
+              } catch (error) {
+                sample.unreadable[podName] = `${url}: ${(error as Error).message}`;
+              }
+            }),
+          ),
+        );
       }
       return sample;
     },

@@ -1,7 +1,7 @@
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { z } from 'zod';
 import type { PodMetrics } from '../../spec/rollout';
-import type { ServerCounters } from '../../workflows/plan/canary';
+import type { ServerCounters } from '../../spec';
 
 const sampleValue = z.string().transform((text, ctx) => {
   const value = Number(text);

@@ -31,7 +31,7 @@ import type { RolloutControl } from '../../control';
 import { RolloutAborted } from '../../control';
 import type { RolloutState } from '../../state';
 import { failureMessage } from '../../stop';
-import { loadBalancerReloaded } from './reloaded';
+import { loadBalancerReloaded } from '../../../spec/failure-types';
 
 /** A fleet's spec always has verify.http: its default checks each server's health and version. */
 export type FleetRolloutSpec = RolloutSpec & { target: FleetTarget; verify: { http: HttpVerification } };
