@@ -14,6 +14,8 @@ import { reportFigures } from './verdict';
  * commands run twice for a server (the command's own log).
  */
 export async function runCrashMatrix(): Promise<void> {
+  // A part of the matrix, for a developer working on some steps: BATON_CRASH_STEPS=detach,switch.
+  const only = process.env.BATON_CRASH_STEPS?.split(',').filter(Boolean);
   const scratch = await startBenchScratch('crash');
   const { dir, temporal } = scratch;
   const cases: Array<CrashCase & { passed: boolean }> = [];
@@ -22,7 +24,7 @@ export async function runCrashMatrix(): Promise<void> {
     connection = await Connection.connect({ address: temporal.address });
     const client = new Client({ connection, namespace: benchNamespace });
     for (const { strategy, steps, servers } of crashMatrix)
-      for (const step of steps) {
+      for (const step of steps.filter((s) => !only || only.includes(s))) {
         const fleet = await startLocalFleet({
           dir: join(dir, `fleet-${strategy}-${step}`),
           servers,
@@ -82,6 +84,7 @@ export async function runCrashMatrix(): Promise<void> {
       ]),
     );
     const figures = {
+      ...(only ? { steps: only } : {}),
       cases: cases.length,
       passed: cases.filter((c) => c.passed).length,
       landed: cases.filter((c) => c.landed).length,

@@ -1,15 +1,19 @@
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { HaproxyTrafficProvider } from '../../activities/haproxy/traffic-provider';
 import { countStarts, hostVersions, upgradeCommands } from '../../infra/fleet/hosts';
 import type { LocalFleet } from '../../infra/fleet/local-fleet';
 import { startLoad } from '../../infra/load';
 import { delay } from '../../infra/processes';
+import type { RolloutSpec } from '../../spec';
 import { parseRolloutSpec } from '../../spec';
 import type { rolloutWorkflow } from '../../workflows';
 import type { ServerStep } from '../../workflows/messages';
 import { statusQuery } from '../../workflows/messages';
 import type { StepWork } from '../helpers/kill-landed';
+import type { HoldingSocketProxy } from '../helpers/faults';
+import { startHoldingSocketProxy } from '../helpers/faults';
 import { killLanded } from '../helpers/kill-landed';
 import { startWorkerProcess } from '../helpers/worker';
 
@@ -169,11 +173,10 @@ function crashSpec(fleet: LocalFleet, strategy: CrashStrategy, version: string, 
 }
 
 /**
- * Waits for the moment to kill the worker: a server after the first showing the step in the status query. A
- * query sees a step once the workflow task that started it is recorded, which a detach (one Runtime API command)
- * can outrun, and a group's local detach and attach run inside a workflow task and are over by then; so HAProxy
- * is watched too: a later server leaving rotation (its detach just ran), or, for groups, the first group's first
- * server back in it (its attach just ran, before the workflow task that ran it is recorded).
+ * Waits for the moment to kill the worker in a step that is not one command (see heldCommand): a server after the
+ * first showing the step in the status query, or the analysis window half a second in. A group's local attach runs
+ * inside a workflow task, over before a query can show it, so HAProxy is watched for it instead: the first group's
+ * first server back in rotation (its attach just ran, before the workflow task that ran it is recorded).
  */
 async function killMoment(
   strategy: CrashStrategy,
@@ -183,46 +186,8 @@ async function killMoment(
 ): Promise<string> {
   const deadline = Date.now() + 120_000;
   const traffic = new HaproxyTrafficProvider(fleet.haproxy.socket, 'web');
-  if (step === 'set-weight' || step === 'analysis' || step === 'switch')
-    return wholeRolloutMoment(step, traffic, status, deadline);
-  const groups = strategy === 'rolling-groups';
-  const watched = step === 'detach' ? (groups ? 'web-3' : 'web-2') : 'web-1';
-  const inPlace = strategy === 'rolling' || groups || strategy === 'canary';
+  const groupAttach = strategy === 'rolling-groups' && step === 'attach';
   let leftRotation = false;
-  for (;;) {
-    if (Date.now() > deadline) throw new Error(`no server ever showed ${step}`);
-    // A group's detach and attach run inside a workflow task, over before a query can show them.
-    if (!groups || (step !== 'detach' && step !== 'attach')) {
-      // A rollback puts back the first server, which is the one that failed.
-      const servers = (await status())?.servers.slice(step === 'restoring' ? 0 : 1);
-      const server = servers?.find((s) => s.step === step);
-      if (server) return server.name;
-    }
-    if (inPlace && (step === 'detach' || (groups && step === 'attach'))) {
-      const state = (await traffic.traffic(watched)).status;
-      if (step === 'detach' && state !== 'UP') return watched;
-      if (state !== 'UP') leftRotation = true;
-      else if (leftRotation) return watched;
-    }
-    await delay(step === 'detach' || step === 'attach' ? 2 : 10);
-  }
-}
-
-type CrashStatus = {
-  servers: ReadonlyArray<{ name: string; step: string }>;
-  canary?: { weight: number };
-};
-
-/**
- * The moments of a rollout as a whole: the canary's weights in HAProxy (the command just ran, its activity may not
- * have completed), the analysis window half a second in, or the first old server drained by the switch.
- */
-async function wholeRolloutMoment(
-  step: 'set-weight' | 'analysis' | 'switch',
-  traffic: HaproxyTrafficProvider,
-  status: () => Promise<CrashStatus | undefined>,
-  deadline: number,
-): Promise<string> {
   for (;;) {
     if (Date.now() > deadline) throw new Error(`the rollout never reached ${step}`);
     if (step === 'analysis') {
@@ -230,15 +195,24 @@ async function wholeRolloutMoment(
         await delay(500);
         return 'canary';
       }
+    } else if (groupAttach) {
+      const state = (await traffic.traffic('web-1')).status;
+      if (state !== 'UP') leftRotation = true;
+      else if (leftRotation) return 'web-1';
     } else {
-      const counters = await traffic.counters();
-      if (step === 'set-weight' && new Set(Object.values(counters).map((c) => c.weight)).size > 1)
-        return 'web-1';
-      if (step === 'switch' && (await traffic.traffic('web-1')).status.startsWith('DRAIN')) return 'web-1';
+      // A rollback puts back the first server, which is the one that failed.
+      const servers = (await status())?.servers.slice(step === 'restoring' ? 0 : 1);
+      const server = servers?.find((s) => s.step === step);
+      if (server) return server.name;
     }
-    await delay(step === 'analysis' ? 10 : 2);
+    await delay(groupAttach ? 2 : 10);
   }
 }
+
+type CrashStatus = {
+  servers: ReadonlyArray<{ name: string; step: string }>;
+  canary?: { weight: number };
+};
 
 /**
  * The work each step's kill must cut off: its activities (a group's detach and attach are local activities), the
@@ -260,16 +234,8 @@ function stepWork(strategy: CrashStrategy, step: CrashStep): StepWork {
   // A retired server stays out of rotation until it is destroyed: the kill lands in that state when the next
   // worker destroys (or removes) it.
   if (step === 'retired') return { endedBy: /^(removeServer|destroyServer)$/ };
-  // A detach, a canary's weights and blue/green's switch are single commands, seen in HAProxy the moment they land:
-  // the kill comes as the command's activity completes. It lands in the step when that activity is cut off, when
-  // the workflow task taking its completion in is, or, the command being done, while the state it began holds: the
-  // server out of rotation until it has drained, the weights until the canary is judged or moved on, the switched
-  // traffic until the old set is retired.
-  if (step === 'detach') return { activities: /^detachServers?$/, endedBy: /^drainServers?$/ };
-  if (step === 'set-weight')
-    return { activities: /^setServerWeights$/, endedBy: /^(sampleFleet|setServerWeights)$/ };
-  if (step === 'switch')
-    return { activities: /^switchTraffic$/, endedBy: /^(drainServers?|removeServer|destroyServer)$/ };
+  // A group after the first leaves rotation as the group before it comes back: in one hand-over.
+  if (step === 'detach') return { activities: /^(detachServers?|handOverServers)$/ };
   return step === 'analysis' ? { timer: true } : { activities: activities[step] ?? /./ };
 }
 
@@ -321,20 +287,31 @@ export async function runCrashCase(options: {
   };
   const load = startLoad({ url: `${fleet.haproxy.frontendUrl}/?delay=200`, ratePerSecond: 60 });
   const started = Date.now();
+  let held: { proxy: HoldingSocketProxy; command: RegExp; server: string } | undefined;
   let worker = await startWorkerProcess(env);
   try {
     const name = `crash-${strategy}-${step}`;
-    const spec = crashSpec(fleet, strategy, options.version, name);
+    const command = rollbacks.includes(strategy) ? undefined : heldCommand(strategy, step);
+    if (command) {
+      const proxy = await startHoldingSocketProxy(fleet.haproxy.socket, join(fleet.dir, 'admin-held.sock'));
+      held = { proxy, ...command };
+    }
+    const spec = throughSocket(
+      crashSpec(fleet, strategy, options.version, name),
+      held?.proxy.path ?? fleet.haproxy.socket,
+    );
     const handle = await options.client.workflow.start<typeof rolloutWorkflow>('rolloutWorkflow', {
       // Groups from two servers out at once, instead of ten, so a small fleet moves as groups.
       args: strategy === 'rolling-groups' ? [spec, { bulkFrom: 2 }] : [spec],
       taskQueue: options.taskQueue,
       workflowId: `rollout/${name}/${Date.now()}`,
     });
-    // Kill the worker the moment a server (after the first) shows the step: mid-rollout, mid-step.
-    const killedAt = await killMoment(strategy, step, fleet, () =>
-      handle.query(statusQuery).catch(() => undefined),
-    );
+    // Kill the worker the moment a server (after the first) shows the step: mid-rollout, mid-step. A step that is
+    // one Runtime API command is caught with its command held back, its activity in flight.
+    const holding = held;
+    const killedAt = holding
+      ? await holding.proxy.hold(holding.command, 1_500).then(() => holding.server)
+      : await killMoment(strategy, step, fleet, () => handle.query(statusQuery).catch(() => undefined));
     const killed = `${worker.child.pid}@${hostname()}`;
     const killedAtMs = Date.now();
     await worker.crash();
@@ -370,5 +347,31 @@ export async function runCrashCase(options: {
   } finally {
     await load.stop().catch(() => undefined);
     await worker.stop();
+    await held?.proxy.close();
   }
+}
+
+/**
+ * The Runtime API command that is the whole of a step, for the steps that are one: a server after the first taken
+ * out of rotation (for groups, the second group, in the hand-over from the first), the canary's weights, the old
+ * set drained by blue/green's switch.
+ */
+function heldCommand(
+  strategy: CrashStrategy,
+  step: CrashStep,
+): { command: RegExp; server: string } | undefined {
+  if (step === 'detach') {
+    const server = strategy === 'rolling-groups' ? 'web-3' : 'web-2';
+    return { command: new RegExp(`set server web/${server} state drain`), server };
+  }
+  if (step === 'set-weight') return { command: /set server web\/\S+ weight/, server: 'web-1' };
+  if (step === 'switch') return { command: /set server web\/web-1 state drain/, server: 'web-1' };
+  return undefined;
+}
+
+/** The spec with its HAProxy reached through `socket`. */
+function throughSocket(spec: RolloutSpec, socket: string): RolloutSpec {
+  if (spec.target.kind !== 'fleet') return spec;
+  const { haproxy } = spec.target.loadBalancer;
+  return { ...spec, target: { ...spec.target, loadBalancer: { haproxy: { ...haproxy, socket } } } };
 }

@@ -14,6 +14,7 @@ import { seedApp, seededAppTarget, seededImage, startTestCluster } from '../help
 import { until } from '../helpers/rollout';
 import type { TestTemporal } from '../helpers/temporal';
 import { uniqueTaskQueue } from '../helpers/temporal';
+import type { StepWork } from '../helpers/kill-landed';
 import { killLanded } from '../helpers/kill-landed';
 import { startWorkerProcess } from '../helpers/worker';
 
@@ -35,7 +36,14 @@ interface KubernetesCrashCase {
   readonly rollsBack?: boolean;
   /** The moment the worker is killed, read from the rollout's status and, where it shows first, the cluster. */
   readonly killWhen: (status: RolloutStatus, namespace: string) => boolean | Promise<boolean>;
+  /** The work of that moment the kill must cut off (see killLanded): the step's activities, or its wait. */
+  readonly work: StepWork;
 }
+
+/** A step of the rolling loop: new pods asked for and awaited, old ones retired as they come. */
+const rollingLoop = /^(scaleDeployment|retireThenGrow|waitForMoreThenRead|verifyPods)$/;
+/** The way back: the new version scaled away and the old one scaled up, its Service pointed back. */
+const rollback = /^(scaleDeployment|retireThenGrow|waitForMoreThenRead|setServiceSelector|deleteDeployment)$/;
 
 const nextHasPods = (status: RolloutStatus) =>
   (status.kubernetes?.deployments.find((d) => d.role === 'next')?.replicas ?? 0) >= 1;
@@ -61,40 +69,64 @@ const switched = async (_: RolloutStatus, namespace: string) => {
  * the way back under way.
  */
 const cases: readonly KubernetesCrashCase[] = [
-  { name: 'rolling, new pods asked for', strategy: { type: 'rolling' }, killWhen: nextHasPods },
-  { name: 'rolling, old pods retiring', strategy: { type: 'rolling' }, killWhen: stableRetiring },
+  {
+    name: 'rolling, new pods asked for',
+    strategy: { type: 'rolling' },
+    killWhen: nextHasPods,
+    work: { activities: rollingLoop },
+  },
+  {
+    name: 'rolling, old pods retiring',
+    strategy: { type: 'rolling' },
+    killWhen: stableRetiring,
+    work: { activities: rollingLoop },
+  },
   {
     name: 'canary, its share set',
     strategy: { type: 'canary', steps: [{ setWeight: 50 }, { pause: { duration: '2s' } }] },
     killWhen: (status) => (status.canary?.weight ?? 0) >= 50,
+    // The share's pods coming up, or the pause after them.
+    work: { activities: /^(scaleDeployment|waitForMoreThenRead|watchCanaryPods|verifyPods)$/, timer: true },
   },
   {
     name: 'canary, promoting everyone',
     strategy: { type: 'canary', steps: [{ setWeight: 50 }] },
     killWhen: (status) => (status.canary?.step ?? 0) > (status.canary?.steps ?? 1),
+    work: { activities: rollingLoop },
   },
   {
     name: 'blue/green, the new set up and not yet switched to',
     strategy: { type: 'blue-green', scaleDownDelay: '2s' },
     killWhen: nextHasPods,
+    work: { activities: /^(scaleDeployment|waitForMoreThenRead|verifyPods)$/ },
   },
   {
     name: 'blue/green, just switched',
     strategy: { type: 'blue-green', scaleDownDelay: '2s' },
     killWhen: switched,
+    // The switch itself, or the scale-down delay after it.
+    work: { activities: /^setServiceSelector$/, timer: true },
   },
-  { name: 'rolling, rolling back', strategy: { type: 'rolling' }, rollsBack: true, killWhen: rollingBack },
+  {
+    name: 'rolling, rolling back',
+    strategy: { type: 'rolling' },
+    rollsBack: true,
+    killWhen: rollingBack,
+    work: { activities: rollback },
+  },
   {
     name: 'canary, rolling back',
     strategy: { type: 'canary', steps: [{ setWeight: 50 }] },
     rollsBack: true,
     killWhen: rollingBack,
+    work: { activities: rollback },
   },
   {
     name: 'blue/green, rolling back',
     strategy: { type: 'blue-green' },
     rollsBack: true,
     killWhen: rollingBack,
+    work: { activities: rollback },
   },
 ];
 
@@ -142,11 +174,11 @@ describe('crash matrix on Kubernetes: the worker killed (SIGKILL) in a step of e
         worker = await startWorkerProcess(env);
         const result = await handle.result();
         assert.equal(result.phase, crash.rollsBack ? 'rolled-back' : 'succeeded', result.reason);
-        // The kill cut work off: an activity in flight that the next worker finished, or a wait across it.
+        // The kill cut off the work of its moment: an activity of the step that the next worker finished, or its wait.
         const landing = killLanded((await handle.fetchHistory()).events ?? [], {
           killedAt,
           killed,
-          work: { activities: /./, timer: true },
+          work: crash.work,
         });
         assert.ok(landing.landed, `the kill landed mid-work: ${landing.evidence}`);
       } finally {

@@ -1,3 +1,4 @@
+import { createConnection, createServer } from 'node:net';
 import { renameSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
@@ -88,4 +89,60 @@ export function hideSocketFor(
     setTimeout(() => void rename(aside, socket).then(resolve, reject), ms);
   });
   return { hiddenAt, restored };
+}
+
+/** A unix socket in front of HAProxy's admin socket that can hold one command back. */
+export interface HoldingSocketProxy {
+  /** The proxy's socket: give it to a rollout as its HAProxy socket. */
+  readonly path: string;
+  /**
+   * Holds back the next command that matches `pattern` for `ms`, then passes it on (whether or not its sender is
+   * still there to read the answer). Resolves with the command the moment it arrives, while it is held.
+   */
+  hold(pattern: RegExp, ms: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a proxy at `path` for HAProxy's admin socket `upstream`, one command per connection as HAProxy's
+ * non-interactive mode takes them. A command held back keeps its activity in flight for as long: a kill then lands
+ * inside the step that sent it, however short the command itself.
+ */
+export async function startHoldingSocketProxy(upstream: string, path: string): Promise<HoldingSocketProxy> {
+  let armed: { pattern: RegExp; ms: number; arrived: (command: string) => void } | undefined;
+  const server = createServer((client) => {
+    const chunks: Buffer[] = [];
+    client.on('data', (chunk: Buffer) => chunks.push(chunk));
+    client.on('error', () => undefined);
+    client.once('end', () => {
+      const command = Buffer.concat(chunks);
+      const text = command.toString('utf8');
+      const held = armed?.pattern.test(text) ? armed : undefined;
+      if (held) {
+        armed = undefined;
+        held.arrived(text.trim());
+      }
+      setTimeout(
+        () => {
+          const haproxy = createConnection(upstream);
+          haproxy.on('error', (error) => client.destroy(error));
+          haproxy.on('connect', () => haproxy.end(command));
+          haproxy.pipe(client);
+        },
+        held ? held.ms : 0,
+      );
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, resolve);
+  });
+  return {
+    path,
+    hold: (pattern, ms) =>
+      new Promise((arrived) => {
+        armed = { pattern, ms, arrived };
+      }),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
