@@ -110,7 +110,8 @@ export interface HoldingSocketProxy {
  */
 export async function startHoldingSocketProxy(upstream: string, path: string): Promise<HoldingSocketProxy> {
   let armed: { pattern: RegExp; ms: number; arrived: (command: string) => void } | undefined;
-  const server = createServer((client) => {
+  // Half-open: the client ends its side once its command is sent, and reads the answer after.
+  const server = createServer({ allowHalfOpen: true }, (client) => {
     const chunks: Buffer[] = [];
     client.on('data', (chunk: Buffer) => chunks.push(chunk));
     client.on('error', () => undefined);
