@@ -11,7 +11,8 @@ import { runCommand } from './run-command';
 const unreachable =
   /dial tcp|no such host|connection refused|i\/o timeout|TLS handshake timeout|proxyconnect|network is unreachable/i;
 
-async function goCommand(name: string, argv: string[], options: RunOptions): Promise<void> {
+/** Runs a go command, saying so plainly when the Go module proxy could not be reached. */
+export async function goCommand(name: string, argv: string[], options: RunOptions): Promise<void> {
   try {
     await runCommand(argv, options);
   } catch (error) {
