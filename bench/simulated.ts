@@ -4,7 +4,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { SimulatedStep, StepTimes } from '../activities/fakes/simulated-fleet';
 import type { HistoryEvent, Timestamp } from '../client/history';
-import { toMs } from '../client/history';
+import { localActivityMarker, toMs } from '../client/history';
 import { SimulatedFleets } from '../activities/fakes/simulated-fleet';
 import type { TemporalDevServer } from '../infra/temporal-server';
 import type { RolloutSpec, RolloutSpecInput } from '../spec';
@@ -105,15 +105,6 @@ const stepOfActivity: Record<string, SimulatedStep> = {
   attachServers: 'attach',
 };
 
-/** A local activity's marker: its type, from the data Core records with it. */
-function localActivityType(event: HistoryEvent): string | undefined {
-  const marker = event.markerRecordedEventAttributes;
-  if (marker?.markerName !== 'core_local_activity') return undefined;
-  const data = marker.details?.data?.payloads?.[0];
-  if (!data) return undefined;
-  return defaultPayloadConverter.fromPayload<{ activity_type?: string }>(data).activity_type;
-}
-
 /**
  * The engine's overhead on each step of a rollout's history: the time from the step before it (the same
  * server's, or group's, previous step; for a detach, the last step that finished before it was scheduled, which
@@ -147,7 +138,7 @@ export function stepOverheadsMs(events: readonly HistoryEvent[], fleets: Simulat
   };
   for (const event of events) {
     const at = toMs(event.eventTime as Timestamp);
-    const local = localActivityType(event);
+    const local = localActivityMarker(event)?.activity_type;
     if (local === 'attachServers' || local === 'handOverServers') {
       complete('attach', lastVerified, Math.max(...lastVerified.map((key) => lastDone.get(key) ?? at)), at);
     }

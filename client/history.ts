@@ -20,7 +20,7 @@ export interface HistoryEntry {
 }
 
 /** What the SDK's core records of a local activity in its marker (snake case, as core writes it). */
-interface LocalActivityMarker {
+export interface LocalActivityMarker {
   readonly activity_type?: string;
   readonly original_schedule_time?: Timestamp;
   readonly complete_time?: Timestamp;
@@ -37,6 +37,13 @@ function decode(payload: Payload | null | undefined): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** A local activity's marker, as the SDK's core records it (its type and times); undefined for any other event. */
+export function localActivityMarker(event: HistoryEvent): LocalActivityMarker | undefined {
+  const marker = event.markerRecordedEventAttributes;
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  return (decode(marker.details?.data?.payloads?.[0]) as LocalActivityMarker | undefined) ?? {};
 }
 
 function describeCommand(name: string, payloads: Payload[] | null | undefined): string {
@@ -95,10 +102,10 @@ export function rolloutHistory(events: readonly HistoryEvent[]): HistoryEntry[] 
           : `${verb}${typeof by === 'string' ? ` by ${by}` : ''}`,
         outcome: '',
       });
-    } else if (event.markerRecordedEventAttributes?.markerName === 'core_local_activity') {
+    } else if (event.markerRecordedEventAttributes && localActivityMarker(event)) {
       // A local activity runs inside the workflow task and leaves one marker: its summary, times and outcome.
       const marker = event.markerRecordedEventAttributes;
-      const data = decode(marker.details?.data?.payloads?.[0]) as LocalActivityMarker | undefined;
+      const data = localActivityMarker(event);
       const summary = decode(event.userMetadata?.summary);
       const scheduledAt = data?.original_schedule_time ? toMs(data.original_schedule_time) : at;
       const doneAt = data?.complete_time ? toMs(data.complete_time) : at;

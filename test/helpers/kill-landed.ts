@@ -1,4 +1,5 @@
 import type { temporal } from '@temporalio/proto';
+import { localActivityMarker } from '../../client/history';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -162,11 +163,7 @@ function activityLanded(
     const marker = event.markerRecordedEventAttributes;
     if (marker && cutTaskAt !== undefined) {
       const by = workflowTaskIdentity.get(id(marker.workflowTaskCompletedEventId)) ?? '';
-      const details = Object.values(marker.details ?? {})
-        .flatMap((payloads) => payloads.payloads ?? [])
-        .map((payload) => new TextDecoder().decode(payload.data ?? new Uint8Array()))
-        .join(' ');
-      const localType = /"activity_?[tT]ype"\s*:\s*"([^"]+)"/.exec(details)?.[1];
+      const localType = localActivityMarker(event)?.activity_type;
       if (localType && work.activities.test(localType) && by !== killed)
         return {
           landed: true,

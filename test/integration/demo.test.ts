@@ -5,7 +5,8 @@ import { describe, it } from 'node:test';
 
 const root = join(__dirname, '..', '..');
 
-// `npm run demo` as README.md writes it (the default, --json, --servers, canary, --keep) runs in readme.test.ts.
+// `npm run demo` as README.md writes it (the default, --json, --servers, canary, --keep) runs in readme-demos.test.ts,
+// and the Kubernetes demos, on the real node, in demo-kubernetes.test.ts.
 describe('npm run demo', () => {
   it('--strategy recreate stops every server, starts them all on v2, and says why requests failed', async () => {
     const env = { ...process.env };
@@ -48,27 +49,6 @@ describe('npm run demo', () => {
       assert.match(stderr, /web-1: destroyed/);
     });
   }
-
-  it('--target kubernetes --strategy canary judges the canary pods by the request figures they serve', async () => {
-    const env = { ...process.env };
-    delete env.TEMPORAL_ADDRESS;
-    const args = ['--target', 'kubernetes', '--strategy', 'canary', '--servers', '4', '--json'];
-    const { code, stdout, stderr } = await runToEnd('npm', ['run', '--silent', 'demo', '--', ...args], {
-      cwd: root,
-      env,
-    });
-    assert.equal(code, 0, `${stdout}\n${stderr.slice(-3_000)}`);
-    const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
-    assert.equal(summary.phase, 'succeeded');
-    assert.equal(summary.onNewVersion, 4);
-    assert.equal(summary.failed, 0);
-    // Each analysis read the pods' own counters: requests the canary and the old pods answered, by status code.
-    for (const step of [2, 4])
-      assert.match(
-        stderr,
-        new RegExp(`analysis ${step} passed: canary [1-9]\\d* req, 0% 5xx, [\\d.]+ ms; stable`),
-      );
-  });
 
   it('rejects a bad option with exit code 2 and starts nothing', async () => {
     const { code, stderr } = await runToEnd('npm', ['run', '--silent', 'demo', '--', '--servers', 'many'], {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { killLanded as killLandedIn } from '../helpers/kill-landed';
 
@@ -94,7 +95,7 @@ describe('killLanded: whether a kill cut a step off, from the history', () => {
         markerName: 'core_local_activity',
         workflowTaskCompletedEventId,
         details: {
-          data: { payloads: [{ data: new TextEncoder().encode('{"activity_type":"detachServers"}') }] },
+          data: { payloads: [defaultPayloadConverter.toPayload({ activity_type: 'detachServers' })] },
         },
       },
     });
