@@ -41,9 +41,10 @@ interface KubernetesCrashCase {
 }
 
 /** A step of the rolling loop: new pods asked for and awaited, old ones retired as they come. */
-const rollingLoop = /^(scaleDeployment|retireThenGrow|waitForMoreThenRead|verifyPods)$/;
-/** The way back: the new version scaled away and the old one scaled up, its Service pointed back. */
-const rollback = /^(scaleDeployment|retireThenGrow|waitForMoreThenRead|setServiceSelector|deleteDeployment)$/;
+const rollingLoop = /^(scaleDeployment|waitForDeployment|retireThenGrow|waitForMoreThenRead|verifyPods)$/;
+/** The way back: what runs read, the new version scaled away and the old one back up, its Service pointed back. */
+const rollback =
+  /^(readReplicas|scaleDeployment|waitForDeployment|retireThenGrow|waitForMoreThenRead|setServiceSelector|deleteDeployment)$/;
 
 const nextHasPods = (status: RolloutStatus) =>
   (status.kubernetes?.deployments.find((d) => d.role === 'next')?.replicas ?? 0) >= 1;

@@ -171,5 +171,15 @@ function activityLanded(
         };
     }
   }
-  return { landed: false, evidence: `no activity matching ${work.activities} was in flight at the kill` };
+  // Say what was in flight instead, so that a case whose kill fell elsewhere shows where.
+  const inFlight = new Set<string>();
+  for (const event of events) {
+    const completed = event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes;
+    const activity = completed ? scheduled.get(id(completed.scheduledEventId)) : undefined;
+    if (activity && activity.at < killedAt && millis(event) > killedAt) inFlight.add(activity.type);
+  }
+  return {
+    landed: false,
+    evidence: `no activity matching ${work.activities} was in flight at the kill (in flight: ${[...inFlight].join(', ') || 'none'})`,
+  };
 }
