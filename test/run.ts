@@ -24,19 +24,24 @@ const root = join(__dirname, '..');
 const bin = (name: string) => join(root, 'node_modules', '.bin', name);
 
 /**
- * Test files that start this machine's one real Kubernetes node (kubelet, containerd, kube-proxy own the host's
- * network): they run one after the other in a lane of their own, beside the others, instead of waiting for the
- * node inside a test's own deadline. readme.test.ts runs there too: README.md's commands name the rollout `web`,
- * which no file of the other lane, on its own Temporal server, can then meet.
+ * Test files that run one after the other in a lane of their own, beside the others, on a Temporal dev server of
+ * their own:
+ * - those that start this machine's one real Kubernetes node (kubelet, containerd, kube-proxy own the host's
+ *   network), instead of waiting for the node inside a test's own deadline;
+ * - readme.test.ts: README.md's commands name the rollout `web`, which no file of the other lane can then meet;
+ * - two long files that need neither, so that the lanes end together: a warm run measured the real node's files
+ *   at 15 minutes in turn and the rest at 24 minutes two at a time.
  */
-const realNodeFiles = [
+const serialFiles = [
   'test/integration/demo-playground.test.ts',
   'test/integration/demo-kubernetes.test.ts',
   'test/integration/kubernetes-real-pods.test.ts',
   'test/integration/readme.test.ts',
+  'test/integration/readme-demos.test.ts',
+  'test/integration/cli.test.ts',
 ];
 
-/** Test files run at once beside the real node's lane: most of a test's time is a rollout waiting. */
+/** Test files run at once beside the serial lane: most of a test's time is a rollout waiting. */
 const concurrency = Number(process.env.BATON_TEST_CONCURRENCY ?? 2);
 
 /** Marks every process a test run starts, at any depth, so that the sweep at the end finds what a test left. */
@@ -149,7 +154,7 @@ async function main(): Promise<number> {
   // name the same target would otherwise find each other's rollout running.
   process.stdout.write('\n▶ starting a real Temporal dev server for each lane\n');
   const servers = await Promise.all(
-    ['lane', 'real-node-lane'].map((lane) =>
+    ['lane', 'serial-lane'].map((lane) =>
       startTemporalDevServer({
         dbFile: join(dir, lane, 'temporal.db'),
         logFile: join(dir, lane, 'temporal.log'),
@@ -157,7 +162,7 @@ async function main(): Promise<number> {
       }),
     ),
   );
-  const [server, realNodeServer] = servers as [TemporalDevServer, TemporalDevServer];
+  const [server, serialServer] = servers as [TemporalDevServer, TemporalDevServer];
   for (const s of servers) process.stdout.write(`  ${s.address} (UI ${s.uiUrl})\n`);
   // One workflow bundle for every test file and every worker process they start, instead of one each.
   const bundle = join(dir, 'workflow-bundle.js');
@@ -191,20 +196,20 @@ async function main(): Promise<number> {
     `--test-concurrency=${at}`,
     ...lane,
   ];
-  const realNodeLane = files.filter((f) => realNodeFiles.includes(f));
-  const otherLane = files.filter((f) => !realNodeFiles.includes(f));
+  const serialLane = files.filter((f) => serialFiles.includes(f));
+  const otherLane = files.filter((f) => !serialFiles.includes(f));
   let outcomes: Outcome[] = [];
   try {
     outcomes = await Promise.all([
       ...(otherLane.length > 0
         ? [run(`${otherLane.length} test files`, nodeTest(otherLane, concurrency), env)]
         : []),
-      ...(realNodeLane.length > 0
+      ...(serialLane.length > 0
         ? [
-            run(`${realNodeLane.length} test files on the real node, in turn`, nodeTest(realNodeLane, 1), {
+            run(`${serialLane.length} test files in turn`, nodeTest(serialLane, 1), {
               ...env,
-              BATON_TEST_TEMPORAL_ADDRESS: realNodeServer.address,
-              BATON_TEST_TEMPORAL_UI: realNodeServer.uiUrl,
+              BATON_TEST_TEMPORAL_ADDRESS: serialServer.address,
+              BATON_TEST_TEMPORAL_UI: serialServer.uiUrl,
             }),
           ]
         : []),
