@@ -8,9 +8,10 @@ const { temporal, fleet: startFleet } = useFleets();
 
 /**
  * A sample of the matrix that kills the worker in every strategy and in every step; `npm run bench -- crash-matrix`
- * runs every case.
+ * runs every case. Two cases at a time: each has its own fleet, task queue and worker process, and most of a case
+ * is Temporal waiting out the dead worker's heartbeat timeout.
  */
-describe('crash matrix: the worker killed (SIGKILL) in a rollout under load', () => {
+describe('crash matrix: the worker killed (SIGKILL) in a rollout under load', { concurrency: 2 }, () => {
   for (const { strategy, step, servers } of crashSample()) {
     it(`${strategy}, during ${step}: a new worker finishes the rollout, each server started on a version once and upgraded to it by one command, no request failed unless the strategy stops every server`, async () => {
       const fleet = await startFleet({
